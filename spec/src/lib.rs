@@ -1,0 +1,32 @@
+//! # flyte-secret-spec
+//!
+//! The contract between the flyte-secret webhook and agent, with no runtime dependencies
+//! (serde only), so the webhook stays small:
+//!
+//! - [`request`]: Flyte's `core.Secret` request model and its validation rules;
+//! - [`annotation`]: the `flyte.secrets/s<N>` pod annotations (Flyte base32 of the protobuf
+//!   text format), decoded and encoded byte-exactly as propeller does ([`base32`],
+//!   [`textproto`]);
+//! - [`naming`]: the files the agent writes and the env vars the webhook wires, matching
+//!   Flyte's webhook, flytekit and the v2 SDK;
+//! - [`scoped`]: Flyte 2 managed-secret scopes and names (`u__org__…`, md5 Secret names);
+//! - [`backend`]: backend settings and the rules each backend puts on a request;
+//! - [`plan`]: the fetch plan, the versioned JSON document the webhook hands the agent.
+
+#![deny(missing_docs)]
+
+pub mod annotation;
+pub mod backend;
+pub mod base32;
+pub mod naming;
+pub mod plan;
+pub mod request;
+pub mod scoped;
+pub mod textproto;
+
+pub use annotation::{ANNOTATION_PREFIX, INJECT_LABEL, INJECT_LABEL_VALUE};
+pub use backend::Backend;
+pub use naming::{Layout, SecretPath};
+pub use plan::FetchPlan;
+pub use request::{MountRequirement, SecretRequest};
+pub use scoped::Scope;

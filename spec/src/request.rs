@@ -1,0 +1,417 @@
+//! The secret request model: Flyte's `core.Secret` message and the rules every request must
+//! satisfy before anything is fetched or written.
+//!
+//! Fields follow proto3 semantics: an empty string means "not set". Validation here is the
+//! part shared by every backend (path safety, env var names); [`crate::backend`] adds the
+//! rules each backend needs on top.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// How the task wants the secret delivered (`core.Secret.MountType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MountRequirement {
+    /// No preference (0). We deliver it as a file, which flytekit finds.
+    #[default]
+    Any,
+    /// As an environment variable (1).
+    EnvVar,
+    /// As a file (2).
+    File,
+}
+
+impl MountRequirement {
+    /// The proto enum number.
+    pub fn number(self) -> i32 {
+        match self {
+            Self::Any => 0,
+            Self::EnvVar => 1,
+            Self::File => 2,
+        }
+    }
+
+    /// The enum value for a proto number, if it is one Flyte defines.
+    pub fn from_number(n: i64) -> Option<Self> {
+        match n {
+            0 => Some(Self::Any),
+            1 => Some(Self::EnvVar),
+            2 => Some(Self::File),
+            _ => None,
+        }
+    }
+
+    /// The proto enum name (`ANY`, `ENV_VAR`, `FILE`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Any => "ANY",
+            Self::EnvVar => "ENV_VAR",
+            Self::File => "FILE",
+        }
+    }
+
+    /// The enum value for a proto enum name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ANY" => Some(Self::Any),
+            "ENV_VAR" => Some(Self::EnvVar),
+            "FILE" => Some(Self::File),
+            _ => None,
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::Any
+    }
+}
+
+impl fmt::Display for MountRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One secret a task asked for: Flyte's `core.Secret`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRequest {
+    /// Kubernetes: Secret name; Vault: path; AWS: SecretId prefix (often an ARN). Empty for
+    /// Flyte 2 secrets addressed by key only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Backend-specific version (Vault engine, AWS version id or stage).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group_version: String,
+    /// Key inside the group, or the secret's name when there is no group.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// How the task wants the secret delivered.
+    #[serde(default, skip_serializing_if = "MountRequirement::is_default")]
+    pub mount_requirement: MountRequirement,
+    /// ENV_VAR: the variable that holds the value; FILE: the variable that holds the path.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub env_var: String,
+}
+
+/// Why a request was rejected. Messages name the secret (group/key), never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    /// The key is missing.
+    #[error("secret {0}: key is required")]
+    MissingKey(SecretName),
+    /// A field is not a safe relative path.
+    #[error("secret {secret}: {field} {reason}")]
+    UnsafePath {
+        /// The secret.
+        secret: SecretName,
+        /// Which field (`group`, `key`, `group_version`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: PathError,
+    },
+    /// `env_var` does not match `^[A-Z_][A-Z0-9_]*$`.
+    #[error(
+        "secret {secret}: invalid environment variable name {name:?}, must match ^[A-Z_][A-Z0-9_]*$"
+    )]
+    InvalidEnvVar {
+        /// The secret.
+        secret: SecretName,
+        /// The rejected name.
+        name: String,
+    },
+    /// A rule of one backend is not met.
+    #[error("secret {secret}: {message}")]
+    Backend {
+        /// The secret.
+        secret: SecretName,
+        /// What the backend requires.
+        message: String,
+    },
+}
+
+/// Why a path component is unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PathError {
+    /// Starts with `/`.
+    #[error("must be a relative path, not absolute")]
+    Absolute,
+    /// An empty component (`a//b`, leading or trailing `/` where not allowed).
+    #[error("has an empty path component")]
+    EmptyComponent,
+    /// `.` or `..`.
+    #[error("has a `.` or `..` path component")]
+    DotComponent,
+    /// NUL or another control character.
+    #[error("contains a control character")]
+    ControlCharacter,
+    /// Longer than a file name may be (255 bytes).
+    #[error("has a path component longer than 255 bytes")]
+    TooLong,
+    /// A `/` where one component is expected.
+    #[error("must be a single path component, without `/`")]
+    Separator,
+    /// Too many nested components.
+    #[error("has more than {MAX_COMPONENTS} path components")]
+    TooDeep,
+}
+
+/// At most this many components in one field.
+pub const MAX_COMPONENTS: usize = 32;
+/// Longest file name on Linux.
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// A printable identification of a request: `group/key` plus the version when set.
+/// Safe to log: requests never carry values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretName(String);
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl SecretRequest {
+    /// A request for `key` in `group`.
+    pub fn new(group: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            key: key.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the group version.
+    pub fn with_group_version(mut self, version: impl Into<String>) -> Self {
+        self.group_version = version.into();
+        self
+    }
+
+    /// Sets the mount requirement.
+    pub fn with_mount(mut self, mount: MountRequirement) -> Self {
+        self.mount_requirement = mount;
+        self
+    }
+
+    /// Sets `env_var`.
+    pub fn with_env_var(mut self, name: impl Into<String>) -> Self {
+        self.env_var = name.into();
+        self
+    }
+
+    /// How to name this request in logs and errors: `group/key` (`key` alone without a
+    /// group) with `@group_version` when set. Control characters are escaped.
+    pub fn name(&self) -> SecretName {
+        let mut s = String::new();
+        if !self.group.is_empty() {
+            s.push_str(&self.group);
+            s.push('/');
+        }
+        s.push_str(&self.key);
+        if !self.group_version.is_empty() {
+            s.push('@');
+            s.push_str(&self.group_version);
+        }
+        SecretName(s.escape_debug().to_string())
+    }
+
+    /// Whether the request names no group (Flyte 2 secrets addressed by key and scope).
+    pub fn is_groupless(&self) -> bool {
+        self.group.is_empty()
+    }
+
+    /// The rules every backend shares: a key, safe relative paths, a valid `env_var`.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if self.key.is_empty() {
+            return Err(RequestError::MissingKey(self.name()));
+        }
+        let unsafe_path = |field, reason| RequestError::UnsafePath {
+            secret: self.name(),
+            field,
+            reason,
+        };
+        if !self.group.is_empty() {
+            validate_relative_path(&self.group).map_err(|e| unsafe_path("group", e))?;
+        }
+        validate_relative_path(&self.key).map_err(|e| unsafe_path("key", e))?;
+        if !self.group_version.is_empty() {
+            validate_component(&self.group_version).map_err(|e| unsafe_path("group_version", e))?;
+        }
+        if !self.env_var.is_empty() && !is_valid_env_var_name(&self.env_var) {
+            return Err(RequestError::InvalidEnvVar {
+                secret: self.name(),
+                name: self.env_var.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Flyte's env var rule for `env_var`: `^[A-Z_][A-Z0-9_]*$`.
+pub fn is_valid_env_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| matches!(b, b'A'..=b'Z' | b'0'..=b'9' | b'_'))
+}
+
+/// Validates a `/`-separated relative path: not absolute, every component safe.
+pub fn validate_relative_path(path: &str) -> Result<(), PathError> {
+    if path.starts_with('/') {
+        return Err(PathError::Absolute);
+    }
+    let mut count = 0;
+    for component in path.split('/') {
+        count += 1;
+        if count > MAX_COMPONENTS {
+            return Err(PathError::TooDeep);
+        }
+        validate_component(component)?;
+    }
+    Ok(())
+}
+
+/// Validates one path component: non-empty, not `.`/`..`, no `/`, no control characters,
+/// at most 255 bytes.
+pub fn validate_component(component: &str) -> Result<(), PathError> {
+    if component.is_empty() {
+        return Err(PathError::EmptyComponent);
+    }
+    if component.starts_with('/') {
+        return Err(PathError::Absolute);
+    }
+    if component == "." || component == ".." {
+        return Err(PathError::DotComponent);
+    }
+    if component.contains('/') {
+        return Err(PathError::Separator);
+    }
+    if component.chars().any(char::is_control) {
+        return Err(PathError::ControlCharacter);
+    }
+    if component.len() > MAX_COMPONENT_BYTES {
+        return Err(PathError::TooLong);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_flyte_shapes() {
+        for req in [
+            SecretRequest::new("user-info", "user_secret"),
+            SecretRequest::new("db", "password").with_group_version("kv2"),
+            SecretRequest::new("", "openai_key").with_env_var("OPENAI_KEY"),
+            SecretRequest::new("secret/data/app", "token"),
+            SecretRequest::new(
+                "arn:aws:secretsmanager:us-east-2:123456789012:secret",
+                "my_secret",
+            ),
+            SecretRequest::new("arn:aws:secretsmanager:us-east-2:123:secret", "prod/db"),
+        ] {
+            req.validate().unwrap_or_else(|e| panic!("{req:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn rejects_traversal_and_bad_names() {
+        let cases = [
+            (
+                SecretRequest::new("..", "k"),
+                "group has a `.` or `..` path component",
+            ),
+            (
+                SecretRequest::new("a/../b", "k"),
+                "group has a `.` or `..` path component",
+            ),
+            (
+                SecretRequest::new("g", "../../etc/passwd"),
+                "key has a `.` or `..` path component",
+            ),
+            (
+                SecretRequest::new("g", "."),
+                "key has a `.` or `..` path component",
+            ),
+            (
+                SecretRequest::new("/etc", "k"),
+                "group must be a relative path",
+            ),
+            (SecretRequest::new("g", "/k"), "key must be a relative path"),
+            (
+                SecretRequest::new("a//b", "k"),
+                "group has an empty path component",
+            ),
+            (
+                SecretRequest::new("a/", "k"),
+                "group has an empty path component",
+            ),
+            (
+                SecretRequest::new("g", "k\0"),
+                "key contains a control character",
+            ),
+            (
+                SecretRequest::new("g\n", "k"),
+                "group contains a control character",
+            ),
+            (
+                SecretRequest::new("g", "k").with_group_version("../x"),
+                "group_version must be a single path component",
+            ),
+            (
+                SecretRequest::new("g", "k").with_group_version(".."),
+                "group_version has a `.` or `..`",
+            ),
+            (
+                SecretRequest::new("g", "k").with_group_version("a/b"),
+                "group_version must be a single path component",
+            ),
+            (SecretRequest::new("g", ""), "key is required"),
+            (
+                SecretRequest::new("g", &*"x".repeat(256)),
+                "longer than 255 bytes",
+            ),
+            (
+                SecretRequest::new("g", "k").with_env_var("lower"),
+                "invalid environment variable name",
+            ),
+            (
+                SecretRequest::new("g", "k").with_env_var("1ABC"),
+                "invalid environment variable name",
+            ),
+            (
+                SecretRequest::new("g", "k").with_env_var("A-B"),
+                "invalid environment variable name",
+            ),
+        ];
+        for (req, want) in cases {
+            let err = req
+                .validate()
+                .expect_err(&format!("{req:?} must be rejected"));
+            assert!(
+                err.to_string().contains(want),
+                "{req:?}: {err} lacks {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_escape_control_characters() {
+        let req = SecretRequest::new("g\n", "k\0").with_group_version("v");
+        assert_eq!(req.name().to_string(), "g\\n/k\\0@v");
+        assert_eq!(SecretRequest::new("", "k").name().to_string(), "k");
+    }
+
+    #[test]
+    fn env_var_rule_matches_flyte() {
+        for ok in ["A", "_", "OPENAI_KEY", "_FSEC_X1"] {
+            assert!(is_valid_env_var_name(ok), "{ok}");
+        }
+        for bad in ["", "a", "1A", "A-B", "A.B", "ÄB"] {
+            assert!(!is_valid_env_var_name(bad), "{bad}");
+        }
+    }
+}
