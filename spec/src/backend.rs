@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::request::SecretRequest;
 use crate::scoped::{DEFAULT_MANAGED_NAMESPACE, is_valid_secret_name};
 
+/// Field holding the value of a Flyte 2 managed secret stored in Vault KV v2 at
+/// `<managedMount>/data/<encoded id>`.
+pub const VAULT_MANAGED_FIELD: &str = "value";
+
 /// Where the kubelet puts a pod's service-account token.
 pub const SERVICE_ACCOUNT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 

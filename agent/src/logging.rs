@@ -1,0 +1,31 @@
+//! Logging to stderr with tracing, plain or JSON. Secret values never reach a log line: they
+//! only exist as [`crate::value::SecretValue`], whose `Debug`/`Display` print `<redacted>`.
+
+use clap::ValueEnum;
+use tracing_subscriber::EnvFilter;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// Default filter: our events at info, dependencies only when they warn.
+pub const DEFAULT_FILTER: &str = "warn,agent=info";
+
+/// Installs the global subscriber. An invalid filter is a usage error.
+pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(filter).map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}

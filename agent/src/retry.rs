@@ -1,0 +1,168 @@
+//! Retries with full-jitter exponential backoff inside an overall deadline.
+//!
+//! Transient failures (5xx, throttling, resets, timeouts) are retried; permanent ones return
+//! at once. Each attempt gets the per-request timeout, capped by what is left of the deadline,
+//! so the whole plan finishes (or fails) within its deadline whatever the backends do.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How an attempt failed.
+#[derive(Debug)]
+pub enum Attempt<E> {
+    /// Worth trying again.
+    Transient(E),
+    /// Not worth trying again.
+    Permanent(E),
+}
+
+/// Retry limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Limit for one attempt.
+    pub attempt_timeout: Duration,
+    /// When to give up.
+    pub deadline: Instant,
+    /// First backoff cap; doubles per attempt.
+    pub base: Duration,
+    /// Largest backoff cap.
+    pub max: Duration,
+}
+
+impl Policy {
+    /// A policy with the default backoff (100 ms doubling to 5 s).
+    pub fn new(attempt_timeout: Duration, deadline: Instant) -> Self {
+        Self {
+            attempt_timeout,
+            deadline,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        }
+    }
+
+    /// Full jitter: a uniform delay in [0, min(max, base·2^attempt)].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.max);
+        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=nanos))
+    }
+}
+
+/// What a retried operation ended with.
+#[derive(Debug)]
+pub struct Outcome<T, E> {
+    /// The last result.
+    pub result: Result<T, E>,
+    /// How many attempts were retried after a transient failure.
+    pub retries: u32,
+}
+
+/// Describes a timed-out attempt as an error of the operation's type.
+pub trait TimeoutError {
+    /// The error for an attempt that hit `after`.
+    fn timeout(after: Duration) -> Self;
+}
+
+/// Runs `op` until it succeeds, fails permanently, or the deadline passes.
+pub async fn retry<T, E, F, Fut>(policy: Policy, mut op: F) -> Outcome<T, E>
+where
+    E: TimeoutError,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Attempt<E>>>,
+{
+    let mut retries = 0;
+    loop {
+        let left = policy.deadline.saturating_duration_since(Instant::now());
+        let budget = policy.attempt_timeout.min(left);
+        let attempt = match tokio::time::timeout(budget, op()).await {
+            Ok(r) => r,
+            Err(_) => Err(Attempt::Transient(E::timeout(budget))),
+        };
+        match attempt {
+            Ok(v) => return Outcome { result: Ok(v), retries },
+            Err(Attempt::Permanent(e)) => return Outcome { result: Err(e), retries },
+            Err(Attempt::Transient(e)) => {
+                let delay = policy.backoff(retries);
+                if Instant::now() + delay >= policy.deadline {
+                    return Outcome { result: Err(e), retries };
+                }
+                tracing::debug!(retry = retries + 1, delay_ms = delay.as_millis() as u64, "transient failure, retrying");
+                tokio::time::sleep(delay).await;
+                retries += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum E {
+        Flaky,
+        Fatal,
+        Timeout,
+    }
+    impl TimeoutError for E {
+        fn timeout(_: Duration) -> Self {
+            E::Timeout
+        }
+    }
+
+    fn policy(deadline_ms: u64) -> Policy {
+        Policy::new(Duration::from_millis(50), Instant::now() + Duration::from_millis(deadline_ms))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recovers_from_transient_failures() {
+        let calls = AtomicU32::new(0);
+        let out = retry(policy(10_000), || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                Err(Attempt::Transient(E::Flaky))
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(out.result.unwrap(), 7);
+        assert_eq!(out.retries, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_fails_at_once() {
+        let calls = AtomicU32::new(0);
+        let out: Outcome<(), E> = retry(policy(10_000), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(Attempt::Permanent(E::Fatal))
+        })
+        .await;
+        assert_eq!(out.result.unwrap_err(), E::Fatal);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_at_the_deadline_and_times_out_attempts() {
+        let start = Instant::now();
+        let out: Outcome<(), E> = retry(policy(2_000), || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(())
+        })
+        .await;
+        assert_eq!(out.result.unwrap_err(), E::Timeout);
+        assert!(out.retries > 0);
+        assert!(Instant::now() - start <= Duration::from_millis(2_050));
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let p = policy(1);
+        for attempt in 0..40 {
+            assert!(p.backoff(attempt) <= p.max);
+        }
+    }
+}
