@@ -20,7 +20,13 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 #[command(name = "agent", version, about, long_about)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "FLYTE_SECRET_LOG_FORMAT", value_enum, default_value = "plain")]
+    #[arg(
+        long,
+        global = true,
+        env = "FLYTE_SECRET_LOG_FORMAT",
+        value_enum,
+        default_value = "plain"
+    )]
     pub log_format: LogFormat,
     /// Log filter (tracing env-filter syntax).
     #[arg(long, global = true, env = "FLYTE_SECRET_LOG", default_value = DEFAULT_FILTER)]
@@ -71,7 +77,12 @@ pub struct TimeArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The fetch plan (JSON), as the webhook sets it.
-    #[arg(long, env = "FLYTE_SECRET_PLAN", hide_env_values = true, conflicts_with = "plan_file")]
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_PLAN",
+        hide_env_values = true,
+        conflicts_with = "plan_file"
+    )]
     pub plan: Option<String>,
     /// Read the plan from this file instead.
     #[arg(long, env = "FLYTE_SECRET_PLAN_FILE")]
@@ -80,7 +91,11 @@ pub struct InitArgs {
     #[arg(long, env = "FLYTE_SECRET_ROOT")]
     pub root: Option<PathBuf>,
     /// Where the one-line failure summary goes.
-    #[arg(long, env = "FLYTE_SECRET_TERMINATION_LOG", default_value = "/dev/termination-log")]
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_TERMINATION_LOG",
+        default_value = "/dev/termination-log"
+    )]
     pub termination_log: PathBuf,
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -175,7 +190,13 @@ pub struct FetchArgs {
     #[arg(long, default_value = "")]
     pub env_var: String,
     /// Backends to try, in order (repeat the flag).
-    #[arg(long = "backend", value_enum, env = "FLYTE_SECRET_BACKENDS", value_delimiter = ',', default_value = "kubernetes")]
+    #[arg(
+        long = "backend",
+        value_enum,
+        env = "FLYTE_SECRET_BACKENDS",
+        value_delimiter = ',',
+        default_value = "kubernetes"
+    )]
     pub backends: Vec<BackendName>,
     /// Write the files under this directory (as the init container would).
     #[arg(long, env = "FLYTE_SECRET_OUT")]
@@ -217,7 +238,12 @@ pub struct FetchArgs {
     #[arg(long, env = "VAULT_ADDR", default_value = "https://127.0.0.1:8200")]
     pub vault_addr: String,
     /// Vault auth method.
-    #[arg(long, value_enum, env = "FLYTE_SECRET_VAULT_AUTH", default_value = "token")]
+    #[arg(
+        long,
+        value_enum,
+        env = "FLYTE_SECRET_VAULT_AUTH",
+        default_value = "token"
+    )]
     pub vault_auth: VaultAuthName,
     /// Vault role (kubernetes and jwt auth).
     #[arg(long, env = "FLYTE_SECRET_VAULT_ROLE", default_value = "flyte")]

@@ -26,7 +26,10 @@ fn main() -> ExitCode {
     }
     // rustls needs one crypto provider for the whole process (kube, AWS and Vault clients).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("agent: starting the runtime: {e}");

@@ -38,8 +38,16 @@ impl Failure {
             let _ = write!(s, " ({})", self.annotation);
         }
         let stopped = self.misses.iter().any(|m| m.class != Class::NotFound);
-        s.push_str(if stopped { " could not be fetched: " } else { " was not found: " });
-        let reasons: Vec<String> = self.misses.iter().map(|m| format!("{}: {}", m.backend, m.message)).collect();
+        s.push_str(if stopped {
+            " could not be fetched: "
+        } else {
+            " was not found: "
+        });
+        let reasons: Vec<String> = self
+            .misses
+            .iter()
+            .map(|m| format!("{}: {}", m.backend, m.message))
+            .collect();
         s.push_str(&reasons.join("; "));
         s
     }
@@ -78,7 +86,8 @@ pub async fn resolve(plan: &FetchPlan, kube: &KubeSettings, ctx: &Context) -> Re
         if eligible.is_empty() {
             continue;
         }
-        let requests: Vec<&SecretRequest> = eligible.iter().map(|&i| &plan.secrets[i].request).collect();
+        let requests: Vec<&SecretRequest> =
+            eligible.iter().map(|&i| &plan.secrets[i].request).collect();
         let lookups = round(backend, kube, ctx, &requests).await;
         let mut still = Vec::new();
         for (&i, lookup) in eligible.iter().zip(lookups) {
@@ -115,7 +124,10 @@ fn check_value(found: Found) -> Lookup {
     let problem = if found.value.is_empty() {
         Some("is empty".to_string())
     } else if found.value.len() > MAX_VALUE_BYTES {
-        Some(format!("is {} bytes, over the limit of {MAX_VALUE_BYTES}", found.value.len()))
+        Some(format!(
+            "is {} bytes, over the limit of {MAX_VALUE_BYTES}",
+            found.value.len()
+        ))
     } else {
         None
     };
@@ -130,8 +142,17 @@ fn check_value(found: Found) -> Lookup {
     }
 }
 
-async fn round(backend: &Backend, kube: &KubeSettings, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup> {
-    let all_fail = |miss: Miss| reqs.iter().map(|_| Err(miss.clone())).collect::<Vec<Lookup>>();
+async fn round(
+    backend: &Backend,
+    kube: &KubeSettings,
+    ctx: &Context,
+    reqs: &[&SecretRequest],
+) -> Vec<Lookup> {
+    let all_fail = |miss: Miss| {
+        reqs.iter()
+            .map(|_| Err(miss.clone()))
+            .collect::<Vec<Lookup>>()
+    };
     match backend {
         Backend::Kubernetes(settings) => {
             let (client, retries) = ctx

@@ -44,7 +44,10 @@ impl Policy {
 
     /// Full jitter: a uniform delay in [0, min(max, base·2^attempt)].
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.max);
+        let cap = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
         let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(fastrand::u64(0..=nanos))
     }
@@ -81,14 +84,31 @@ where
             Err(_) => Err(Attempt::Transient(E::timeout(budget))),
         };
         match attempt {
-            Ok(v) => return Outcome { result: Ok(v), retries },
-            Err(Attempt::Permanent(e)) => return Outcome { result: Err(e), retries },
+            Ok(v) => {
+                return Outcome {
+                    result: Ok(v),
+                    retries,
+                };
+            }
+            Err(Attempt::Permanent(e)) => {
+                return Outcome {
+                    result: Err(e),
+                    retries,
+                };
+            }
             Err(Attempt::Transient(e)) => {
                 let delay = policy.backoff(retries);
                 if Instant::now() + delay >= policy.deadline {
-                    return Outcome { result: Err(e), retries };
+                    return Outcome {
+                        result: Err(e),
+                        retries,
+                    };
                 }
-                tracing::debug!(retry = retries + 1, delay_ms = delay.as_millis() as u64, "transient failure, retrying");
+                tracing::debug!(
+                    retry = retries + 1,
+                    delay_ms = delay.as_millis() as u64,
+                    "transient failure, retrying"
+                );
                 tokio::time::sleep(delay).await;
                 retries += 1;
             }
@@ -115,7 +135,10 @@ mod tests {
     }
 
     fn policy(deadline_ms: u64) -> Policy {
-        Policy::new(Duration::from_millis(50), Instant::now() + Duration::from_millis(deadline_ms))
+        Policy::new(
+            Duration::from_millis(50),
+            Instant::now() + Duration::from_millis(deadline_ms),
+        )
     }
 
     #[tokio::test(start_paused = true)]

@@ -70,7 +70,10 @@ fn context(plan: &FetchPlan, time: &TimeArgs) -> Context {
 }
 
 /// The files of a resolved plan: each secret's files, plus companions beside its primary.
-fn files_of(plan: &FetchPlan, resolution: &Resolution) -> Result<Vec<(SecretPath, SecretValue)>, RunError> {
+fn files_of(
+    plan: &FetchPlan,
+    resolution: &Resolution,
+) -> Result<Vec<(SecretPath, SecretValue)>, RunError> {
     let layout = plan.layout();
     let mut files = Vec::new();
     for (secret, found) in plan.secrets.iter().zip(&resolution.found) {
@@ -79,9 +82,12 @@ fn files_of(plan: &FetchPlan, resolution: &Resolution) -> Result<Vec<(SecretPath
             files.push((path.clone(), found.value.clone()));
         }
         for (name, value) in &found.companions {
-            let path = layout
-                .companion(&secret.files[0], name)
-                .map_err(|e| RunError::Failed(format!("secret {}: companion file {name}: {e}", secret.request.name())))?;
+            let path = layout.companion(&secret.files[0], name).map_err(|e| {
+                RunError::Failed(format!(
+                    "secret {}: companion file {name}: {e}",
+                    secret.request.name()
+                ))
+            })?;
             files.push((path, value.clone()));
         }
     }
@@ -124,7 +130,10 @@ pub async fn init(args: InitArgs) -> Result<(), RunError> {
         e
     };
     let plan = read_plan(args.plan.as_deref(), args.plan_file.as_deref()).map_err(fail)?;
-    let root = args.root.clone().unwrap_or_else(|| PathBuf::from(&plan.mount_path));
+    let root = args
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&plan.mount_path));
     let ctx = context(&plan, &args.time);
     tracing::info!(secrets = plan.secrets.len(), backends = plan.backends.len(), root = %root.display(), "fetching");
     let resolution = resolve(&plan, &kube_settings(&args.kube, None), &ctx).await;
@@ -176,7 +185,10 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, RunError> {
                     },
                     VaultAuthName::Kubernetes => VaultAuth::Kubernetes {
                         role: args.vault_role.clone(),
-                        mount: args.vault_auth_mount.clone().unwrap_or_else(|| "kubernetes".into()),
+                        mount: args
+                            .vault_auth_mount
+                            .clone()
+                            .unwrap_or_else(|| "kubernetes".into()),
                         token_file: args
                             .vault_token_file
                             .clone()
@@ -184,7 +196,10 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, RunError> {
                     },
                     VaultAuthName::Jwt => VaultAuth::Jwt {
                         role: args.vault_role.clone(),
-                        mount: args.vault_auth_mount.clone().unwrap_or_else(|| "jwt".into()),
+                        mount: args
+                            .vault_auth_mount
+                            .clone()
+                            .unwrap_or_else(|| "jwt".into()),
                         token_file: args
                             .vault_token_file
                             .clone()
@@ -211,8 +226,10 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, RunError> {
         mount_requirement: args.mount.into(),
         env_var: args.env_var.clone(),
     };
-    plan.push("", request).map_err(|e| RunError::Usage(e.to_string()))?;
-    plan.validate().map_err(|e| RunError::Usage(e.to_string()))?;
+    plan.push("", request)
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    plan.validate()
+        .map_err(|e| RunError::Usage(e.to_string()))?;
     Ok(plan)
 }
 
@@ -223,7 +240,12 @@ pub async fn fetch(args: FetchArgs) -> Result<(), RunError> {
         None => plan_from_flags(&args)?,
     };
     let ctx = context(&plan, &args.time);
-    let resolution = resolve(&plan, &kube_settings(&args.kube, args.kubeconfig.clone()), &ctx).await;
+    let resolution = resolve(
+        &plan,
+        &kube_settings(&args.kube, args.kubeconfig.clone()),
+        &ctx,
+    )
+    .await;
     log_resolution(&plan, &resolution);
     let layout = plan.layout();
     for (secret, found) in plan.secrets.iter().zip(&resolution.found) {
@@ -249,12 +271,18 @@ pub async fn fetch(args: FetchArgs) -> Result<(), RunError> {
         return Err(RunError::Failed(message));
     }
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).map_err(|e| RunError::Usage(format!("creating {}: {e}", out.display())))?;
+        std::fs::create_dir_all(out)
+            .map_err(|e| RunError::Usage(format!("creating {}: {e}", out.display())))?;
         let files = files_of(&plan, &resolution)?;
         let written = Writer::new(out, plan.access, plan.owner)
             .write(&files)
             .map_err(|e| RunError::Failed(format!("writing secrets: {e}")))?;
-        eprintln!("wrote {} files ({} bytes) under {}", written.files, written.bytes, out.display());
+        eprintln!(
+            "wrote {} files ({} bytes) under {}",
+            written.files,
+            written.bytes,
+            out.display()
+        );
     }
     Ok(())
 }

@@ -57,7 +57,10 @@ mod tests {
     #[test]
     fn never_prints_the_value() {
         let v = SecretValue::from("hunter2".to_string());
-        assert_eq!(format!("{v:?} {v} {:?}", Some(&v)), "<redacted> <redacted> Some(<redacted>)");
+        assert_eq!(
+            format!("{v:?} {v} {:?}", Some(&v)),
+            "<redacted> <redacted> Some(<redacted>)"
+        );
         assert_eq!(v.expose(), b"hunter2");
         assert_eq!(v.len(), 7);
     }

@@ -155,10 +155,15 @@ impl Writer {
         }
     }
 
-    fn stage(&self, staging: &Path, set: &BTreeMap<&SecretPath, &SecretValue>) -> Result<(), WriteError> {
+    fn stage(
+        &self,
+        staging: &Path,
+        set: &BTreeMap<&SecretPath, &SecretValue>,
+    ) -> Result<(), WriteError> {
         let mut dirs = DirBuilder::new();
         dirs.mode(0o700);
-        dirs.create(staging).map_err(io_err(staging.display().to_string()))?;
+        dirs.create(staging)
+            .map_err(io_err(staging.display().to_string()))?;
         let mut created_dirs = vec![staging.to_path_buf()];
         for (path, value) in set {
             let mut dir = staging.to_path_buf();
@@ -186,7 +191,8 @@ impl Writer {
                     io::ErrorKind::AlreadyExists => WriteError::Conflict(path.to_string()),
                     _ => io_err(path.as_str())(e),
                 })?;
-            file.write_all(value.expose()).map_err(io_err(path.as_str()))?;
+            file.write_all(value.expose())
+                .map_err(io_err(path.as_str()))?;
             // The umask may have narrowed the mode given at open; set it exactly.
             file.set_permissions(fs::Permissions::from_mode(self.access.file_mode()))
                 .map_err(io_err(path.as_str()))?;
@@ -196,12 +202,20 @@ impl Writer {
         // Deepest first: a directory loses its write bit only after everything in it exists.
         created_dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for dir in &created_dirs {
-            let name = dir.strip_prefix(&self.root).unwrap_or(dir).display().to_string();
+            let name = dir
+                .strip_prefix(&self.root)
+                .unwrap_or(dir)
+                .display()
+                .to_string();
             if let Some(owner) = self.owner_if_root() {
-                std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)).map_err(io_err(name.clone()))?;
+                std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid))
+                    .map_err(io_err(name.clone()))?;
             }
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(name.clone()))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(self.access.dir_mode())).map_err(io_err(name))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(name.clone()))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(self.access.dir_mode()))
+                .map_err(io_err(name))?;
         }
         Ok(())
     }
@@ -212,27 +226,34 @@ impl Writer {
 
     fn chown_file(&self, file: &File, path: &str) -> Result<(), WriteError> {
         if let Some(owner) = self.owner_if_root() {
-            std::os::unix::fs::fchown(file, Some(owner.uid), Some(owner.gid)).map_err(io_err(path))?;
+            std::os::unix::fs::fchown(file, Some(owner.uid), Some(owner.gid))
+                .map_err(io_err(path))?;
         }
         Ok(())
     }
 
     /// Points `..data` at the staged set with one rename.
     fn swap(&self, stamp: &str) -> Result<(), WriteError> {
-        let tmp = self.root.join(format!("{DATA_LINK}_tmp_{:08x}", fastrand::u32(..)));
+        let tmp = self
+            .root
+            .join(format!("{DATA_LINK}_tmp_{:08x}", fastrand::u32(..)));
         std::os::unix::fs::symlink(stamp, &tmp).map_err(io_err(DATA_LINK))?;
         fs::rename(&tmp, self.root.join(DATA_LINK)).map_err(|e| {
             let _ = fs::remove_file(&tmp);
             io_err(DATA_LINK)(e)
         })?;
-        File::open(&self.root).and_then(|d| d.sync_all()).map_err(io_err("."))
+        File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("."))
     }
 
     fn link_top(&self, top: &str) -> Result<(), WriteError> {
         if is_our_link(&self.root, top) {
             return Ok(());
         }
-        let tmp = self.root.join(format!("..link_tmp_{:08x}", fastrand::u32(..)));
+        let tmp = self
+            .root
+            .join(format!("..link_tmp_{:08x}", fastrand::u32(..)));
         std::os::unix::fs::symlink(Path::new(DATA_LINK).join(top), &tmp).map_err(io_err(top))?;
         fs::rename(&tmp, self.root.join(top)).map_err(|e| {
             let _ = fs::remove_file(&tmp);
@@ -304,14 +325,25 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let w = Writer::new(root.path(), FileAccess::Owner, None);
         let out = w
-            .write(&[(p("user-info/user_secret"), v("s3cr3t")), (p("openai_key"), v("k"))])
+            .write(&[
+                (p("user-info/user_secret"), v("s3cr3t")),
+                (p("openai_key"), v("k")),
+            ])
             .unwrap();
         assert_eq!(out, Written { files: 2, bytes: 7 });
-        assert_eq!(fs::read(root.path().join("user-info/user_secret")).unwrap(), b"s3cr3t");
+        assert_eq!(
+            fs::read(root.path().join("user-info/user_secret")).unwrap(),
+            b"s3cr3t"
+        );
         assert_eq!(mode(&root.path().join("user-info/user_secret")), 0o400);
         assert_eq!(mode(&root.path().join("user-info")), 0o500);
         assert_eq!(mode(&root.path().join("..data")), 0o500);
-        assert!(fs::symlink_metadata(root.path().join("openai_key")).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(root.path().join("openai_key"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
 
         let g = Writer::new(root.path(), FileAccess::Group, None);
         g.write(&[(p("a/b/c"), v("x"))]).unwrap();
@@ -323,7 +355,8 @@ mod tests {
     fn a_rewrite_replaces_the_whole_set() {
         let root = tempfile::tempdir().unwrap();
         let w = Writer::new(root.path(), FileAccess::Owner, None);
-        w.write(&[(p("g/one"), v("1")), (p("old"), v("o"))]).unwrap();
+        w.write(&[(p("g/one"), v("1")), (p("old"), v("o"))])
+            .unwrap();
         w.write(&[(p("g/two"), v("2"))]).unwrap();
         assert!(!root.path().join("g/one").exists());
         assert!(!root.path().join("old").exists());
@@ -331,7 +364,9 @@ mod tests {
         let stamps: Vec<_> = fs::read_dir(root.path())
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("..") && e.file_name() != DATA_LINK)
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with("..") && e.file_name() != DATA_LINK
+            })
             .collect();
         assert_eq!(stamps.len(), 1, "the retired set is removed");
     }
@@ -341,11 +376,21 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let w = Writer::new(root.path(), FileAccess::Owner, None);
         w.write(&[(p("keep"), v("k"))]).unwrap();
-        let before: Vec<_> = fs::read_dir(root.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let before: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         // A file where another needs a directory fails mid-plan.
-        let err = w.write(&[(p("a/b"), v("1")), (p("a/b/c"), v("2"))]).unwrap_err();
+        let err = w
+            .write(&[(p("a/b"), v("1")), (p("a/b/c"), v("2"))])
+            .unwrap_err();
         assert!(matches!(err, WriteError::Conflict(_)), "{err}");
-        let after: Vec<_> = fs::read_dir(root.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let after: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(before.len(), after.len(), "{before:?} vs {after:?}");
         assert_eq!(fs::read(root.path().join("keep")).unwrap(), b"k");
         assert!(!root.path().join("a").exists());
@@ -361,11 +406,20 @@ mod tests {
         ));
         w.write(&[(p("x"), v("1")), (p("x"), v("1"))]).unwrap();
         fs::write(root.path().join("foreign"), "mine").unwrap();
-        assert!(matches!(w.write(&[(p("foreign"), v("1"))]), Err(WriteError::Occupied(_))));
+        assert!(matches!(
+            w.write(&[(p("foreign"), v("1"))]),
+            Err(WriteError::Occupied(_))
+        ));
         // A symlink planted to escape the root is not followed or replaced.
         std::os::unix::fs::symlink("/etc", root.path().join("evil")).unwrap();
-        assert!(matches!(w.write(&[(p("evil/passwd"), v("1"))]), Err(WriteError::Occupied(_))));
-        assert_eq!(fs::read_link(root.path().join("evil")).unwrap(), Path::new("/etc"));
+        assert!(matches!(
+            w.write(&[(p("evil/passwd"), v("1"))]),
+            Err(WriteError::Occupied(_))
+        ));
+        assert_eq!(
+            fs::read_link(root.path().join("evil")).unwrap(),
+            Path::new("/etc")
+        );
     }
 
     #[test]
@@ -373,6 +427,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
         let w = Writer::new(dir.path().join("link"), FileAccess::Owner, None);
-        assert!(matches!(w.write(&[(p("x"), v("1"))]), Err(WriteError::Root { .. })));
+        assert!(matches!(
+            w.write(&[(p("x"), v("1"))]),
+            Err(WriteError::Root { .. })
+        ));
     }
 }

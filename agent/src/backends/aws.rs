@@ -74,7 +74,11 @@ impl Classify for Error {
     fn class(&self) -> Class {
         match self {
             Self::NotFound { .. } => Class::NotFound,
-            Self::Service { transient: true, .. } | Self::Transport(_) | Self::Timeout(_) => Class::Transient,
+            Self::Service {
+                transient: true, ..
+            }
+            | Self::Transport(_)
+            | Self::Timeout(_) => Class::Transient,
             Self::Service { .. } | Self::Config(_) => Class::Permanent,
         }
     }
@@ -154,7 +158,9 @@ impl AwsClient {
     /// Loads the SDK configuration (default credential chain) with our timeouts and rustls.
     pub async fn connect(backend: &AwsBackend, request_timeout: Duration) -> Self {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
@@ -181,11 +187,9 @@ impl AwsClient {
     fn client(&self, region: Option<&str>) -> Result<Client, Error> {
         let region = match region {
             Some(r) => r.to_string(),
-            None => self
-                .sdk
-                .region()
-                .map(|r| r.to_string())
-                .ok_or_else(|| Error::Config("no AWS region: set AWS_REGION or the plan's region".into()))?,
+            None => self.sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+                Error::Config("no AWS region: set AWS_REGION or the plan's region".into())
+            })?,
         };
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         Ok(clients
@@ -211,7 +215,12 @@ impl AwsClient {
             } else {
                 let id = aws_secret_id(req);
                 let region = arn_region(&id).map(str::to_string);
-                batches.entry(region).or_default().entry(id).or_default().push(i);
+                batches
+                    .entry(region)
+                    .or_default()
+                    .entry(id)
+                    .or_default()
+                    .push(i);
             }
         }
         let batch_futures = batches.into_iter().flat_map(|(region, ids)| {
@@ -220,10 +229,12 @@ impl AwsClient {
                 .map(|chunk| (region.clone(), chunk.to_vec()))
                 .collect::<Vec<_>>()
         });
-        let batch_results = futures::future::join_all(
-            batch_futures.map(|(region, chunk)| async move { (self.batch(ctx, region.as_deref(), &chunk).await, chunk) }),
-        );
-        let single_results = futures::future::join_all(singles.iter().map(|&i| self.single(ctx, reqs[i])));
+        let batch_results =
+            futures::future::join_all(batch_futures.map(|(region, chunk)| async move {
+                (self.batch(ctx, region.as_deref(), &chunk).await, chunk)
+            }));
+        let single_results =
+            futures::future::join_all(singles.iter().map(|&i| self.single(ctx, reqs[i])));
         let (batch_results, single_results) = futures::join!(batch_results, single_results);
         for (results, chunk) in batch_results {
             for ((_, indexes), result) in chunk.iter().zip(results) {
@@ -241,10 +252,20 @@ impl AwsClient {
     }
 
     /// One `BatchGetSecretValue` for up to 20 ids; one result per id, in order.
-    async fn batch(&self, ctx: &Context, region: Option<&str>, chunk: &[(String, Vec<usize>)]) -> Vec<Lookup> {
+    async fn batch(
+        &self,
+        ctx: &Context,
+        region: Option<&str>,
+        chunk: &[(String, Vec<usize>)],
+    ) -> Vec<Lookup> {
         let client = match self.client(region) {
             Ok(c) => c,
-            Err(e) => return chunk.iter().map(|_| Err(Miss::from_error(NAME, &e, 0))).collect(),
+            Err(e) => {
+                return chunk
+                    .iter()
+                    .map(|_| Err(Miss::from_error(NAME, &e, 0)))
+                    .collect();
+            }
         };
         let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
         let label = ids.join(", ");
@@ -265,7 +286,12 @@ impl AwsClient {
             .await;
         let response = match result {
             Ok(r) => r,
-            Err(e) => return chunk.iter().map(|_| Err(Miss::from_error(NAME, &e, retries))).collect(),
+            Err(e) => {
+                return chunk
+                    .iter()
+                    .map(|_| Err(Miss::from_error(NAME, &e, retries)))
+                    .collect();
+            }
         };
         let values = response.secret_values();
         let errors = response.errors();
@@ -275,16 +301,24 @@ impl AwsClient {
                     return entry_value(entry, retries).ok_or_else(|| Miss {
                         backend: NAME,
                         class: Class::Permanent,
-                        message: format!("AWS secret {id:?} has neither SecretString nor SecretBinary"),
+                        message: format!(
+                            "AWS secret {id:?} has neither SecretString nor SecretBinary"
+                        ),
                         retries,
                     });
                 }
                 let err = match errors.iter().find(|e| e.secret_id() == Some(id.as_str())) {
-                    Some(e) => classify_code(id, e.error_code().unwrap_or("Unknown"), e.message().unwrap_or_default(), None),
+                    Some(e) => classify_code(
+                        id,
+                        e.error_code().unwrap_or("Unknown"),
+                        e.message().unwrap_or_default(),
+                        None,
+                    ),
                     None => Error::Service {
                         id: id.clone(),
                         code: "Missing".into(),
-                        message: "BatchGetSecretValue returned neither a value nor an error for it".into(),
+                        message: "BatchGetSecretValue returned neither a value nor an error for it"
+                            .into(),
                         transient: false,
                     },
                 };
@@ -325,7 +359,10 @@ impl AwsClient {
             return Err(Miss {
                 backend: NAME,
                 class: Class::NotFound,
-                message: format!("Flyte managed secret not found in any scope: {}", tried.join(", ")),
+                message: format!(
+                    "Flyte managed secret not found in any scope: {}",
+                    tried.join(", ")
+                ),
                 retries: total,
             });
         }
@@ -333,7 +370,9 @@ impl AwsClient {
     }
 
     async fn get(&self, ctx: &Context, id: &str, version: &str) -> Lookup {
-        let client = self.client(arn_region(id)).map_err(|e| Miss::from_error(NAME, &e, 0))?;
+        let client = self
+            .client(arn_region(id))
+            .map_err(|e| Miss::from_error(NAME, &e, 0))?;
         let (result, retries) = ctx
             .call(|| {
                 let mut call = client.get_secret_value().secret_id(id);
@@ -433,17 +472,38 @@ mod tests {
             .name("db")
             .build();
         assert!(entry_matches(&e, "db"));
-        assert!(entry_matches(&e, "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"));
-        assert!(entry_matches(&e, "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"));
-        assert!(!entry_matches(&e, "arn:aws:secretsmanager:us-east-1:123456789012:secret:d"));
+        assert!(entry_matches(
+            &e,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"
+        ));
+        assert!(entry_matches(
+            &e,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+        ));
+        assert!(!entry_matches(
+            &e,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:d"
+        ));
         assert!(!entry_matches(&e, "other"));
     }
 
     #[test]
     fn classification() {
-        assert_eq!(classify_code("x", "ResourceNotFoundException", "", None).class(), Class::NotFound);
-        assert_eq!(classify_code("x", "ThrottlingException", "", Some(400)).class(), Class::Transient);
-        assert_eq!(classify_code("x", "Whatever", "", Some(503)).class(), Class::Transient);
-        assert_eq!(classify_code("x", "AccessDeniedException", "", Some(400)).class(), Class::Permanent);
+        assert_eq!(
+            classify_code("x", "ResourceNotFoundException", "", None).class(),
+            Class::NotFound
+        );
+        assert_eq!(
+            classify_code("x", "ThrottlingException", "", Some(400)).class(),
+            Class::Transient
+        );
+        assert_eq!(
+            classify_code("x", "Whatever", "", Some(503)).class(),
+            Class::Transient
+        );
+        assert_eq!(
+            classify_code("x", "AccessDeniedException", "", Some(400)).class(),
+            Class::Permanent
+        );
     }
 }

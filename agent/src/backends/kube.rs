@@ -124,8 +124,9 @@ impl KubeBackend {
     ) -> Result<Self, Error> {
         let mut config = match &settings.kubeconfig {
             Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path)
-                    .map_err(|e| Error::Config(format!("reading kubeconfig {}: {e}", path.display())))?;
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                    Error::Config(format!("reading kubeconfig {}: {e}", path.display()))
+                })?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                     .await
                     .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?
@@ -150,21 +151,31 @@ impl KubeBackend {
         })
     }
 
-    async fn get_key(&self, ctx: &Context, namespace: &str, name: &str, key: &str) -> (Result<Vec<u8>, Error>, u32) {
+    async fn get_key(
+        &self,
+        ctx: &Context,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> (Result<Vec<u8>, Error>, u32) {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         ctx.call(|| {
             let api = api.clone();
             async move {
-                let secret = api.get_opt(name).await.map_err(api_error)?.ok_or_else(|| Error::SecretNotFound {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
+                let secret = api.get_opt(name).await.map_err(api_error)?.ok_or_else(|| {
+                    Error::SecretNotFound {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                    }
                 })?;
                 let mut data = secret.data.unwrap_or_default();
-                data.remove(key).map(|b| b.0).ok_or_else(|| Error::KeyNotFound {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
-                    key: key.to_string(),
-                })
+                data.remove(key)
+                    .map(|b| b.0)
+                    .ok_or_else(|| Error::KeyNotFound {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                        key: key.to_string(),
+                    })
             }
         })
         .await
@@ -173,7 +184,9 @@ impl KubeBackend {
     /// Looks up one request.
     pub async fn fetch(&self, ctx: &Context, req: &SecretRequest) -> Lookup {
         if !req.is_groupless() {
-            let (result, retries) = self.get_key(ctx, &self.namespace, &req.group, &req.key).await;
+            let (result, retries) = self
+                .get_key(ctx, &self.namespace, &req.group, &req.key)
+                .await;
             return found(result, retries);
         }
         let scopes = ctx.managed_scopes(req).map_err(|message| Miss {
@@ -190,7 +203,9 @@ impl KubeBackend {
             let (result, retries) = self.get_key(ctx, &self.managed_namespace, &name, &id).await;
             total_retries += retries;
             match result {
-                Err(e) if e.class() == Class::NotFound => tried.push(format!("{} ({e})", scope.describe())),
+                Err(e) if e.class() == Class::NotFound => {
+                    tried.push(format!("{} ({e})", scope.describe()))
+                }
                 other => {
                     let mut lookup = found(other, total_retries);
                     if let Ok(f) = lookup.as_mut() {
@@ -203,7 +218,10 @@ impl KubeBackend {
         Err(Miss {
             backend: NAME,
             class: Class::NotFound,
-            message: format!("Flyte managed secret not found in any scope: {}", tried.join(", ")),
+            message: format!(
+                "Flyte managed secret not found in any scope: {}",
+                tried.join(", ")
+            ),
             retries: total_retries,
         })
     }
@@ -226,8 +244,11 @@ fn in_cluster(settings: &KubeSettings) -> Result<kube::Config, Error> {
     let url = match &settings.api_server {
         Some(url) => url.clone(),
         None => {
-            let host = std::env::var("KUBERNETES_SERVICE_HOST")
-                .map_err(|_| Error::Config("not in a pod (KUBERNETES_SERVICE_HOST unset) and no API server given".into()))?;
+            let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
+                Error::Config(
+                    "not in a pod (KUBERNETES_SERVICE_HOST unset) and no API server given".into(),
+                )
+            })?;
             let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
             if host.contains(':') {
                 format!("https://[{host}]:{port}")
@@ -246,7 +267,10 @@ fn in_cluster(settings: &KubeSettings) -> Result<kube::Config, Error> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Config(format!("CA {}: {e}", settings.ca_file.display())))?;
     if certs.is_empty() {
-        return Err(Error::Config(format!("CA {} holds no certificate", settings.ca_file.display())));
+        return Err(Error::Config(format!(
+            "CA {} holds no certificate",
+            settings.ca_file.display()
+        )));
     }
     if !settings.token_file.exists() {
         return Err(Error::Config(format!(

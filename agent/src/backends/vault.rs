@@ -91,7 +91,9 @@ impl Classify for Error {
 
 /// A server certificate we do not trust will not become trusted by retrying.
 fn is_tls_verification(msg: &str) -> bool {
-    msg.contains("invalid peer certificate") || msg.contains("UnknownIssuer") || msg.contains("certificate verify")
+    msg.contains("invalid peer certificate")
+        || msg.contains("UnknownIssuer")
+        || msg.contains("certificate verify")
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -158,7 +160,9 @@ fn read_token_file(path: &str) -> Result<String, Error> {
 impl VaultClient {
     /// Builds the client and logs in (with retries).
     pub async fn connect(backend: &VaultBackend, ctx: &Context) -> Result<Self, Miss> {
-        let (result, retries) = ctx.call(|| Self::try_connect(backend, ctx.policy.attempt_timeout)).await;
+        let (result, retries) = ctx
+            .call(|| Self::try_connect(backend, ctx.policy.attempt_timeout))
+            .await;
         result.map_err(|e| Miss::from_error(NAME, &e, retries))
     }
 
@@ -166,7 +170,12 @@ impl VaultClient {
         let address = url::Url::parse(&backend.address)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| Error::Config(format!("address {:?} is not an http(s) URL", backend.address)))?;
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "address {:?} is not an http(s) URL",
+                    backend.address
+                ))
+            })?;
         let mut builder = VaultClientSettingsBuilder::default();
         builder
             .address(address.as_str())
@@ -188,19 +197,31 @@ impl VaultClient {
                 inner.set_token(&token);
                 None
             }
-            VaultAuth::Kubernetes { role, mount, token_file } => {
+            VaultAuth::Kubernetes {
+                role,
+                mount,
+                token_file,
+            } => {
                 let jwt = read_token_file(token_file)?;
                 let auth = vaultrs::auth::kubernetes::login(&inner, mount, role, &jwt)
                     .await
-                    .map_err(|e| client_error(&format!("kubernetes login (auth/{mount}, role {role})"), e))?;
+                    .map_err(|e| {
+                        client_error(&format!("kubernetes login (auth/{mount}, role {role})"), e)
+                    })?;
                 inner.set_token(&auth.client_token);
                 Some(auth.lease_duration)
             }
-            VaultAuth::Jwt { role, mount, token_file } => {
+            VaultAuth::Jwt {
+                role,
+                mount,
+                token_file,
+            } => {
                 let jwt = read_token_file(token_file)?;
                 let auth = vaultrs::auth::oidc::login(&inner, mount, &jwt, Some(role.clone()))
                     .await
-                    .map_err(|e| client_error(&format!("jwt login (auth/{mount}, role {role})"), e))?;
+                    .map_err(|e| {
+                        client_error(&format!("jwt login (auth/{mount}, role {role})"), e)
+                    })?;
                 inner.set_token(&auth.client_token);
                 Some(auth.lease_duration)
             }
@@ -214,7 +235,14 @@ impl VaultClient {
     }
 
     /// A raw read of an API path: the whole response body.
-    async fn read(&self, ctx: &Context, path: &str) -> (Result<vaultrs::api::kv1::responses::GetSecretResponse, Error>, u32) {
+    async fn read(
+        &self,
+        ctx: &Context,
+        path: &str,
+    ) -> (
+        Result<vaultrs::api::kv1::responses::GetSecretResponse, Error>,
+        u32,
+    ) {
         let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
         ctx.call(|| async move {
             vaultrs::kv1::get_raw(&self.inner, mount, rest)
@@ -237,7 +265,11 @@ impl VaultClient {
                 Some(Value::Object(m)) => (m.clone(), version),
                 Some(Value::Null) => {
                     // A deleted or destroyed latest version.
-                    return Err(Miss::from_error(NAME, &Error::PathNotFound(format!("{path:?} (latest version deleted)")), retries));
+                    return Err(Miss::from_error(
+                        NAME,
+                        &Error::PathNotFound(format!("{path:?} (latest version deleted)")),
+                        retries,
+                    ));
                 }
                 _ => {
                     let e = Error::Response {
@@ -328,7 +360,9 @@ impl VaultClient {
         for k in keys {
             creds.push_str(k);
             creds.push_str(": ");
-            creds.push_str(&String::from_utf8_lossy(json_value_bytes(&read.data[k]).expose()));
+            creds.push_str(&String::from_utf8_lossy(
+                json_value_bytes(&read.data[k]).expose(),
+            ));
             creds.push('\n');
         }
         let lease = format!(
@@ -339,7 +373,10 @@ impl VaultClient {
             backend: NAME,
             value: json_value_bytes(value),
             version: Some(format!("lease {}s", read.lease_duration)),
-            companions: vec![(".creds", SecretValue::from(creds)), (".lease", SecretValue::from(lease))],
+            companions: vec![
+                (".creds", SecretValue::from(creds)),
+                (".lease", SecretValue::from(lease)),
+            ],
             retries: 0,
         })
     }
@@ -349,16 +386,24 @@ impl VaultClient {
         if req.is_groupless() {
             return self.fetch_managed(ctx, req).await;
         }
-        let engine = VaultEngine::from_group_version(&req.group_version, self.settings.default_engine).ok_or_else(|| Miss {
-            backend: NAME,
-            class: Class::Permanent,
-            message: format!("group_version {:?} is not a Vault engine (kv1, kv2, db)", req.group_version),
-            retries: 0,
-        })?;
+        let engine =
+            VaultEngine::from_group_version(&req.group_version, self.settings.default_engine)
+                .ok_or_else(|| Miss {
+                    backend: NAME,
+                    class: Class::Permanent,
+                    message: format!(
+                        "group_version {:?} is not a Vault engine (kv1, kv2, db)",
+                        req.group_version
+                    ),
+                    retries: 0,
+                })?;
         let group = req.group.trim_matches('/');
         match engine {
             VaultEngine::Kv1 => self.kv_field(ctx, group, &req.key, false).await,
-            VaultEngine::Kv2 => self.kv_field(ctx, &kv2_data_path(group), &req.key, true).await,
+            VaultEngine::Kv2 => {
+                self.kv_field(ctx, &kv2_data_path(group), &req.key, true)
+                    .await
+            }
             VaultEngine::Db => self.db_field(ctx, group, &req.key).await,
         }
     }
@@ -394,7 +439,10 @@ impl VaultClient {
         Err(Miss {
             backend: NAME,
             class: Class::NotFound,
-            message: format!("Flyte managed secret not found in any scope: {}", tried.join(", ")),
+            message: format!(
+                "Flyte managed secret not found in any scope: {}",
+                tried.join(", ")
+            ),
             retries: total,
         })
     }
@@ -444,7 +492,10 @@ mod tests {
         assert_eq!(api(503).class(), Class::Transient);
         assert_eq!(api(429).class(), Class::Transient);
         assert_eq!(api(403).class(), Class::Permanent);
-        assert_eq!(Error::Transport("connection refused".into()).class(), Class::Transient);
+        assert_eq!(
+            Error::Transport("connection refused".into()).class(),
+            Class::Transient
+        );
         assert_eq!(
             Error::Transport("invalid peer certificate: UnknownIssuer".into()).class(),
             Class::Permanent

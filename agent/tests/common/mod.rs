@@ -29,7 +29,9 @@ trait ThreadIdHack {
 impl ThreadIdHack for std::thread::ThreadId {
     fn as_u64_hack(&self) -> u32 {
         let s = format!("{self:?}");
-        s.bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b))) & 0xffffff
+        s.bytes()
+            .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)))
+            & 0xffffff
     }
 }
 
@@ -71,13 +73,21 @@ pub fn agent(home: &Path) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.join("no-aws-credentials"),
+        )
         .env("FLYTE_SECRET_LOG", "debug");
     cmd
 }
 
 /// Runs `agent init` for `plan`, writing into `root`, termination log beside it.
-pub fn init(home: &Path, plan: &FetchPlan, root: &Path, extra: &[(&str, &str)]) -> (Output, PathBuf) {
+pub fn init(
+    home: &Path,
+    plan: &FetchPlan,
+    root: &Path,
+    extra: &[(&str, &str)],
+) -> (Output, PathBuf) {
     let termination = home.join("termination-log");
     let mut cmd = agent(home);
     cmd.arg("init")
@@ -102,22 +112,35 @@ pub fn printed(out: &Output) -> String {
 /// Panics if `needle` appears in the output or the termination log.
 pub fn assert_no_leak(out: &Output, termination: &Path, needle: &str) {
     let text = printed(out);
-    assert!(!text.contains(needle), "a secret value leaked into the output:\n{text}");
+    assert!(
+        !text.contains(needle),
+        "a secret value leaked into the output:\n{text}"
+    );
     if let Ok(t) = std::fs::read_to_string(termination) {
-        assert!(!t.contains(needle), "a secret value leaked into the termination log: {t}");
+        assert!(
+            !t.contains(needle),
+            "a secret value leaked into the termination log: {t}"
+        );
     }
 }
 
 /// Asserts success, showing the output otherwise.
 pub fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "agent failed ({}):\n{}", out.status, printed(out));
+    assert!(
+        out.status.success(),
+        "agent failed ({}):\n{}",
+        out.status,
+        printed(out)
+    );
 }
 
 /// Every regular file under `root` (following the agent's symlinks), relative paths.
 pub fn listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("..") {
