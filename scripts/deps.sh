@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs what the local test servers, the tests and the demo need. Idempotent and fast when
+# everything is present: apt-get runs only for missing packages, pip only when
+# scripts/requirements.txt changed since the venv was last installed from it.
+#
+#   scripts/deps.sh
+#
+# Installs: the apt packages in lib.sh's APT_PACKAGES, rustup's x86_64-unknown-linux-musl target,
+# and a venv at .local/venv with scripts/requirements.txt (OpenBao's `bao`, moto, flytekit).
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REQUIREMENTS=$ROOT/scripts/requirements.txt
+STAMP=$VENV/.fsa-requirements.sha256
+started=$(now_ms)
+
+apt_missing() {
+  local pkg status
+  for pkg in "${APT_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == installed ]] || printf '%s\n' "$pkg"
+  done
+}
+
+ensure_apt() {
+  local missing
+  mapfile -t missing < <(apt_missing)
+  if ((${#missing[@]} == 0)); then
+    return
+  fi
+  log "apt: installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >"$LOGS/apt.log" 2>&1 || {
+    log_tail "$LOGS/apt.log"
+    die "apt-get install failed"
+  }
+  mapfile -t missing < <(apt_missing)
+  ((${#missing[@]} == 0)) || die "apt: still missing after install: ${missing[*]}"
+}
+
+ensure_musl_target() {
+  if ! command -v rustup >/dev/null 2>&1; then
+    warn "rustup not found: cannot check the $MUSL_TARGET target"
+    return
+  fi
+  if ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
+    log "rustup: adding target $MUSL_TARGET"
+    rustup target add "$MUSL_TARGET"
+  fi
+}
+
+ensure_venv() {
+  if [[ -x $VENV/bin/python ]] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    warn "venv at $VENV is broken (its python does not run): recreating it"
+    rm -rf "$VENV"
+  fi
+  if [[ ! -x $VENV/bin/python ]]; then
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (need Python >= 3.9 for the venv)"
+    log "venv: creating $VENV with $(python3 --version 2>&1)"
+    python3 -m venv "$VENV"
+  fi
+  local want have=''
+  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+  [[ -f $STAMP ]] && have=$(<"$STAMP")
+  if [[ $want != "$have" ]]; then
+    log "venv: installing scripts/requirements.txt (log: $LOGS/pip.log)"
+    rm -f "$STAMP"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input \
+      -r "$REQUIREMENTS" >"$LOGS/pip.log" 2>&1 || {
+      log_tail "$LOGS/pip.log"
+      die "pip install failed"
+    }
+    printf '%s\n' "$want" >"$STAMP"
+  fi
+  local tool
+  for tool in bao moto_server pyflyte; do
+    [[ -x $VENV/bin/$tool ]] || die "venv: $VENV/bin/$tool missing after install (delete $STAMP and rerun)"
+  done
+}
+
+mkdir -p "$LOGS"
+ensure_apt
+ensure_musl_target
+ensure_venv
+log "deps ok ($(($(now_ms) - started)) ms)"

@@ -1,0 +1,88 @@
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this
+# Shared settings and helpers for scripts/*.sh. Source it; do not run it.
+#
+# Everything the scripts create lives under $LOCAL (git-ignored): the Python venv, the private
+# PostgreSQL cluster, the Kubernetes API stand-in's state, pidfiles, logs and the env file.
+
+set -euo pipefail
+
+# Cargo and rustup live here on the machines this project builds on.
+if [[ -n ${HOME:-} && -d $HOME/.cargo/bin && :$PATH: != *:$HOME/.cargo/bin:* ]]; then
+  PATH=$HOME/.cargo/bin:$PATH
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL=$ROOT/.local
+LOGS=$LOCAL/logs
+RUN=$LOCAL/run
+VENV=$LOCAL/venv
+ENV_FILE=$LOCAL/servers.env
+
+# All servers listen on loopback only, on fixed ports (not the usual ones: 5432 and 8200 may be
+# taken by the machine's own services, which are left alone).
+HOST=127.0.0.1
+PG_PORT=15432
+BAO_PORT=18200
+MOTO_PORT=15000
+KUBE_PORT=16443
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DIR=$LOCAL/pg
+KUBE_STATE=$LOCAL/kube
+CARGO_TARGET=${CARGO_TARGET_DIR:-target}
+[[ $CARGO_TARGET == /* ]] || CARGO_TARGET=$ROOT/$CARGO_TARGET
+KUBE_STANDIN_BIN=$CARGO_TARGET/debug/kube-standin
+
+# The apt packages the scripts, tests and demo need (see scripts/deps.sh).
+APT_PACKAGES=(musl-tools bubblewrap postgresql file curl jq wrk shellcheck)
+MUSL_TARGET=x86_64-unknown-linux-musl
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+warn() { log "WARNING: $*"; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# Prints the last lines of a log file, indented, to stderr (for error reports).
+log_tail() {
+  local file=$1 lines=${2:-30}
+  if [[ -s $file ]]; then
+    printf -- '--- last %s lines of %s ---\n' "$lines" "$file" >&2
+    tail -n "$lines" "$file" | sed 's/^/  | /' >&2
+    printf -- '---\n' >&2
+  else
+    printf -- '(%s is empty or missing)\n' "$file" >&2
+  fi
+}
+
+# Monotonic-enough milliseconds, for timing messages.
+now_ms() { date +%s%3N; }
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root for: $* (run as root or install sudo)"
+  fi
+}
+
+# wait_until TIMEOUT_SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_until() {
+  local timeout=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }

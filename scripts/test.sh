@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's test command (README, first lines; CI runs it through .ci/run):
+#
+#   scripts/test.sh            # everything: deps, fmt, clippy, servers, the whole test suite
+#   scripts/test.sh -p agent   # extra arguments go to `cargo test`
+#
+# On a fresh machine it installs what is missing (scripts/deps.sh), starts the local real
+# servers on loopback (scripts/servers.sh start: OpenBao, PostgreSQL, moto, the Kubernetes
+# API stand-in), checks formatting and lints, then runs every test. Servers it started are
+# stopped at the end; servers that were already running are left alone.
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+started=$(now_ms)
+phase() { log "== $* ($(( ($(now_ms) - started) / 1000 ))s)"; }
+
+phase "dependencies"
+bash scripts/deps.sh
+
+phase "cargo fmt --check"
+cargo fmt --all --check
+
+phase "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+phase "local servers"
+was_running=$(bash scripts/servers.sh status 2>/dev/null | grep -c ' running ' || true)
+bash scripts/servers.sh start
+if [[ $was_running -eq 0 ]]; then
+  trap 'bash scripts/servers.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+
+phase "cargo test"
+cargo test --workspace --locked "$@"
+
+phase "done"
