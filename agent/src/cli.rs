@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run as the task pod's init container: fetch every secret of the plan and write them.
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Fetch secrets from the command line (same code path as `init`), for debugging.
     Fetch(Box<FetchArgs>),
 }

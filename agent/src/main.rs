@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Init(args) => run::init(args).await,
+            Command::Init(args) => run::init(*args).await,
             Command::Fetch(args) => run::fetch(*args).await,
         }
     });

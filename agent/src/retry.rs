@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// An attempt with less time than this left is not started.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
 /// How an attempt failed.
 #[derive(Debug)]
 pub enum Attempt<E> {
@@ -97,13 +100,16 @@ where
                 };
             }
             Err(Attempt::Transient(e)) => {
-                let delay = policy.backoff(retries);
-                if Instant::now() + delay >= policy.deadline {
+                // Keep trying until the deadline: the last wait is cut short so one more
+                // attempt still fits, rather than giving up early on a long random draw.
+                let left = policy.deadline.saturating_duration_since(Instant::now());
+                if left < MIN_ATTEMPT * 2 {
                     return Outcome {
                         result: Err(e),
                         retries,
                     };
                 }
+                let delay = policy.backoff(retries).min(left - MIN_ATTEMPT);
                 tracing::debug!(
                     retry = retries + 1,
                     delay_ms = delay.as_millis() as u64,

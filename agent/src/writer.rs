@@ -87,10 +87,10 @@ impl Writer {
     pub fn write(&self, files: &[(SecretPath, SecretValue)]) -> Result<Written, WriteError> {
         let mut set: BTreeMap<&SecretPath, &SecretValue> = BTreeMap::new();
         for (path, value) in files {
-            if let Some(previous) = set.insert(path, value) {
-                if previous != value {
-                    return Err(WriteError::Conflict(path.to_string()));
-                }
+            if let Some(previous) = set.insert(path, value)
+                && previous != value
+            {
+                return Err(WriteError::Conflict(path.to_string()));
             }
         }
         self.check_root()?;

@@ -459,8 +459,8 @@ mod tests {
 
     #[test]
     fn version_ids_and_stages() {
-        assert!(is_version_id("EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"));
-        assert!(is_version_id("a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"));
+        assert!(is_version_id("b9f2a5a4-3a45-4b0c-8ab8-0f8d4c1e2f3a"));
+        assert!(is_version_id("A1B2C3D4567890ABCDEF1234567890AB"));
         assert!(!is_version_id("AWSPREVIOUS"));
         assert!(!is_version_id("kv2"));
     }

@@ -143,12 +143,15 @@ struct DbRead {
     renewable: bool,
 }
 
+/// The one read of a database credentials path, shared by the requests for it.
+type DbCell = Arc<OnceCell<Result<DbRead, Miss>>>;
+
 /// A logged-in Vault client.
 pub struct VaultClient {
     inner: Inner,
     settings: VaultBackend,
     token_ttl: Option<u64>,
-    db_reads: std::sync::Mutex<HashMap<String, Arc<OnceCell<Result<DbRead, Miss>>>>>,
+    db_reads: std::sync::Mutex<HashMap<String, DbCell>>,
 }
 
 fn read_token_file(path: &str) -> Result<String, Error> {
