@@ -29,8 +29,10 @@ ensure_apt() {
     return
   fi
   log "apt: installing ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  # Waits up to 5 minutes for another apt/dpkg run to release its lock.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    --no-install-recommends \
     "${missing[@]}" >"$LOGS/apt.log" 2>&1 || {
     log_tail "$LOGS/apt.log"
     die "apt-get install failed"

@@ -67,12 +67,21 @@ require_tools() {
   ((${#missing[@]} == 0)) || die "missing: ${missing[*]} — run scripts/deps.sh first"
 }
 
+# alive PID: the process exists and is not a zombie (our servers are reparented to PID 1, which
+# may reap them late; kill -0 alone would see a dead server as alive until then).
+alive() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state=$(sed -E 's/^[0-9]+ \(.*\) (\S).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ $state != Z ]]
+}
+
 # pid_of NAME: the pid in .local/run/NAME.pid if that process is alive, else nothing.
 pid_of() {
   local file=$RUN/$1.pid pid
   [[ -f $file ]] || return 0
   pid=$(<"$file")
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && printf '%s\n' "$pid"
   return 0
 }
 
@@ -93,7 +102,7 @@ await() {
   shift 3
   local deadline=$((SECONDS + START_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       log_tail "$logfile"
       die "$name exited during start-up (log: $logfile)"
     fi
@@ -105,23 +114,30 @@ await() {
   done
 }
 
-# stop_pid NAME: SIGTERM the process in NAME's pidfile, SIGKILL after 15 s; removes the pidfile.
-stop_pid() {
-  local name=$1 pid i
-  pid=$(pid_of "$name")
-  if [[ -n $pid ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
+# stop_pids NAME...: SIGTERM the processes in the NAMEs' pidfiles, all at once, then wait for
+# each (SIGKILL after 15 s); removes the pidfiles.
+stop_pids() {
+  local name pid i pids=()
+  for name in "$@"; do
+    pid=$(pid_of "$name")
+    [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null && pids+=("$name:$pid")
+  done
+  for i in "${pids[@]}"; do
+    name=${i%%:*}
+    pid=${i#*:}
+    local deadline=$((SECONDS + 15))
+    while alive "$pid" && ((SECONDS < deadline)); do
+      sleep 0.05
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
       warn "$name (pid $pid) ignored SIGTERM for 15 s: killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
     log "stopped $name (pid $pid)"
-  fi
-  rm -f "$RUN/$name.pid"
+  done
+  for name in "$@"; do
+    rm -f "$RUN/$name.pid"
+  done
 }
 
 port_taken_die() {
@@ -255,6 +271,7 @@ bao_enable() { # KIND(mounts|auth) PATH JSON
 
 bao_configure() {
   local pg_password ca pubkey issuer kube_url fingerprint
+  [[ -s $PG_PASSWORD_FILE ]] || die "$PG_PASSWORD_FILE is missing, so the PostgreSQL superuser password is unknown: recreate the cluster with scripts/servers.sh stop && rm -rf $PG_DIR && scripts/servers.sh start"
   pg_password=$(<"$PG_PASSWORD_FILE")
   kube_url=$(kube_url)
   issuer=$(<"$KUBE_STATE/issuer")
@@ -441,14 +458,7 @@ cmd_start() {
   mkdir -p "$LOGS"
   pg_start
   moto_start
-  if [[ -n ${FSA_DEV_SKIP_KUBE:-} ]]; then # TEMP-DEV-HACK
-    mkdir -p "$KUBE_STATE"; cd "$KUBE_STATE"
-    [[ -f ca.crt ]] || openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=fake -days 2 2>/dev/null
-    openssl rsa -in ca.key -pubout -out sa.pub.pem 2>/dev/null; echo https://kubernetes.default.svc.cluster.local > issuer
-    echo "https://$HOST:$KUBE_PORT" > ready; touch admin.token kubeconfig; cd "$ROOT"
-  else
   kube_start
-  fi
   bao_start
   bao_configure
   write_env
@@ -457,10 +467,8 @@ cmd_start() {
 
 cmd_stop() {
   mkdir -p "$RUN"
-  stop_pid openbao
+  stop_pids openbao moto kube-standin
   rm -f "$RUN/openbao.configured"
-  stop_pid moto
-  stop_pid kube-standin
   pg_stop
 }
 

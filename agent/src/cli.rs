@@ -43,6 +43,9 @@ pub enum Command {
     Init(Box<InitArgs>),
     /// Fetch secrets from the command line (same code path as `init`), for debugging.
     Fetch(Box<FetchArgs>),
+    /// Set the plan's ENV_VAR secrets (read from the files `init` wrote) as env vars, then
+    /// replace this process with PROGRAM (same pid, signals and exit code).
+    Exec(ExecArgs),
 }
 
 /// How the agent reaches the Kubernetes API (in-cluster defaults).
@@ -101,6 +104,28 @@ pub struct InitArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub time: TimeArgs,
+}
+
+/// `agent exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The fetch plan (JSON), as the webhook sets it.
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_PLAN",
+        hide_env_values = true,
+        conflicts_with = "plan_file"
+    )]
+    pub plan: Option<String>,
+    /// Read the plan from this file instead.
+    #[arg(long, env = "FLYTE_SECRET_PLAN_FILE")]
+    pub plan_file: Option<PathBuf>,
+    /// Read the secrets under this directory instead of the plan's mount path.
+    #[arg(long, env = "FLYTE_SECRET_ROOT")]
+    pub root: Option<PathBuf>,
+    /// The program and its arguments, unchanged.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<std::ffi::OsString>,
 }
 
 /// Backend names for `--backend`.

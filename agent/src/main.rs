@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod backends;
 mod cli;
+mod exec;
 mod logging;
 mod resolve;
 mod retry;
@@ -36,12 +37,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Init(args) => run::init(*args).await,
-            Command::Fetch(args) => run::fetch(*args).await,
-        }
-    });
+    let result = match cli.command {
+        // No runtime: exec only reads files, then becomes the program.
+        Command::Exec(args) => Err(
+            match run::read_plan(args.plan.as_deref(), args.plan_file.as_deref()) {
+                Ok(plan) => exec::exec(&plan, args.root, &args.program),
+                Err(e) => e,
+            },
+        ),
+        command => runtime.block_on(async {
+            match command {
+                Command::Init(args) => run::init(*args).await,
+                Command::Fetch(args) => run::fetch(*args).await,
+                Command::Exec(_) => unreachable!("handled above"),
+            }
+        }),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -25,6 +25,9 @@ pub enum RunError {
     /// A secret could not be fetched or written (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// `agent exec` could not start the program (exit 127).
+    #[error("{0}")]
+    Exec(String),
 }
 
 impl RunError {
@@ -33,6 +36,7 @@ impl RunError {
         match self {
             Self::Usage(_) => 2,
             Self::Failed(_) => 1,
+            Self::Exec(_) => crate::exec::EXEC_FAILED,
         }
     }
 }
@@ -47,7 +51,7 @@ fn kube_settings(args: &KubeArgs, kubeconfig: Option<PathBuf>) -> KubeSettings {
     }
 }
 
-fn read_plan(inline: Option<&str>, file: Option<&Path>) -> Result<FetchPlan, RunError> {
+pub(crate) fn read_plan(inline: Option<&str>, file: Option<&Path>) -> Result<FetchPlan, RunError> {
     let text = match (inline, file) {
         (Some(text), _) => text.to_string(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -147,6 +151,9 @@ pub async fn init(args: InitArgs) -> Result<(), RunError> {
     let written = Writer::new(&root, plan.access, plan.owner)
         .write(&files)
         .map_err(|e| fail(RunError::Failed(format!("writing secrets: {e}"))))?;
+    if let Some(dir) = &args.copy_self_to {
+        copy_self(dir).map_err(|e| fail(RunError::Failed(format!("copying the agent to {}: {e}", dir.display()))))?;
+    }
     let retries: u32 = resolution.found.iter().flatten().map(|f| f.retries).sum();
     tracing::info!(
         secrets = plan.secrets.len(),
@@ -157,6 +164,18 @@ pub async fn init(args: InitArgs) -> Result<(), RunError> {
         "all secrets written"
     );
     Ok(())
+}
+
+/// Copies this (static) binary to `<dir>/agent`, mode 0555, atomically, so app containers
+/// can run `agent exec` from a shared volume.
+fn copy_self(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe()?;
+    let tmp = dir.join(format!(".agent.tmp.{}", std::process::id()));
+    std::fs::copy(&me, &tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join("agent"))
 }
 
 /// The plan `agent fetch` builds from its flags.

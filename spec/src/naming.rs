@@ -188,7 +188,11 @@ impl Layout {
 
     /// A file beside `primary`, in the same directory (Vault database leases write their
     /// `k: v` credentials and lease metadata there). `name` must be one safe component.
-    pub fn companion(&self, primary: &SecretPath, name: &str) -> Result<SecretPath, crate::request::PathError> {
+    pub fn companion(
+        &self,
+        primary: &SecretPath,
+        name: &str,
+    ) -> Result<SecretPath, crate::request::PathError> {
         crate::request::validate_component(name)?;
         match primary.as_str().rsplit_once('/') {
             Some((dir, _)) => SecretPath::new(format!("{dir}/{name}")),
@@ -401,8 +405,16 @@ mod tests {
     fn companions_sit_beside_the_primary() {
         let l = Layout::default();
         let p = SecretPath::new("database/creds/app/password").unwrap();
-        assert_eq!(l.companion(&p, ".lease").unwrap().as_str(), "database/creds/app/.lease");
-        assert_eq!(l.companion(&SecretPath::new("k").unwrap(), ".lease").unwrap().as_str(), ".lease");
+        assert_eq!(
+            l.companion(&p, ".lease").unwrap().as_str(),
+            "database/creds/app/.lease"
+        );
+        assert_eq!(
+            l.companion(&SecretPath::new("k").unwrap(), ".lease")
+                .unwrap()
+                .as_str(),
+            ".lease"
+        );
         assert!(l.companion(&p, "../x").is_err());
     }
 

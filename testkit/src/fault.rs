@@ -103,7 +103,9 @@ impl FaultProxy {
                 let state = accept_state.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(req, upstream, state.clone()));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -157,9 +159,14 @@ async fn handle(
         f
     };
     match fault {
-        Some(Fault::Status { code, headers, body }) => {
+        Some(Fault::Status {
+            code,
+            headers,
+            body,
+        }) => {
             let mut resp = Response::new(Full::new(Bytes::from(body)));
-            *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *resp.status_mut() =
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             for (k, v) in headers {
                 if let (Ok(k), Ok(v)) = (
                     hyper::header::HeaderName::from_bytes(k.as_bytes()),
@@ -171,7 +178,10 @@ async fn handle(
             return Ok(resp);
         }
         Some(Fault::Drop) => {
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected drop"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "injected drop",
+            ));
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
@@ -186,7 +196,9 @@ async fn forward(req: Request<Incoming>, upstream: SocketAddr) -> anyhow::Result
     let stream = TcpStream::connect(upstream).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let resp = sender.send_request(Request::from_parts(parts, Full::new(body))).await?;
+    let resp = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await?;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(body)))

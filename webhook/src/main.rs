@@ -1,13 +1,96 @@
-//! `webhook`: admits Flyte task pods by adding the agent init container, one in-memory volume and env wiring.
+//! `webhook`: parses the command line and runs `serve` or `init-certs`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Parser;
-
-/// Flyte secret webhook.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {}
+use flyte_secret_webhook::cli::{Cli, Command, ServeArgs};
+use flyte_secret_webhook::{admin, certs, config, log, metrics, server, shutdown};
 
 fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
+    let cli = Cli::parse();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+    log::init(cli.log_format, &cli.log).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::InitCerts(args) => runtime.block_on(async {
+            let client = kube::Client::try_default()
+                .await
+                .context("configuring the Kubernetes client")?;
+            let report = certs::run(&args, client).await?;
+            tracing::info!(
+                new_ca = report.new_ca,
+                new_cert = report.new_cert,
+                secret = report.secret,
+                webhook_config = report.webhook_config,
+                "init-certs done"
+            );
+            Ok(())
+        }),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        listen,
+        tls_cert,
+        tls_key,
+        admin_listen,
+        drain_seconds,
+        inject,
+    } = args;
+    let settings = config::Settings::load(&inject).context("loading settings")?;
+    tracing::info!(
+        mount_path = %settings.layout.mount_path,
+        env_prefix = %settings.layout.env_prefix,
+        backends = ?settings.backends.iter().map(|b| b.kind()).collect::<Vec<_>>(),
+        agent_image = %settings.agent_image,
+        "settings loaded"
+    );
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ready = Arc::new(admin::Readiness::default());
+    let admin_listener = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("binding admin address {admin_listen}"))?;
+    tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
+    let admin_task = tokio::spawn(admin::serve(admin_listener, ready.clone(), metrics.clone()));
+
+    let bound = server::bind(
+        listen,
+        server::TlsPaths {
+            cert: tls_cert,
+            key: tls_key,
+        },
+    )
+    .await
+    .context("starting the admission server")?;
+    tracing::info!(addr = %bound.local_addr()?, "admission server listening");
+
+    let (trigger, drain) = shutdown::channel();
+    tokio::spawn(async move {
+        if let Err(error) = shutdown::on_signals(trigger).await {
+            tracing::error!(%error, "cannot handle signals");
+        }
+    });
+    let watch_ready = ready.clone();
+    let mut on_drain = drain.clone();
+    tokio::spawn(async move {
+        on_drain.signaled().await;
+        watch_ready.set(false);
+    });
+    ready.set(true);
+    let app = Arc::new(server::App { settings, metrics });
+    bound
+        .serve(app, drain, Duration::from_secs(drain_seconds))
+        .await;
+    admin_task.abort();
+    tracing::info!("stopped");
     Ok(())
 }

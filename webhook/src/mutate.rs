@@ -1,0 +1,581 @@
+//! The mutation, pure: a Flyte task pod and the settings in, an RFC 6902 patch and
+//! AdmissionReview warnings out (or a denial). No I/O, no secret values: the webhook only
+//! reads request metadata from the pod's annotations; the agent fetches values later.
+//!
+//! For a pod labelled `inject-flyte-secrets: "true"` with `flyte.secrets/s<N>` annotations:
+//! - one `flyte-secrets` emptyDir (`medium: Memory`);
+//! - the agent init container, first, with the fetch plan in `FLYTE_SECRET_PLAN`, the volume
+//!   read-write and the pod's service-account token mount copied read-only;
+//! - in every other container and init container: the volume read-only at the mount path and
+//!   the env wiring (`FLYTE_SECRETS_*`, file paths, `secretKeyRef`s). Same-named env vars are
+//!   replaced and ours are put first, as Flyte 2's webhook does (the webhook's value wins, and
+//!   the user's own env vars can still reference ours with `$(NAME)`);
+//! - the marker annotation `flyte-secret-agent/injected: "true"`.
+//!
+//! Patch operations create parents before children (`/spec/volumes`, `/spec/initContainers`,
+//! a container's `env`/`volumeMounts`) and address existing array elements by their index in
+//! the request's object: removals run from the highest index down, and the agent is inserted
+//! at `/spec/initContainers/0` last, after the existing init containers were wired.
+//!
+//! Re-invocation (`reinvocationPolicy: IfNeeded`): a pod that carries the marker or our init
+//! container is not injected again; only containers added since (by another webhook) that lack
+//! the volume are wired.
+
+use std::collections::BTreeSet;
+
+use flyte_secret_spec::annotation::{self, AnnotationError};
+use flyte_secret_spec::backend::{Backend, SERVICE_ACCOUNT_TOKEN_FILE, VaultAuth};
+use flyte_secret_spec::naming::EnvValue;
+use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner, PLAN_ENV, PlanError};
+use flyte_secret_spec::request::{MountRequirement, SecretRequest};
+use flyte_secret_spec::scoped::Scope;
+use flyte_secret_spec::{INJECT_LABEL, INJECT_LABEL_VALUE};
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod, PodSpec,
+    ProjectedVolumeSource, SeccompProfile, SecretKeySelector, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+};
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::config::{AGENT_LOG_FORMAT_ENV, Settings};
+
+mod owner;
+mod plan;
+
+use owner::{Identity, add_supplemental_group, identity};
+use plan::build_plan;
+
+/// Name of the agent init container.
+pub const AGENT_CONTAINER: &str = "flyte-secret-agent";
+/// Name of the in-memory secrets volume.
+pub const VOLUME_NAME: &str = "flyte-secrets";
+/// Name of the optional projected token volume for Vault jwt auth.
+pub const TOKEN_VOLUME_NAME: &str = "flyte-secret-agent-token";
+/// Annotation marking an injected pod.
+pub const INJECTED_ANNOTATION: &str = "flyte-secret-agent/injected";
+/// Where the ServiceAccount admission plugin mounts the API token.
+pub const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Pod labels carrying the Flyte 2 scope.
+pub const LABEL_ORG: &str = "organization";
+/// See [`LABEL_ORG`].
+pub const LABEL_PROJECT: &str = "project";
+/// See [`LABEL_ORG`].
+pub const LABEL_DOMAIN: &str = "domain";
+
+/// Why a pod is refused. Every message names the annotation(s) and the reason; none
+/// carries a value (requests have none).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Denial {
+    /// An annotation does not decode.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    /// One request is invalid or cannot be served.
+    #[error("{annotation}: {reason}")]
+    Request {
+        /// The annotation key.
+        annotation: String,
+        /// The spec's message, plus a hint.
+        reason: String,
+    },
+    /// The requests together are invalid (conflicting targets).
+    #[error("{annotations}: {source}")]
+    Plan {
+        /// The annotations involved.
+        annotations: String,
+        /// The spec's error.
+        source: PlanError,
+    },
+    /// The pod already uses a name or path the injection needs.
+    #[error("cannot inject secrets: {0}")]
+    Conflict(String),
+    /// The object has no pod spec.
+    #[error("the pod has no spec")]
+    NoSpec,
+}
+
+/// Why nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// No `inject-flyte-secrets: "true"` label.
+    NotLabelled,
+    /// Labelled, but no `flyte.secrets/s<N>` annotation.
+    NoSecrets,
+    /// Injected before, and every container is wired.
+    AlreadyInjected,
+}
+
+impl Skip {
+    /// For logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotLabelled => "not labelled",
+            Self::NoSecrets => "no secret annotations",
+            Self::AlreadyInjected => "already injected",
+        }
+    }
+}
+
+/// A change to the pod.
+#[derive(Debug, Clone)]
+pub struct Mutation {
+    /// The JSONPatch.
+    pub patch: Patch,
+    /// AdmissionReview warnings (names and paths only).
+    pub warnings: Vec<String>,
+    /// Number of secret requests.
+    pub secrets: usize,
+    /// True when only containers added after the first injection were wired.
+    pub rewired: bool,
+}
+
+/// What [`mutate`] decided.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Leave the pod as it is.
+    Skipped(Skip),
+    /// Apply this patch.
+    Patched(Mutation),
+}
+
+/// The mutation: see the module docs. `namespace` is the request's namespace.
+pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result<Outcome, Denial> {
+    let meta = &pod.metadata;
+    let labelled = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(INJECT_LABEL))
+        .is_some_and(|v| v == INJECT_LABEL_VALUE);
+    if !labelled {
+        return Ok(Outcome::Skipped(Skip::NotLabelled));
+    }
+    let decoded = annotation::decode_all(
+        meta.annotations
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    if decoded.is_empty() {
+        return Ok(Outcome::Skipped(Skip::NoSecrets));
+    }
+    let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
+    let namespace = namespace.or(meta.namespace.as_deref());
+    let identity = identity(spec, settings);
+    let plan = build_plan(pod, namespace, &decoded, &identity, settings)?;
+    let mut warnings = Vec::new();
+    let env = app_env(&plan, namespace, settings, &mut warnings);
+    let mount = VolumeMount {
+        name: VOLUME_NAME.into(),
+        mount_path: settings.layout.mount_path.clone(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+
+    let injected = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INJECTED_ANNOTATION))
+        .is_some_and(|v| v == "true")
+        || spec
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == AGENT_CONTAINER);
+
+    let mut ops = Vec::new();
+    if injected {
+        wire_all(&mut ops, spec, &env, &mount, settings, true)?;
+        if ops.is_empty() {
+            return Ok(Outcome::Skipped(Skip::AlreadyInjected));
+        }
+        return Ok(Outcome::Patched(Mutation {
+            patch: Patch(ops),
+            warnings,
+            secrets: plan.secrets.len(),
+            rewired: true,
+        }));
+    }
+
+    check_conflicts(spec, settings)?;
+    ops.push(add(
+        &["metadata", "annotations", INJECTED_ANNOTATION],
+        json!("true"),
+    ));
+    if let Some(gid) = identity.supplemental_group {
+        add_supplemental_group(&mut ops, spec, gid);
+    }
+    if let Some(w) = &identity.warning {
+        warnings.push(w.clone());
+    }
+    let mut volumes = vec![Volume {
+        name: VOLUME_NAME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(settings.volume_size_limit.clone()),
+        }),
+        ..Default::default()
+    }];
+    if let Some(token) = &settings.vault_token {
+        volumes.push(Volume {
+            name: TOKEN_VOLUME_NAME.into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(token.audience.clone()),
+                        expiration_seconds: Some(token.expiration_seconds),
+                        path: "token".into(),
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    append_all(
+        &mut ops,
+        &["spec", "volumes"],
+        spec.volumes.is_some(),
+        &volumes,
+    );
+    wire_all(&mut ops, spec, &env, &mount, settings, false)?;
+    let agent = agent_container(spec, &plan, &identity, settings, &mut warnings);
+    let agent = to_value(&agent);
+    if spec.init_containers.is_some() {
+        ops.push(add(&["spec", "initContainers", "0"], agent));
+    } else {
+        ops.push(add(&["spec", "initContainers"], Value::Array(vec![agent])));
+    }
+    Ok(Outcome::Patched(Mutation {
+        patch: Patch(ops),
+        warnings,
+        secrets: plan.secrets.len(),
+        rewired: false,
+    }))
+}
+
+// === env wiring ===
+
+/// Whether the value of an ENV_VAR request can be a `secretKeyRef`: the Kubernetes backend
+/// is first, reads the pod's own namespace, and the group/key is a valid Secret name/key.
+fn secret_key_ref_ok(req: &SecretRequest, namespace: Option<&str>, settings: &Settings) -> bool {
+    match settings.backends.first() {
+        Some(b @ Backend::Kubernetes(k)) => {
+            !req.is_groupless()
+                && k.namespace
+                    .as_deref()
+                    .is_none_or(|ns| Some(ns) == namespace)
+                && b.check(req).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// The env vars every app container gets, in order, without duplicates.
+fn app_env(
+    plan: &FetchPlan,
+    namespace: Option<&str>,
+    settings: &Settings,
+    warnings: &mut Vec<String>,
+) -> Vec<EnvVar> {
+    let layout = &settings.layout;
+    let mut env: Vec<EnvVar> = layout
+        .common_env()
+        .into_iter()
+        .map(|(name, value)| plain_env(name, value))
+        .collect();
+    for planned in &plan.secrets {
+        let req = &planned.request;
+        // Validated with the plan: wiring cannot fail here.
+        let Ok(wires) = layout.env_wiring(req) else {
+            continue;
+        };
+        let by_ref = secret_key_ref_ok(req, namespace, settings);
+        let mut unwired = Vec::new();
+        for wire in wires {
+            match wire.value {
+                EnvValue::FilePath(path) => env.push(plain_env(&wire.name, path)),
+                EnvValue::SecretValue if by_ref => env.push(EnvVar {
+                    name: wire.name,
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: req.group.clone(),
+                            key: req.key.clone(),
+                            optional: Some(true),
+                        }),
+                        ..Default::default()
+                    }),
+                }),
+                EnvValue::SecretValue => unwired.push(wire.name),
+            }
+        }
+        if req.mount_requirement == MountRequirement::EnvVar && !unwired.is_empty() {
+            let file = planned
+                .files
+                .first()
+                .map(|f| layout.absolute(f))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "{}: secret {} is ENV_VAR but not a Kubernetes Secret of this namespace, so \
+                 {} cannot hold its value; it is in the file {file} (flytekit falls back to it)",
+                planned.annotation,
+                req.name(),
+                unwired.join(", "),
+            ));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    env.retain(|e| seen.insert(e.name.clone()));
+    env
+}
+
+fn plain_env(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    }
+}
+
+// === containers ===
+
+fn same_path(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+fn check_conflicts(spec: &PodSpec, settings: &Settings) -> Result<(), Denial> {
+    for v in spec.volumes.iter().flatten() {
+        if v.name == VOLUME_NAME || v.name == TOKEN_VOLUME_NAME {
+            return Err(Denial::Conflict(format!(
+                "the pod already has a volume named {}",
+                v.name
+            )));
+        }
+    }
+    let all = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in all {
+        if c.name == AGENT_CONTAINER {
+            return Err(Denial::Conflict(format!(
+                "the pod already has a container named {AGENT_CONTAINER}"
+            )));
+        }
+        check_mounts(c, settings)?;
+    }
+    Ok(())
+}
+
+fn check_mounts(c: &Container, settings: &Settings) -> Result<(), Denial> {
+    for m in c.volume_mounts.iter().flatten() {
+        if same_path(&m.mount_path, &settings.layout.mount_path) {
+            return Err(Denial::Conflict(format!(
+                "container {} already mounts volume {} at {} (is another secret webhook \
+                 installed?)",
+                c.name, m.name, m.mount_path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Wires every container and init container (our agent excepted). With `only_missing`,
+/// containers that already mount the volume are left alone.
+fn wire_all(
+    ops: &mut Vec<PatchOperation>,
+    spec: &PodSpec,
+    env: &[EnvVar],
+    mount: &VolumeMount,
+    settings: &Settings,
+    only_missing: bool,
+) -> Result<(), Denial> {
+    let lists = [
+        ("containers", Some(&spec.containers)),
+        ("initContainers", spec.init_containers.as_ref()),
+    ];
+    for (field, list) in lists {
+        for (i, c) in list.into_iter().flatten().enumerate() {
+            if c.name == AGENT_CONTAINER {
+                continue;
+            }
+            let wired = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == VOLUME_NAME);
+            if only_missing && wired {
+                continue;
+            }
+            if only_missing {
+                check_mounts(c, settings)?;
+            }
+            wire_container(ops, &["spec", field, &i.to_string()], c, env, mount);
+        }
+    }
+    Ok(())
+}
+
+fn wire_container(
+    ops: &mut Vec<PatchOperation>,
+    base: &[&str],
+    c: &Container,
+    env: &[EnvVar],
+    mount: &VolumeMount,
+) {
+    fn at<'a>(base: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+        [base, tail].concat()
+    }
+    append_all(
+        ops,
+        &at(base, &["volumeMounts"]),
+        c.volume_mounts.is_some(),
+        std::slice::from_ref(mount),
+    );
+    match &c.env {
+        None => ops.push(add(&at(base, &["env"]), to_value(&env))),
+        Some(existing) => {
+            let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
+            for (i, e) in existing.iter().enumerate().rev() {
+                if ours.contains(e.name.as_str()) {
+                    ops.push(PatchOperation::Remove(RemoveOperation {
+                        path: pointer(&at(base, &["env", &i.to_string()])),
+                    }));
+                }
+            }
+            for (i, e) in env.iter().enumerate() {
+                ops.push(add(&at(base, &["env", &i.to_string()]), to_value(e)));
+            }
+        }
+    }
+}
+
+fn agent_container(
+    spec: &PodSpec,
+    plan: &FetchPlan,
+    identity: &Identity,
+    settings: &Settings,
+    warnings: &mut Vec<String>,
+) -> Container {
+    let mut env = vec![
+        plain_env(PLAN_ENV, plan.to_json()),
+        plain_env(AGENT_LOG_FORMAT_ENV, settings.agent_log_format.clone()),
+    ];
+    env.extend(settings.agent_env.iter().cloned());
+
+    let mut mounts = vec![VolumeMount {
+        name: VOLUME_NAME.into(),
+        mount_path: settings.layout.mount_path.clone(),
+        ..Default::default()
+    }];
+    let token = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|m| same_path(&m.mount_path, SERVICE_ACCOUNT_MOUNT));
+    match token {
+        Some(m) => mounts.push(VolumeMount {
+            read_only: Some(true),
+            ..m.clone()
+        }),
+        None if needs_pod_token(settings) => warnings.push(format!(
+            "the pod mounts no service-account token (automountServiceAccountToken: false?): \
+             the agent cannot read {SERVICE_ACCOUNT_TOKEN_FILE} to authenticate"
+        )),
+        None => {}
+    }
+    if let Some(t) = &settings.vault_token {
+        mounts.push(VolumeMount {
+            name: TOKEN_VOLUME_NAME.into(),
+            mount_path: t.mount_path.clone(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+
+    Container {
+        name: AGENT_CONTAINER.into(),
+        image: Some(settings.agent_image.clone()),
+        image_pull_policy: Some(settings.agent_pull_policy.as_str().into()),
+        command: Some(vec!["/agent".into()]),
+        args: Some(vec!["init".into()]),
+        env: Some(env),
+        resources: Some(settings.agent_resources.clone()),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(i64::from(identity.owner.uid)),
+            run_as_group: Some(i64::from(identity.owner.gid)),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        termination_message_path: Some("/dev/termination-log".into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+/// Whether some backend authenticates with the pod's own service-account token.
+fn needs_pod_token(settings: &Settings) -> bool {
+    settings.backends.iter().any(|b| match b {
+        Backend::Kubernetes(_) => true,
+        Backend::Vault(v) => match &v.auth {
+            VaultAuth::Kubernetes { token_file, .. } | VaultAuth::Jwt { token_file, .. } => {
+                token_file == SERVICE_ACCOUNT_TOKEN_FILE
+            }
+            VaultAuth::Token { .. } => false,
+        },
+        Backend::Aws(_) => false,
+    })
+}
+
+// === patch helpers ===
+
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(tokens),
+        value,
+    })
+}
+
+/// Appends items to an array, creating it when absent.
+fn append_all<T: serde::Serialize>(
+    ops: &mut Vec<PatchOperation>,
+    array: &[&str],
+    exists: bool,
+    items: &[T],
+) {
+    if exists {
+        let end = [array, &["-"]].concat();
+        for item in items {
+            ops.push(add(&end, to_value(item)));
+        }
+    } else {
+        ops.push(add(array, to_value(&items)));
+    }
+}
+
+fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Value {
+    serde_json::to_value(v).expect("Kubernetes types serialize")
+}
+
+#[cfg(test)]
+mod tests;

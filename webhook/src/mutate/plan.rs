@@ -1,0 +1,95 @@
+//! The fetch plan for a pod: each request validated alone (so a denial names its
+//! annotation), then all together; and the Flyte 2 scope from labels or namespace.
+
+use super::*;
+
+pub(super) fn build_plan(
+    pod: &Pod,
+    namespace: Option<&str>,
+    decoded: &[(String, SecretRequest)],
+    identity: &Identity,
+    settings: &Settings,
+) -> Result<FetchPlan, Denial> {
+    let mut plan = FetchPlan::new(&settings.layout, settings.backends.clone());
+    plan.timeouts = settings.timeouts;
+    plan.owner = Some(identity.owner);
+    plan.access = identity.access;
+    if decoded.iter().any(|(_, r)| r.is_groupless()) {
+        plan.scope = scope(pod, namespace, settings);
+    }
+    // Each request alone first, so a denial names the annotation it came from.
+    let empty = plan.clone();
+    for (key, request) in decoded {
+        let mut single = empty.clone();
+        let checked = single
+            .push(key.clone(), request.clone())
+            .and_then(|()| single.validate());
+        if let Err(e) = checked {
+            let hint = if matches!(e, PlanError::NoScope(_)) {
+                " (the pod has no `project` and `domain` labels to take the scope from)"
+            } else {
+                ""
+            };
+            return Err(Denial::Request {
+                annotation: key.clone(),
+                reason: format!("{e}{hint}"),
+            });
+        }
+        plan.push(key.clone(), request.clone())
+            .map_err(|e| Denial::Request {
+                annotation: key.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    plan.validate().map_err(|source| {
+        let names: Vec<String> = match &source {
+            PlanError::Conflict { first, second, .. } => vec![first.clone(), second.clone()],
+            _ => Vec::new(),
+        };
+        let annotations: Vec<&str> = decoded
+            .iter()
+            .filter(|(_, r)| names.is_empty() || names.contains(&r.name().to_string()))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        Denial::Plan {
+            annotations: annotations.join(", "),
+            source,
+        }
+    })?;
+    Ok(plan)
+}
+
+/// The Flyte 2 scope: the pod's `organization`/`project`/`domain` labels; for Flyte 1 pods
+/// (no such labels) optionally the `<project>-<domain>` namespace, split at the last `-`.
+pub(super) fn scope(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Option<Scope> {
+    let labels = pod.metadata.labels.as_ref();
+    let label = |k: &str| {
+        labels
+            .and_then(|l| l.get(k))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let org = label(LABEL_ORG).unwrap_or_else(|| settings.default_org.clone());
+    match (label(LABEL_PROJECT), label(LABEL_DOMAIN)) {
+        (project, Some(domain)) => Some(Scope {
+            org,
+            domain,
+            project: project.unwrap_or_default(),
+        }),
+        (None, None) if settings.scope_from_namespace => {
+            let (project, domain) = namespace?.rsplit_once('-')?;
+            (!project.is_empty() && !domain.is_empty()).then(|| Scope {
+                org,
+                domain: domain.into(),
+                project: project.into(),
+            })
+        }
+        // A project without a domain: let the plan's scope validation say so.
+        (Some(project), None) => Some(Scope {
+            org,
+            domain: String::new(),
+            project,
+        }),
+        (None, None) => None,
+    }
+}

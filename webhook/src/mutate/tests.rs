@@ -1,0 +1,631 @@
+//! Mutation tests on pods as propeller creates them; every patch is applied with
+//! `json_patch` and the resulting pod is checked.
+
+use flyte_secret_spec::backend::{AwsBackend, KubernetesBackend};
+use flyte_secret_spec::base32;
+use flyte_secret_spec::plan::FetchPlan;
+use k8s_openapi::api::core::v1::Container;
+use serde_json::json;
+
+use super::*;
+use crate::fixtures::{apply, flyte_pod, vector, with_sidecars};
+
+const NS: Option<&str> = Some("flytesnacks-development");
+
+fn user_info() -> SecretRequest {
+    vector("user-info/user_secret")
+}
+
+fn patched(pod: &Value, settings: &Settings) -> Mutation {
+    let parsed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    match mutate(&parsed, NS, settings) {
+        Ok(Outcome::Patched(m)) => m,
+        other => panic!("expected a patch, got {other:?}"),
+    }
+}
+
+fn denied(pod: &Value, settings: &Settings) -> String {
+    let parsed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    match mutate(&parsed, NS, settings) {
+        Err(d) => d.to_string(),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+fn skipped(pod: &Value, settings: &Settings) -> Skip {
+    let parsed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    match mutate(&parsed, NS, settings) {
+        Ok(Outcome::Skipped(s)) => s,
+        other => panic!("expected a skip, got {other:?}"),
+    }
+}
+
+fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+    c.env.iter().flatten().find(|e| e.name == name)
+}
+
+fn value<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
+    env(c, name).and_then(|e| e.value.as_deref())
+}
+
+fn agent(pod: &Pod) -> &Container {
+    let first = &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    assert_eq!(first.name, AGENT_CONTAINER);
+    first
+}
+
+fn plan_of(pod: &Pod) -> FetchPlan {
+    FetchPlan::from_json(value(agent(pod), PLAN_ENV).expect("plan env")).expect("valid plan")
+}
+
+fn all_app_containers(pod: &Pod) -> Vec<&Container> {
+    let spec = pod.spec.as_ref().unwrap();
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .filter(|c| c.name != AGENT_CONTAINER)
+        .collect()
+}
+
+#[test]
+fn propeller_pod_with_flyte_vectors() {
+    let secrets = [
+        user_info(),
+        vector("db/password@kv2"),
+        vector("openai_key"),
+        vector("my-cert"),
+        vector("user-info/user_secret").with_mount(MountRequirement::Any),
+    ];
+    let pod = flyte_pod(&secrets);
+    let settings = Settings::default();
+    let m = patched(&pod, &settings);
+    assert!(!m.rewired);
+    assert_eq!(m.secrets, 5);
+    let (doc, out) = apply(&pod, &m.patch);
+
+    // Marker, volume (the service-account volume kept), agent first.
+    assert_eq!(doc["metadata"]["annotations"][INJECTED_ANNOTATION], "true");
+    let spec = out.spec.as_ref().unwrap();
+    let volumes = spec.volumes.as_ref().unwrap();
+    assert_eq!(volumes.len(), 2);
+    let vol = volumes.iter().find(|v| v.name == VOLUME_NAME).unwrap();
+    let empty_dir = vol.empty_dir.as_ref().unwrap();
+    assert_eq!(empty_dir.medium.as_deref(), Some("Memory"));
+    assert_eq!(empty_dir.size_limit.as_ref().unwrap().0, "16Mi");
+
+    let a = agent(&out);
+    assert_eq!(a.image.as_deref(), Some(crate::config::DEFAULT_IMAGE));
+    assert_eq!(a.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(a.command, Some(vec!["/agent".to_string()]));
+    assert_eq!(a.args, Some(vec!["init".to_string()]));
+    assert_eq!(value(a, AGENT_LOG_FORMAT_ENV), Some("json"));
+    assert_eq!(
+        a.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    assert_eq!(
+        a.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
+    );
+    let mounts = a.volume_mounts.as_ref().unwrap();
+    assert_eq!(mounts[0].name, VOLUME_NAME);
+    assert_eq!(mounts[0].mount_path, "/etc/flyte/secrets");
+    assert_ne!(mounts[0].read_only, Some(true));
+    assert_eq!(mounts[1].name, "kube-api-access-7xq2p");
+    assert_eq!(mounts[1].mount_path, SERVICE_ACCOUNT_MOUNT);
+    assert_eq!(mounts[1].read_only, Some(true));
+    let sc = a.security_context.as_ref().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
+    assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let res = a.resources.as_ref().unwrap();
+    assert_eq!(res.requests.as_ref().unwrap()["cpu"].0, "10m");
+    assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "64Mi");
+
+    // The plan: every request, in annotation order, with the pod's scope.
+    let plan = plan_of(&out);
+    assert_eq!(plan.secrets.len(), 5);
+    assert_eq!(plan.secrets[0].annotation, "flyte.secrets/s0");
+    assert_eq!(plan.secrets[0].request, user_info());
+    let scope = plan.scope.as_ref().unwrap();
+    assert_eq!(
+        (
+            scope.org.as_str(),
+            scope.domain.as_str(),
+            scope.project.as_str()
+        ),
+        ("flyte", "development", "flytesnacks")
+    );
+
+    // The app container: mount read-only, our env first, the user's same-named var replaced.
+    let c = &spec.containers[0];
+    let m0 = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == VOLUME_NAME)
+        .unwrap();
+    assert_eq!(m0.read_only, Some(true));
+    assert_eq!(m0.mount_path, "/etc/flyte/secrets");
+    let names: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    assert_eq!(&names[..3], naming_common());
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "FLYTE_SECRETS_DEFAULT_DIR")
+            .count(),
+        1
+    );
+    assert_eq!(
+        value(c, "FLYTE_SECRETS_DEFAULT_DIR"),
+        Some("/etc/flyte/secrets")
+    );
+    assert_eq!(value(c, "FLYTE_SECRETS_FILE_PREFIX"), Some(""));
+    assert_eq!(value(c, "FLYTE_SECRETS_ENV_PREFIX"), Some("_FSEC_"));
+    assert_eq!(
+        value(c, "FLYTE_INTERNAL_EXECUTION_ID"),
+        Some("a8xkq2m9v4"),
+        "the user's other env vars stay"
+    );
+    // ENV_VAR from Kubernetes: a secretKeyRef, no value.
+    let e = env(c, "_FSEC_USER-INFO_USER_SECRET").unwrap();
+    assert_eq!(e.value, None);
+    let r = e
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (r.name.as_str(), r.key.as_str(), r.optional),
+        ("user-info", "user_secret", Some(true))
+    );
+    // Group-less ENV_VAR (Flyte 2 managed): no env var, a warning naming the file.
+    assert!(env(c, "OPENAI_KEY").is_none());
+    assert!(env(c, "_FSEC_OPENAI_KEY").is_none());
+    let env_warnings: Vec<&String> = m
+        .warnings
+        .iter()
+        .filter(|w| w.contains("ENV_VAR"))
+        .collect();
+    assert_eq!(env_warnings.len(), 1, "{:?}", m.warnings);
+    let w = env_warnings[0];
+    assert!(w.starts_with("flyte.secrets/s2: secret openai_key "), "{w}");
+    assert!(w.contains("/etc/flyte/secrets/openai_key"), "{w}");
+    assert!(w.contains("_FSEC_OPENAI_KEY, OPENAI_KEY"), "{w}");
+    // No runAsUser/fsGroup in this pod: the ownership warning.
+    assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+}
+
+fn naming_common() -> [&'static str; 3] {
+    [
+        "FLYTE_SECRETS_DEFAULT_DIR",
+        "FLYTE_SECRETS_FILE_PREFIX",
+        "FLYTE_SECRETS_ENV_PREFIX",
+    ]
+}
+
+#[test]
+fn file_requests_with_env_var_get_the_path() {
+    let req = SecretRequest::new("user-info", "User_Secret")
+        .with_mount(MountRequirement::File)
+        .with_env_var("USER_SECRET_PATH");
+    let pod = flyte_pod(&[req]);
+    let (_, out) = apply(&pod, &patched(&pod, &Settings::default()).patch);
+    assert_eq!(
+        value(&out.spec.unwrap().containers[0], "USER_SECRET_PATH"),
+        Some("/etc/flyte/secrets/user-info/user_secret")
+    );
+}
+
+#[test]
+fn sidecars_and_existing_init_containers_are_wired() {
+    let pod = with_sidecars(flyte_pod(&[user_info()]));
+    let (_, out) = apply(&pod, &patched(&pod, &Settings::default()).patch);
+    let spec = out.spec.as_ref().unwrap();
+    let inits: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(inits, [AGENT_CONTAINER, "fetch-data"]);
+    let apps = all_app_containers(&out);
+    assert_eq!(apps.len(), 3);
+    for c in apps {
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        let ours = mounts.iter().find(|m| m.name == VOLUME_NAME).unwrap();
+        assert_eq!(ours.read_only, Some(true), "{}", c.name);
+        assert_eq!(
+            value(c, "FLYTE_SECRETS_DEFAULT_DIR"),
+            Some("/etc/flyte/secrets")
+        );
+        assert!(
+            env(c, "_FSEC_USER-INFO_USER_SECRET").is_some(),
+            "{}",
+            c.name
+        );
+    }
+    // The sidecar had no env and no mounts: the arrays were created.
+    let sidecar = &spec.containers[1];
+    assert_eq!(sidecar.volume_mounts.as_ref().unwrap().len(), 1);
+}
+
+#[test]
+fn bare_pod_gets_parent_arrays_created() {
+    let mut pod = flyte_pod(&[vector("db/password@kv2")]);
+    let spec = pod["spec"].as_object_mut().unwrap();
+    spec.remove("volumes");
+    let c = spec["containers"][0].as_object_mut().unwrap();
+    c.remove("env");
+    c.remove("volumeMounts");
+    let m = patched(&pod, &Settings::default());
+    // Parents before children: the first op touching a path's prefix creates it.
+    let paths: Vec<String> = m.patch.0.iter().map(|op| op.path().to_string()).collect();
+    assert!(paths.contains(&"/spec/volumes".to_string()), "{paths:?}");
+    assert!(
+        paths.contains(&"/spec/initContainers".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/spec/containers/0/env".to_string()),
+        "{paths:?}"
+    );
+    let (_, out) = apply(&pod, &m.patch);
+    assert_eq!(
+        out.spec.as_ref().unwrap().volumes.as_ref().unwrap().len(),
+        1
+    );
+    // No service-account token mounted: the agent gets none, and a warning says why.
+    assert_eq!(agent(&out).volume_mounts.as_ref().unwrap().len(), 1);
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("automountServiceAccountToken")),
+        "{:?}",
+        m.warnings
+    );
+}
+
+fn agent_ids(out: &Pod) -> (Option<i64>, Option<i64>) {
+    let sc = agent(out).security_context.clone().unwrap();
+    (sc.run_as_user, sc.run_as_group)
+}
+
+#[test]
+fn ownership_follows_the_app() {
+    let settings = Settings::default();
+    // Container runAsUser wins over the pod's.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"runAsUser": 2000, "fsGroup": 3000});
+    pod["spec"]["containers"][0]["securityContext"] =
+        json!({"runAsUser": 1000, "runAsGroup": 1001});
+    let m = patched(&pod, &settings);
+    let (_, out) = apply(&pod, &m.patch);
+    assert_eq!(agent_ids(&out), (Some(1000), Some(1001)));
+    let plan = plan_of(&out);
+    assert_eq!(
+        plan.owner,
+        Some(Owner {
+            uid: 1000,
+            gid: 1001
+        })
+    );
+    assert_eq!(plan.access, FileAccess::Owner);
+    assert!(m.warnings.is_empty());
+
+    // Pod runAsUser without a group: gid from fsGroup.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"runAsUser": 2000, "fsGroup": 3000});
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    assert_eq!(agent_ids(&out), (Some(2000), Some(3000)));
+
+    // fsGroup only: the fallback uid, group access through fsGroup.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"fsGroup": 3000});
+    let m = patched(&pod, &settings);
+    let (doc, out) = apply(&pod, &m.patch);
+    assert_eq!(agent_ids(&out), (Some(65532), Some(3000)));
+    let plan = plan_of(&out);
+    assert_eq!(plan.access, FileAccess::Group);
+    assert!(m.warnings.is_empty());
+    assert!(
+        doc["spec"]["securityContext"]
+            .get("supplementalGroups")
+            .is_none()
+    );
+
+    // A root app: files for group 0, the agent still non-root.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["containers"][0]["securityContext"] = json!({"runAsUser": 0});
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    assert_eq!(agent_ids(&out), (Some(65532), Some(0)));
+    assert_eq!(plan_of(&out).access, FileAccess::Group);
+
+    // Nothing known: group 65532, added to supplementalGroups, with a warning.
+    let pod = flyte_pod(&[user_info()]);
+    let m = patched(&pod, &settings);
+    let (doc, out) = apply(&pod, &m.patch);
+    assert_eq!(agent_ids(&out), (Some(65532), Some(65532)));
+    assert_eq!(
+        doc["spec"]["securityContext"]["supplementalGroups"],
+        json!([65532])
+    );
+    assert!(m.warnings.iter().any(|w| w.contains("supplementalGroups")));
+
+    // … appended to an existing list.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"supplementalGroups": [10], "runAsNonRoot": true});
+    let (doc, _) = apply(&pod, &patched(&pod, &settings).patch);
+    assert_eq!(
+        doc["spec"]["securityContext"],
+        json!({"supplementalGroups": [10, 65532], "runAsNonRoot": true})
+    );
+}
+
+#[test]
+fn reinvocation_is_idempotent_and_wires_late_containers() {
+    let settings = Settings::default();
+    let pod = with_sidecars(flyte_pod(&[user_info(), vector("my-cert")]));
+    let (doc, _) = apply(&pod, &patched(&pod, &settings).patch);
+    assert_eq!(skipped(&doc, &settings), Skip::AlreadyInjected);
+
+    // Another webhook added a container after us: only that one is wired.
+    let mut later = doc.clone();
+    later["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "istio-proxy", "image": "istio/proxyv2:1.24"}));
+    let m = patched(&later, &settings);
+    assert!(m.rewired);
+    assert!(
+        m.patch
+            .0
+            .iter()
+            .all(|op| op.path().to_string().starts_with("/spec/containers/2/")),
+        "{:?}",
+        m.patch
+    );
+    let (again, out) = apply(&later, &m.patch);
+    assert_eq!(
+        out.spec
+            .as_ref()
+            .unwrap()
+            .init_containers
+            .as_ref()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        env(
+            &out.spec.as_ref().unwrap().containers[2],
+            "FLYTE_SECRETS_DEFAULT_DIR"
+        )
+        .is_some()
+    );
+    assert_eq!(skipped(&again, &settings), Skip::AlreadyInjected);
+
+    // The marker alone (agent removed by hand) also prevents a second agent.
+    let mut marked = doc.clone();
+    marked["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    assert_eq!(skipped(&marked, &settings), Skip::AlreadyInjected);
+}
+
+#[test]
+fn unlabelled_or_secretless_pods_are_left_alone() {
+    let settings = Settings::default();
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["metadata"]["labels"]["inject-flyte-secrets"] = json!("false");
+    assert_eq!(skipped(&pod, &settings), Skip::NotLabelled);
+    let pod = flyte_pod(&[]);
+    assert_eq!(skipped(&pod, &settings), Skip::NoSecrets);
+}
+
+#[test]
+fn invalid_requests_are_denied_naming_the_annotation() {
+    let settings = Settings::default();
+    let with = |value: String| {
+        let mut pod = flyte_pod(&[user_info()]);
+        pod["metadata"]["annotations"]["flyte.secrets/s1"] = Value::String(value);
+        pod
+    };
+    // Bad base32 (upper case is not in Flyte's alphabet).
+    let msg = denied(&with("NNSXSORA".into()), &settings);
+    assert!(
+        msg.starts_with("error unmarshaling secret [flyte.secrets/s1]"),
+        "{msg}"
+    );
+    assert!(msg.contains("base32"), "{msg}");
+    // An unknown field.
+    let msg = denied(
+        &with(base32::encode(b"group: \"g\"\nnope: \"x\"\n")),
+        &settings,
+    );
+    assert!(msg.contains("flyte.secrets/s1"), "{msg}");
+    assert!(msg.contains("nope"), "{msg}");
+    // A bad env var name.
+    let bad_env = SecretRequest::new("g", "k").with_env_var("lower-case");
+    let msg = denied(&with(annotation::encode(&bad_env)), &settings);
+    assert!(msg.starts_with("flyte.secrets/s1: "), "{msg}");
+    assert!(msg.contains("invalid environment variable name"), "{msg}");
+    // An unsafe path.
+    let traversal = SecretRequest::new("../../etc", "passwd");
+    let msg = denied(&with(annotation::encode(&traversal)), &settings);
+    assert!(msg.starts_with("flyte.secrets/s1: "), "{msg}");
+    assert!(msg.contains("`..`"), "{msg}");
+    // Not servable by the configured backend.
+    let arn = vector("arn:aws:secretsmanager:us-east-2:123456789012:secret/my_secret");
+    let msg = denied(&with(annotation::encode(&arn)), &settings);
+    assert!(msg.contains("no configured backend can serve it"), "{msg}");
+}
+
+#[test]
+fn groupless_secrets_need_a_scope() {
+    let mut settings = Settings::default();
+    let mut pod = flyte_pod(&[vector("openai_key")]);
+    let labels = pod["metadata"]["labels"].as_object_mut().unwrap();
+    labels.remove("project");
+    labels.remove("domain");
+    let msg = denied(&pod, &settings);
+    assert!(msg.starts_with("flyte.secrets/s0: "), "{msg}");
+    assert!(msg.contains("no scope"), "{msg}");
+    assert!(msg.contains("labels"), "{msg}");
+
+    // Opt-in: the Flyte 1 namespace template `<project>-<domain>`.
+    settings.scope_from_namespace = true;
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    let scope = plan_of(&out).scope.unwrap();
+    assert_eq!(
+        (scope.project.as_str(), scope.domain.as_str()),
+        ("flytesnacks", "development")
+    );
+
+    // Flyte 2 labels, organization included.
+    let mut pod = flyte_pod(&[vector("openai_key")]);
+    pod["metadata"]["labels"]["organization"] = json!("acme");
+    let (_, out) = apply(&pod, &patched(&pod, &Settings::default()).patch);
+    assert_eq!(plan_of(&out).scope.unwrap().org, "acme");
+}
+
+#[test]
+fn conflicts_are_denied() {
+    let settings = Settings::default();
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "flyte-secrets", "emptyDir": {}}));
+    assert!(denied(&pod, &settings).contains("volume named flyte-secrets"));
+
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "aws-secret-vol", "mountPath": "/etc/flyte/secrets/"}));
+    let msg = denied(&pod, &settings);
+    assert!(
+        msg.contains("already mounts volume aws-secret-vol"),
+        "{msg}"
+    );
+
+    // Two secrets that would write the same file.
+    let pod = flyte_pod(&[SecretRequest::new("g", "k"), SecretRequest::new("g", "K")]);
+    let msg = denied(&pod, &settings);
+    assert!(
+        msg.starts_with("flyte.secrets/s0, flyte.secrets/s1: "),
+        "{msg}"
+    );
+}
+
+#[test]
+fn env_var_secrets_from_other_backends_are_files_with_a_warning() {
+    let aws_first = Settings {
+        backends: vec![
+            Backend::Aws(AwsBackend::default()),
+            Backend::Kubernetes(KubernetesBackend::default()),
+        ],
+        ..Settings::default()
+    };
+    let arn = vector("arn:aws:secretsmanager:us-east-2:123456789012:secret/my_secret");
+    let pod = flyte_pod(&[user_info(), arn]);
+    let m = patched(&pod, &aws_first);
+    let (_, out) = apply(&pod, &m.patch);
+    let c = &out.spec.as_ref().unwrap().containers[0];
+    assert!(env(c, "_FSEC_USER-INFO_USER_SECRET").is_none());
+    let w = m
+        .warnings
+        .iter()
+        .find(|w| w.contains("user-info/user_secret"))
+        .unwrap();
+    assert!(
+        w.contains("/etc/flyte/secrets/user-info/user_secret"),
+        "{w}"
+    );
+    assert!(w.contains("_FSEC_USER-INFO_USER_SECRET"), "{w}");
+
+    // A Kubernetes backend reading another namespace cannot be a secretKeyRef either.
+    let elsewhere = Settings {
+        backends: vec![Backend::Kubernetes(KubernetesBackend {
+            namespace: Some("secrets".into()),
+            ..KubernetesBackend::default()
+        })],
+        ..Settings::default()
+    };
+    let pod = flyte_pod(&[user_info()]);
+    let m = patched(&pod, &elsewhere);
+    assert_eq!(
+        m.warnings.iter().filter(|w| w.contains("ENV_VAR")).count(),
+        1
+    );
+}
+
+#[test]
+fn configured_extras_reach_the_agent() {
+    let file = crate::config::FileConfig::parse(
+        r#"{"envPrefix": "_UNION_", "agentImage": "registry.local/agent:dev",
+            "agentPullPolicy": "Always", "agentLogFormat": "plain",
+            "agentEnv": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+            "volumeSizeLimit": "1Mi",
+            "vaultToken": {"audience": "vault"}}"#,
+    )
+    .unwrap();
+    let settings = Settings::resolve(&Default::default(), file).unwrap();
+    let pod = flyte_pod(&[vector("openai_key")]);
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    let a = agent(&out);
+    assert_eq!(a.image.as_deref(), Some("registry.local/agent:dev"));
+    assert_eq!(a.image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(value(a, "AWS_REGION"), Some("eu-west-1"));
+    assert_eq!(value(a, AGENT_LOG_FORMAT_ENV), Some("plain"));
+    let token_mount = a
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == TOKEN_VOLUME_NAME)
+        .unwrap();
+    assert_eq!(
+        token_mount.mount_path,
+        "/var/run/secrets/flyte-secret-agent/vault"
+    );
+    let spec = out.spec.as_ref().unwrap();
+    let token_vol = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == TOKEN_VOLUME_NAME)
+        .unwrap();
+    let projection = token_vol
+        .projected
+        .as_ref()
+        .unwrap()
+        .sources
+        .as_ref()
+        .unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(projection.audience.as_deref(), Some("vault"));
+    // The token is for the agent only.
+    assert!(
+        spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| m.name != TOKEN_VOLUME_NAME)
+    );
+    assert_eq!(
+        value(&spec.containers[0], "FLYTE_SECRETS_ENV_PREFIX"),
+        Some("_UNION_")
+    );
+}
