@@ -100,6 +100,10 @@ pub struct InitArgs {
         default_value = "/dev/termination-log"
     )]
     pub termination_log: PathBuf,
+    /// Also copy this (static) binary into DIR as `agent`, for app containers that run
+    /// `agent exec` from a shared volume.
+    #[arg(long, env = "FLYTE_SECRET_COPY_SELF_TO")]
+    pub copy_self_to: Option<PathBuf>,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]

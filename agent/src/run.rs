@@ -152,7 +152,12 @@ pub async fn init(args: InitArgs) -> Result<(), RunError> {
         .write(&files)
         .map_err(|e| fail(RunError::Failed(format!("writing secrets: {e}"))))?;
     if let Some(dir) = &args.copy_self_to {
-        copy_self(dir).map_err(|e| fail(RunError::Failed(format!("copying the agent to {}: {e}", dir.display()))))?;
+        copy_self(dir).map_err(|e| {
+            fail(RunError::Failed(format!(
+                "copying the agent to {}: {e}",
+                dir.display()
+            )))
+        })?;
     }
     let retries: u32 = resolution.found.iter().flatten().map(|f| f.retries).sum();
     tracing::info!(
