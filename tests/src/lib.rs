@@ -1,1 +1,60 @@
-//! End-to-end suites live in `tests/`; this crate has no library code.
+//! End-to-end support (test code, not product code): everything needed to run a Flyte task
+//! pod the way a cluster would, without a cluster.
+//!
+//! - [`webhook`]: the real `webhook` binary over TLS, and an AdmissionReview client that
+//!   applies the returned JSONPatch like the API server;
+//! - [`kubelet`]: runs the admitted pod's containers in order in bubblewrap sandboxes — each
+//!   container's command/args/env as in the spec, volumes bound at their mount paths
+//!   (`emptyDir` medium Memory on a fresh tmpfs, the service-account token projected, read-only
+//!   where the spec says), user and groups from the securityContext; the agent image is an
+//!   empty root holding only the static agent binary and a CA bundle;
+//! - [`world`]: the local real servers and how to store secrets in each backend;
+//! - [`pods`]: Flyte task pods as propeller creates them.
+
+pub mod kubelet;
+pub mod pods;
+pub mod webhook;
+pub mod world;
+
+use std::path::PathBuf;
+
+/// The Cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                flyte_secret_testkit::servers::workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| flyte_secret_testkit::servers::workspace_root().join("target"))
+}
+
+/// The static (musl, release) agent: what the agent image contains.
+pub fn static_agent() -> PathBuf {
+    let path = std::env::var_os("FSA_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-musl/release/agent"));
+    assert!(
+        path.is_file(),
+        "the static agent {} is missing: build it with `cargo build --release --locked \
+         --target x86_64-unknown-linux-musl -p flyte-secret-agent` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The webhook binary (debug build of the workspace).
+pub fn webhook_bin() -> PathBuf {
+    let path = std::env::var_os("FSA_WEBHOOK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/webhook"));
+    assert!(
+        path.is_file(),
+        "the webhook binary {} is missing: `cargo build -p flyte-secret-webhook` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,461 @@
+//! Runs an admitted pod like the kubelet: init containers one after the other (a failure
+//! stops the pod before any app container starts), then the app containers (sequentially
+//! here; each is a short-lived task). Every container runs in a bubblewrap sandbox:
+//!
+//! - **image**: the agent image is an empty root holding only the static agent at `/agent`
+//!   and a CA bundle (what `FROM scratch` gives); any other image is the host's root,
+//!   read-only (where Python and flytekit are installed);
+//! - **command/args/env** exactly as in the spec (`command` replaces the image entrypoint,
+//!   `args` follow it), plus the kubelet's `KUBERNETES_SERVICE_HOST/PORT`; `secretKeyRef`
+//!   env vars are resolved from the API (optional ones may be absent);
+//! - **volumes**: `emptyDir` with `medium: Memory` is a fresh tmpfs (mode 0777, group
+//!   `fsGroup` with setgid when set), the projected `kube-api-access-*` volume holds a real
+//!   service-account token, `ca.crt` and `namespace`, `hostPath` is bound; each mount is
+//!   read-only when the spec says so;
+//! - **user**: `runAsUser`/`runAsGroup` (container over pod), with `fsGroup` and
+//!   `supplementalGroups`, through `setpriv` and a user namespace;
+//! - **termination message**: a file bound at `terminationMessagePath`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// The image name that means "the agent image" (an empty root with the static agent).
+pub const AGENT_IMAGE: &str = "ghcr.io/flyte-secret-agent/agent:e2e";
+
+/// How the runner reaches the cluster: the API for `secretKeyRef` and tokens.
+pub trait Cluster {
+    /// A service-account token for `namespace/service_account` (API audience).
+    fn service_account_token(&self, namespace: &str, service_account: &str) -> String;
+    /// The API server's CA (PEM).
+    fn ca_pem(&self) -> String;
+    /// `KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`.
+    fn service_host_port(&self) -> (String, String);
+    /// The bytes of a Secret's key, or `None` when the Secret or key is missing.
+    fn secret_key(&self, namespace: &str, name: &str, key: &str) -> Option<Vec<u8>>;
+}
+
+/// One container's run.
+#[derive(Debug)]
+pub struct ContainerRun {
+    /// Container name.
+    pub name: String,
+    /// Whether it was an init container.
+    pub init: bool,
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// What it wrote to its termination message file.
+    pub termination_message: String,
+}
+
+/// A pod's run.
+#[derive(Debug)]
+pub struct PodRun {
+    /// Containers that ran, in order.
+    pub containers: Vec<ContainerRun>,
+    /// Host directories backing the pod's emptyDir volumes, by volume name (kept until drop).
+    pub volumes: BTreeMap<String, PathBuf>,
+    dir: PathBuf,
+    tmpfs: Vec<PathBuf>,
+}
+
+impl PodRun {
+    /// Whether every container exited 0 (`Succeeded`).
+    pub fn succeeded(&self) -> bool {
+        !self.containers.is_empty() && self.containers.iter().all(|c| c.code == Some(0))
+    }
+
+    /// A container's run by name.
+    pub fn container(&self, name: &str) -> Option<&ContainerRun> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Everything every container printed (for canary scans).
+    pub fn all_output(&self) -> String {
+        self.containers
+            .iter()
+            .map(|c| format!("{}\n{}\n{}\n", c.stdout, c.stderr, c.termination_message))
+            .collect()
+    }
+}
+
+impl Drop for PodRun {
+    fn drop(&mut self) {
+        for t in &self.tmpfs {
+            let _ = Command::new("umount").arg(t).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn int_of(v: &Value, key: &str) -> Option<u32> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// Runs `pod` (already admitted) and returns what every container did.
+pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
+    let namespace = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let spec = &pod["spec"];
+    let service_account = str_of(spec, "serviceAccountName")
+        .unwrap_or("default")
+        .to_string();
+    let dir = std::env::temp_dir().join(format!(
+        "fsa-pod-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let mut run = PodRun {
+        containers: Vec::new(),
+        volumes: BTreeMap::new(),
+        dir: dir.clone(),
+        tmpfs: Vec::new(),
+    };
+    let pod_sc = spec.get("securityContext").cloned().unwrap_or(Value::Null);
+    let fs_group = int_of(&pod_sc, "fsGroup");
+
+    // Volumes: name → host path.
+    let mut volumes: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        let name = str_of(v, "name")
+            .context("volume without a name")?
+            .to_string();
+        let host = dir.join(format!("vol-{name}"));
+        std::fs::create_dir_all(&host)?;
+        if let Some(empty) = v.get("emptyDir") {
+            if str_of(empty, "medium") == Some("Memory") {
+                let size = str_of(empty, "sizeLimit")
+                    .map(k8s_bytes)
+                    .unwrap_or(64 << 20);
+                let status = Command::new("mount")
+                    .args([
+                        "-t",
+                        "tmpfs",
+                        "-o",
+                        &format!("size={size},mode=0777"),
+                        "tmpfs",
+                    ])
+                    .arg(&host)
+                    .status()?;
+                if !status.success() {
+                    bail!("mounting a tmpfs for emptyDir {name} failed (the runner needs root)");
+                }
+                run.tmpfs.push(host.clone());
+            }
+            std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+            if let Some(g) = fs_group {
+                std::os::unix::fs::chown(&host, None, Some(g))?;
+                std::fs::set_permissions(
+                    &host,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o2777),
+                )?;
+            }
+            run.volumes.insert(name.clone(), host.clone());
+        } else if v.get("projected").is_some() {
+            // kube-api-access-*: token, ca.crt, namespace, as the kubelet projects them.
+            std::fs::write(
+                host.join("token"),
+                cluster.service_account_token(&namespace, &service_account),
+            )?;
+            std::fs::write(host.join("ca.crt"), cluster.ca_pem())?;
+            std::fs::write(host.join("namespace"), &namespace)?;
+            for f in ["token", "ca.crt", "namespace"] {
+                std::fs::set_permissions(
+                    host.join(f),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                )?;
+            }
+        } else if let Some(path) = v.get("hostPath").and_then(|h| str_of(h, "path")) {
+            std::fs::remove_dir(&host)?;
+            std::os::unix::fs::symlink(path, &host)?;
+        } else {
+            bail!(
+                "volume {name}: only emptyDir, projected and hostPath are supported by this runner"
+            );
+        }
+        volumes.insert(name, host);
+    }
+
+    let (host, port) = cluster.service_host_port();
+    let containers = spec["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| (c, true))
+        .chain(
+            spec["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| (c, false)),
+        );
+    for (container, init) in containers {
+        let name = str_of(container, "name").unwrap_or("?").to_string();
+        let termination = dir.join(format!("termination-{name}"));
+        std::fs::write(&termination, "")?;
+        std::fs::set_permissions(
+            &termination,
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )?;
+        let mut cmd = sandbox(
+            container,
+            &pod_sc,
+            &volumes,
+            &termination,
+            cluster,
+            &namespace,
+            (&host, &port),
+        )?;
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd
+            .output()
+            .with_context(|| format!("running container {name}"))?;
+        let result = ContainerRun {
+            name,
+            init,
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            termination_message: std::fs::read_to_string(&termination).unwrap_or_default(),
+        };
+        let failed = result.code != Some(0);
+        run.containers.push(result);
+        if failed && init {
+            // restartPolicy Never: the pod fails; app containers never start.
+            break;
+        }
+    }
+    Ok(run)
+}
+
+/// Kubernetes quantities for sizes (`16Mi`, `1G`, plain bytes).
+fn k8s_bytes(q: &str) -> u64 {
+    let (num, mult) = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| q.strip_suffix(suffix).map(|n| (n, *m)))
+    .unwrap_or((q, 1));
+    num.parse::<u64>().unwrap_or(64) * mult
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sandbox(
+    container: &Value,
+    pod_sc: &Value,
+    volumes: &BTreeMap<String, PathBuf>,
+    termination: &Path,
+    cluster: &dyn Cluster,
+    namespace: &str,
+    (host, port): (&str, &str),
+) -> anyhow::Result<Command> {
+    let sc = container
+        .get("securityContext")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let image = str_of(container, "image").unwrap_or_default();
+    let agent_image = image == AGENT_IMAGE;
+    let uid = int_of(&sc, "runAsUser")
+        .or_else(|| int_of(pod_sc, "runAsUser"))
+        .unwrap_or(if agent_image { 65532 } else { 0 });
+    let gid = int_of(&sc, "runAsGroup")
+        .or_else(|| int_of(pod_sc, "runAsGroup"))
+        .unwrap_or(if agent_image { 65532 } else { 0 });
+    let mut groups: Vec<u32> = pod_sc["supplementalGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_u64().and_then(|g| u32::try_from(g).ok()))
+        .collect();
+    if let Some(g) = int_of(pod_sc, "fsGroup") {
+        groups.push(g);
+    }
+
+    let mut bw: Vec<String> = Vec::new();
+    let mut arg = |a: &str| bw.push(a.to_string());
+    if uid != 0 {
+        arg("--unshare-user");
+        arg("--uid");
+        arg(&uid.to_string());
+        arg("--gid");
+        arg(&gid.to_string());
+    }
+    for a in [
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+    ] {
+        arg(a);
+    }
+    if agent_image {
+        // FROM scratch: the binary and a CA bundle, nothing else.
+        let agent = crate::static_agent();
+        bw.extend([
+            "--ro-bind".into(),
+            agent.display().to_string(),
+            "/agent".into(),
+        ]);
+        let ca = "/etc/ssl/certs/ca-certificates.crt";
+        bw.extend(["--ro-bind".into(), ca.into(), ca.into()]);
+    } else {
+        bw.extend(["--ro-bind", "/", "/"].map(String::from));
+        bw.extend(["--tmpfs", "/tmp"].map(String::from));
+    }
+    bw.extend(["--proc", "/proc", "--dev", "/dev"].map(String::from));
+    for m in container["volumeMounts"].as_array().into_iter().flatten() {
+        let vname = str_of(m, "name").unwrap_or_default();
+        let path = str_of(m, "mountPath").context("volumeMount without mountPath")?;
+        let source = volumes
+            .get(vname)
+            .with_context(|| format!("volumeMount of unknown volume {vname}"))?;
+        let read_only = m.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
+        let source = std::fs::canonicalize(source)?;
+        if !agent_image && !Path::new(path).exists() {
+            // The "image" is the host's root, bound read-only: like a runtime creating mount
+            // points in an image's rootfs, create the empty mount point on the host.
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("creating mount point {path}"))?;
+        }
+        // bwrap does not follow symlinks in a destination (/var/run → /run): resolve them.
+        let dest = if agent_image {
+            path.to_string()
+        } else {
+            std::fs::canonicalize(path)?.display().to_string()
+        };
+        bw.extend([
+            if read_only { "--ro-bind" } else { "--bind" }.to_string(),
+            source.display().to_string(),
+            dest,
+        ]);
+    }
+    let tpath = str_of(container, "terminationMessagePath").unwrap_or("/dev/termination-log");
+    bw.extend([
+        "--bind".into(),
+        termination.display().to_string(),
+        tpath.to_string(),
+    ]);
+    if !agent_image {
+        bw.extend(
+            [
+                "--setenv",
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ]
+            .map(String::from),
+        );
+        bw.extend(["--setenv", "HOME", "/tmp"].map(String::from));
+    }
+    bw.extend([
+        "--setenv".into(),
+        "KUBERNETES_SERVICE_HOST".into(),
+        host.into(),
+    ]);
+    bw.extend([
+        "--setenv".into(),
+        "KUBERNETES_SERVICE_PORT".into(),
+        port.into(),
+    ]);
+    for e in container["env"].as_array().into_iter().flatten() {
+        let name = str_of(e, "name").context("env without a name")?;
+        let value = if let Some(r) = e.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
+            let secret = str_of(r, "name").unwrap_or_default();
+            let key = str_of(r, "key").unwrap_or_default();
+            match cluster.secret_key(namespace, secret, key) {
+                Some(bytes) => {
+                    String::from_utf8(bytes).context("secretKeyRef value is not UTF-8")?
+                }
+                None if r.get("optional").and_then(Value::as_bool) == Some(true) => continue,
+                None => bail!("secretKeyRef {secret}/{key} not found (CreateContainerConfigError)"),
+            }
+        } else if e.get("valueFrom").is_some() {
+            bail!("env {name}: only secretKeyRef is supported by this runner");
+        } else {
+            str_of(e, "value").unwrap_or_default().to_string()
+        };
+        bw.extend(["--setenv".into(), name.into(), value]);
+    }
+    if sc.get("readOnlyRootFilesystem").and_then(Value::as_bool) == Some(true) {
+        bw.extend(["--remount-ro", "/"].map(String::from));
+    }
+    let command: Vec<String> = strings(&container["command"]);
+    let args: Vec<String> = strings(&container["args"]);
+    let entrypoint = if command.is_empty() {
+        if agent_image {
+            vec!["/agent".to_string()]
+        } else {
+            Vec::new()
+        }
+    } else {
+        command
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(args).collect();
+    if argv.is_empty() {
+        bail!(
+            "container {} has no command (images here have no entrypoint)",
+            str_of(container, "name").unwrap_or("?")
+        );
+    }
+    bw.push("--".into());
+    bw.extend(argv);
+
+    let mut cmd = if uid != 0 {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"));
+        if groups.is_empty() {
+            c.arg("--clear-groups");
+        } else {
+            c.arg(format!(
+                "--groups={}",
+                groups
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        c.arg("--").arg("bwrap");
+        c
+    } else {
+        Command::new("bwrap")
+    };
+    cmd.args(bw).env_clear();
+    Ok(cmd)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}

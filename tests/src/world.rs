@@ -1,0 +1,216 @@
+//! The local real servers (from `scripts/servers.sh`), seen from the end-to-end suites: how
+//! to store a secret in each backend, the webhook settings that point the agent at them, and
+//! the [`Cluster`](crate::kubelet::Cluster) the pod runner uses (the Kubernetes API stand-in
+//! process, whose tokens OpenBao's kubernetes auth accepts).
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Context;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::primitives::Blob;
+use flyte_secret_testkit::servers::Servers;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, PostParams};
+use serde_json::json;
+
+use crate::kubelet::{AGENT_IMAGE, Cluster};
+
+/// Clients for every backend, with admin credentials.
+pub struct World {
+    /// Addresses and credentials of the servers.
+    pub servers: Servers,
+    kube: kube::Client,
+    aws: aws_sdk_secretsmanager::Client,
+    vault: vaultrs::client::VaultClient,
+}
+
+impl World {
+    /// Connects to the servers (panics with how to start them when they are not up).
+    pub async fn connect() -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let servers = Servers::load();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&servers.kube.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        let kube = kube::Client::try_from(config)?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let aws = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .http_client(http)
+                .region(Region::new(servers.aws.region.clone()))
+                .endpoint_url(&servers.aws.endpoint)
+                .credentials_provider(Credentials::new(
+                    &servers.aws.access_key_id,
+                    &servers.aws.secret_access_key,
+                    None,
+                    None,
+                    "e2e",
+                ))
+                .build(),
+        );
+        let vault = vaultrs::client::VaultClient::new(
+            vaultrs::client::VaultClientSettingsBuilder::default()
+                .address(&servers.vault.addr)
+                .token(&servers.vault.token)
+                .build()?,
+        )?;
+        Ok(Self {
+            servers,
+            kube,
+            aws,
+            vault,
+        })
+    }
+
+    /// Creates (or replaces) a Kubernetes Secret.
+    pub async fn put_k8s(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &[u8])],
+        labels: BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let api: Api<Secret> = Api::namespaced(self.kube.clone(), namespace);
+        let _ = api.delete(name, &Default::default()).await;
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &secret)
+            .await
+            .context("creating the Secret")?;
+        Ok(())
+    }
+
+    /// Creates an AWS secret (string when UTF-8, binary otherwise).
+    pub async fn put_aws(&self, id: &str, value: &[u8]) -> anyhow::Result<()> {
+        let _ = self
+            .aws
+            .delete_secret()
+            .secret_id(id)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        let call = self.aws.create_secret().name(id);
+        let call = match std::str::from_utf8(value) {
+            Ok(s) => call.secret_string(s),
+            Err(_) => call.secret_binary(Blob::new(value.to_vec())),
+        };
+        call.send().await.context("creating the AWS secret")?;
+        Ok(())
+    }
+
+    /// Writes a KV v1 secret at `<mount>/<path>`.
+    pub async fn put_kv1(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &HashMap<&str, &str>,
+    ) -> anyhow::Result<()> {
+        vaultrs::kv1::set(&self.vault, mount, path, data)
+            .await
+            .context("kv1 write")
+    }
+
+    /// Writes a KV v2 secret at `<mount>/data/<path>`.
+    pub async fn put_kv2(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &HashMap<&str, &str>,
+    ) -> anyhow::Result<()> {
+        vaultrs::kv2::set(&self.vault, mount, path, data)
+            .await
+            .map(|_| ())
+            .context("kv2 write")
+    }
+
+    /// `webhook serve` flags that point the agent at the local servers: backends in order
+    /// Kubernetes → AWS → Vault (kubernetes auth, role `flyte`), the agent image, and the
+    /// AWS settings the agent's environment needs here (static credentials, no instance
+    /// metadata; in EKS, IRSA provides these).
+    pub fn webhook_args(&self) -> Vec<String> {
+        let s = &self.servers;
+        let backends = json!([
+            {"type": "kubernetes"},
+            {"type": "aws", "region": s.aws.region, "endpoint": s.aws.endpoint},
+            {"type": "vault", "address": s.vault.addr, "auth": {"method": "kubernetes", "role": s.vault.role, "mount": s.vault.k8s_auth_mount}},
+        ]);
+        let mut args = vec![
+            "--backends".to_string(),
+            backends.to_string(),
+            "--agent-image".into(),
+            AGENT_IMAGE.into(),
+            "--agent-log-format".into(),
+            "json".into(),
+        ];
+        for env in [
+            format!("AWS_ACCESS_KEY_ID={}", s.aws.access_key_id),
+            format!("AWS_SECRET_ACCESS_KEY={}", s.aws.secret_access_key),
+            format!("AWS_REGION={}", s.aws.region),
+            "AWS_EC2_METADATA_DISABLED=true".into(),
+            "FLYTE_SECRET_LOG=info,agent=debug".into(),
+        ] {
+            args.push("--agent-env".into());
+            args.push(env);
+        }
+        args
+    }
+}
+
+impl Cluster for World {
+    fn service_account_token(&self, namespace: &str, service_account: &str) -> String {
+        self.servers
+            .kube
+            .service_account_token(namespace, service_account, None)
+    }
+
+    fn ca_pem(&self) -> String {
+        std::fs::read_to_string(&self.servers.kube.ca_file).unwrap_or_default()
+    }
+
+    fn service_host_port(&self) -> (String, String) {
+        let url = self
+            .servers
+            .kube
+            .url
+            .trim_start_matches("https://")
+            .to_string();
+        let (host, port) = url.rsplit_once(':').unwrap_or((&url, "443"));
+        (host.to_string(), port.to_string())
+    }
+
+    fn secret_key(&self, namespace: &str, name: &str, key: &str) -> Option<Vec<u8>> {
+        // The runner is synchronous (it runs processes); ask on a thread of our own.
+        let client = self.kube.clone();
+        let (namespace, name, key) = (namespace.to_string(), name.to_string(), key.to_string());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                let api: Api<Secret> = Api::namespaced(client, &namespace);
+                let secret = api.get_opt(&name).await.ok()??;
+                secret.data?.remove(&key).map(|b| b.0)
+            })
+        })
+        .join()
+        .ok()
+        .flatten()
+    }
+}
