@@ -31,6 +31,10 @@ if [[ $was_running -eq 0 ]]; then
   trap 'bash scripts/servers.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
+phase "build: the static agent ($MUSL_TARGET, release) and every binary the suites run"
+cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
+cargo build --locked --workspace --bins
+
 phase "cargo test"
 cargo test --workspace --locked "$@"
 

@@ -46,6 +46,9 @@ pub enum Command {
     /// Set the plan's ENV_VAR secrets (read from the files `init` wrote) as env vars, then
     /// replace this process with PROGRAM (same pid, signals and exit code).
     Exec(ExecArgs),
+    /// Manage Flyte 2 secrets (org, domain or project+domain scoped) in Kubernetes, AWS
+    /// Secrets Manager or Vault, where `init` finds them. Values are never printed.
+    Secrets(Box<crate::manage::args::SecretsArgs>),
 }
 
 /// How the agent reaches the Kubernetes API (in-cluster defaults).

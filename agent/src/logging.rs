@@ -13,8 +13,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Default filter: our events at info, dependencies only when they warn.
-pub const DEFAULT_FILTER: &str = "warn,agent=info";
+/// Default filter: our events at info, dependencies only when they warn. vaultrs and rustify
+/// log every non-2xx answer at ERROR — including the 404s of a normal scope fall-through or
+/// an existence check — and our own messages already carry Vault's error text, so they are
+/// off unless asked for (`--log debug`).
+pub const DEFAULT_FILTER: &str = "warn,agent=info,vaultrs=off,rustify=off";
 
 /// Installs the global subscriber. An invalid filter is a usage error.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {

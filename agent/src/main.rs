@@ -9,6 +9,7 @@ mod backends;
 mod cli;
 mod exec;
 mod logging;
+mod manage;
 mod resolve;
 mod retry;
 mod run;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             match command {
                 Command::Init(args) => run::init(*args).await,
                 Command::Fetch(args) => run::fetch(*args).await,
+                Command::Secrets(args) => manage::run(*args).await,
                 Command::Exec(_) => unreachable!("handled above"),
             }
         }),

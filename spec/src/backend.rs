@@ -260,6 +260,12 @@ impl Backend {
                 Ok(())
             }
             Self::Vault(v) => {
+                if !req.group.trim_matches('/').contains('/') {
+                    return Err(format!(
+                        "Vault path {:?} needs a mount and a path (<mount>/<path>)",
+                        req.group
+                    ));
+                }
                 if VaultEngine::from_group_version(&req.group_version, v.default_engine).is_none() {
                     return Err(format!(
                         "Vault group_version {:?} is not an engine (kv1, kv2, db)",
@@ -269,6 +275,58 @@ impl Backend {
                 Ok(())
             }
         }
+    }
+}
+
+/// Whether the value of an ENV_VAR request can reach env through a `secretKeyRef` in a pod
+/// of `namespace`: the **first** backend is Kubernetes, reads the pod's own namespace, and
+/// the group/key is a valid Secret name/key. Otherwise (AWS, Vault, Flyte 2 managed
+/// secrets, another namespace) only the file, or `agent exec`, can deliver it.
+pub fn served_by_secret_key_ref(
+    backends: &[Backend],
+    req: &SecretRequest,
+    namespace: Option<&str>,
+) -> bool {
+    match backends.first() {
+        Some(b @ Backend::Kubernetes(k)) => {
+            !req.is_groupless()
+                && k.namespace
+                    .as_deref()
+                    .is_none_or(|ns| Some(ns) == namespace)
+                && b.check(req).is_ok()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod secret_key_ref_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_same_namespace_kubernetes_secret_first() {
+        let req = SecretRequest::new("user-info", "user_secret");
+        let k8s = Backend::Kubernetes(KubernetesBackend::default());
+        let aws = Backend::Aws(AwsBackend::default());
+        let ns = Some("flytesnacks-development");
+        assert!(served_by_secret_key_ref(&[k8s.clone()], &req, ns));
+        assert!(served_by_secret_key_ref(&[k8s.clone(), aws.clone()], &req, ns));
+        assert!(!served_by_secret_key_ref(&[aws.clone(), k8s.clone()], &req, ns));
+        assert!(!served_by_secret_key_ref(&[], &req, ns));
+        // Flyte 2 managed secrets live in another namespace.
+        let managed = SecretRequest::new("", "openai_key");
+        assert!(!served_by_secret_key_ref(&[k8s.clone()], &managed, ns));
+        // Not a valid Secret name.
+        let vault_path = SecretRequest::new("secret/data/x", "k");
+        assert!(!served_by_secret_key_ref(&[k8s], &vault_path, ns));
+        let pinned = |namespace: &str| {
+            Backend::Kubernetes(KubernetesBackend {
+                namespace: Some(namespace.into()),
+                ..KubernetesBackend::default()
+            })
+        };
+        assert!(served_by_secret_key_ref(&[pinned("flytesnacks-development")], &req, ns));
+        assert!(!served_by_secret_key_ref(&[pinned("secrets")], &req, ns));
     }
 }
 

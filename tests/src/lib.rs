@@ -9,8 +9,10 @@
 //!   where the spec says), user and groups from the securityContext; the agent image is an
 //!   empty root holding only the static agent binary and a CA bundle;
 //! - [`world`]: the local real servers and how to store secrets in each backend;
-//! - [`pods`]: Flyte task pods as propeller creates them.
+//! - [`pods`]: Flyte task pods as propeller creates them;
+//! - [`cases`]: secrets per backend, what the in-pod checker expects, admit-and-run.
 
+pub mod cases;
 pub mod kubelet;
 pub mod pods;
 pub mod webhook;
@@ -57,4 +59,32 @@ pub fn webhook_bin() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A temporary directory (world-readable, for non-root containers), removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `/tmp/<prefix>-<pid>-<nanos>` with mode 0755.
+    pub fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("creating a temporary directory");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        Self(p)
+    }
+
+    /// The path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

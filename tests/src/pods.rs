@@ -31,15 +31,23 @@ pub struct TaskPod {
     pub fs_group: Option<u32>,
     /// An init container of the task's own, placed before the app container.
     pub extra_init: Option<Value>,
+    /// `PYTHONPATH` of the task's containers (where flytekit is installed).
+    pub python_path: String,
 }
 
-/// The checker command: the venv's python on `check_secrets.py` with an expectations file.
-pub fn checker_command(python: &Path, expectations: &str) -> Vec<String> {
-    vec![
-        python.display().to_string(),
-        "/e2e/check_secrets.py".into(),
-        format!("/e2e/{expectations}"),
-    ]
+/// The task image's Python: Debian's `python3` (world-readable, so non-root tasks can run
+/// it) with flytekit from the project venv's site-packages (same CPython 3.11 ABI).
+pub const TASK_PYTHON: &str = "/usr/bin/python3";
+
+/// The `site-packages` of the venv `scripts/deps.sh` installs flytekit into.
+pub fn site_packages(venv_python: &Path) -> String {
+    let venv = venv_python.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+    venv.join("lib/python3.11/site-packages").display().to_string()
+}
+
+/// The checker command on an expectations file under `/e2e`.
+pub fn checker_command(expectations: &str) -> Vec<String> {
+    vec![TASK_PYTHON.into(), "/e2e/check_secrets.py".into(), format!("/e2e/{expectations}")]
 }
 
 impl TaskPod {
@@ -78,6 +86,7 @@ impl TaskPod {
             "env": [
                 {"name": "FLYTE_INTERNAL_EXECUTION_ID", "value": "a7x2k9m4p1"},
                 {"name": "FLYTE_INTERNAL_TASK_PROJECT", "value": "flytesnacks"},
+                {"name": "PYTHONPATH", "value": self.python_path},
             ],
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}},
             "terminationMessagePath": "/dev/termination-log",

@@ -163,7 +163,7 @@ impl World {
             format!("AWS_SECRET_ACCESS_KEY={}", s.aws.secret_access_key),
             format!("AWS_REGION={}", s.aws.region),
             "AWS_EC2_METADATA_DISABLED=true".into(),
-            "FLYTE_SECRET_LOG=info,agent=debug".into(),
+            "FLYTE_SECRET_LOG=agent=debug".into(),
         ] {
             args.push("--agent-env".into());
             args.push(env);

@@ -4,228 +4,12 @@
 //! secret. Secrets live in the local real servers: the Kubernetes API stand-in, moto (AWS)
 //! and OpenBao (kv1, kv2, database credentials from PostgreSQL).
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-
-use base64::Engine;
-use flyte_secret_e2e::kubelet::run_pod;
-use flyte_secret_e2e::pods::{TaskPod, checker_command};
-use flyte_secret_e2e::webhook::Webhook;
+use flyte_secret_e2e::cases::{Case, Store, assert_succeeded, run_case, seed, unique, value};
+use flyte_secret_e2e::pods::{TASK_PYTHON, TaskPod, site_packages};
 use flyte_secret_e2e::world::World;
-use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
-use flyte_secret_spec::{Layout, MountRequirement, SecretRequest};
-use serde_json::{Value, json};
-
-/// Where a case's secret is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Store {
-    K8s,
-    Managed,
-    Aws,
-    Kv1,
-    Kv2,
-    Db,
-}
-
-struct Case {
-    req: SecretRequest,
-    store: Store,
-    /// `None` for generated values (database credentials): the checker compares flytekit's
-    /// answer with the file.
-    value: Option<Vec<u8>>,
-}
-
-fn unique() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:x}", (n as u64) ^ u64::from(std::process::id()) << 40)
-}
-
-/// Stores every case's secret where its store says.
-async fn seed(world: &World, namespace: &str, scope: &Scope, cases: &[Case]) {
-    let mut k8s: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-    let mut kv: BTreeMap<(Store, String), HashMap<String, String>> = BTreeMap::new();
-    for c in cases {
-        let Some(v) = &c.value else { continue };
-        match c.store {
-            Store::K8s => k8s
-                .entry(c.req.group.clone())
-                .or_default()
-                .push((c.req.key.clone(), v.clone())),
-            Store::Managed => {
-                let id = scope.encode_name(&c.req.key);
-                let labels = BTreeMap::from([(LABEL_MANAGED.to_string(), "true".to_string())]);
-                world
-                    .put_k8s("flyte", &k8s_secret_name(&id), &[(&id, v)], labels)
-                    .await
-                    .unwrap();
-            }
-            Store::Aws => world
-                .put_aws(&flyte_secret_spec::backend::aws_secret_id(&c.req), v)
-                .await
-                .unwrap(),
-            Store::Kv1 | Store::Kv2 => {
-                kv.entry((c.store, c.req.group.clone()))
-                    .or_default()
-                    .insert(c.req.key.clone(), String::from_utf8(v.clone()).unwrap());
-            }
-            Store::Db => {}
-        }
-    }
-    for (group, data) in k8s {
-        let data: Vec<(&str, &[u8])> = data
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        world
-            .put_k8s(namespace, &group, &data, BTreeMap::new())
-            .await
-            .unwrap();
-    }
-    for ((store, group), data) in kv {
-        let data: HashMap<&str, &str> =
-            data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let (mount, path) = group.split_once('/').unwrap();
-        match store {
-            Store::Kv1 => world.put_kv1(mount, path, &data).await.unwrap(),
-            _ => world
-                .put_kv2(mount, path.trim_start_matches("data/"), &data)
-                .await
-                .unwrap(),
-        }
-    }
-}
-
-/// What the checker verifies for each case.
-fn expectations(cases: &[Case]) -> Value {
-    let layout = Layout::default();
-    Value::Array(
-        cases
-            .iter()
-            .map(|c| {
-                let files: Vec<String> = layout
-                    .files(&c.req)
-                    .unwrap()
-                    .iter()
-                    .map(|p| layout.absolute(p))
-                    .collect();
-                // ENV_VAR values reach env only through a secretKeyRef (Kubernetes, same
-                // namespace); everything else is read from the file by flytekit.
-                let env_values = if c.req.mount_requirement == MountRequirement::EnvVar
-                    && c.store == Store::K8s
-                {
-                    layout.value_env_names(&c.req)
-                } else {
-                    Vec::new()
-                };
-                let env_paths = if c.req.mount_requirement != MountRequirement::EnvVar
-                    && !c.req.env_var.is_empty()
-                {
-                    vec![c.req.env_var.clone()]
-                } else {
-                    Vec::new()
-                };
-                let mut e = json!({
-                    "group": c.req.group,
-                    "key": c.req.key,
-                    "group_version": c.req.group_version,
-                    "binary": c.value.as_ref().is_some_and(|v| std::str::from_utf8(v).is_err()),
-                    "files": files,
-                    "env_values": env_values,
-                    "env_paths": env_paths,
-                });
-                match &c.value {
-                    Some(v) => {
-                        e["value_b64"] = json!(base64::engine::general_purpose::STANDARD.encode(v))
-                    }
-                    None => e["value_file"] = json!(files[0]),
-                }
-                e
-            })
-            .collect(),
-    )
-}
-
-struct Outcome {
-    admitted: Value,
-    warnings: Vec<String>,
-    run: flyte_secret_e2e::kubelet::PodRun,
-    webhook_logs: String,
-}
-
-async fn run_case(
-    world: &World,
-    mut pod: TaskPod,
-    cases: &[Case],
-    extra_webhook_args: &[String],
-) -> Outcome {
-    let e2e = tempfile::tempdir().unwrap();
-    std::fs::copy(script(), e2e.path().join("check_secrets.py")).unwrap();
-    std::fs::write(
-        e2e.path().join("expect.json"),
-        expectations(cases).to_string(),
-    )
-    .unwrap();
-    // Readable by non-root containers.
-    for entry in std::fs::read_dir(e2e.path()).unwrap().flatten() {
-        std::fs::set_permissions(
-            entry.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )
-        .unwrap();
-    }
-    std::fs::set_permissions(
-        e2e.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    pod.secrets = cases.iter().map(|c| c.req.clone()).collect();
-    let python = world.servers.tools.python.clone();
-    let pod_json = pod.build(&checker_command(&python, "expect.json"), e2e.path());
-    let mut args = world.webhook_args();
-    args.extend_from_slice(extra_webhook_args);
-    let webhook = Webhook::start(&args).unwrap();
-    let admission = webhook.admit(&pod_json).await.unwrap();
-    assert!(admission.allowed, "denied: {}", admission.message);
-    let admitted = admission.pod.clone();
-    let run = {
-        let world_ref: &World = world;
-        std::thread::scope(|s| s.spawn(|| run_pod(&admitted, world_ref)).join().unwrap()).unwrap()
-    };
-    Outcome {
-        admitted,
-        warnings: admission.warnings,
-        run,
-        webhook_logs: webhook.logs().join("\n"),
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_secrets.py")
-}
-
-fn assert_succeeded(o: &Outcome) {
-    let report: Vec<String> = o
-        .run
-        .containers
-        .iter()
-        .map(|c| {
-            format!(
-                "--- {} (init={}) exit {:?}\n{}\n{}\n{}",
-                c.name, c.init, c.code, c.stdout, c.stderr, c.termination_message
-            )
-        })
-        .collect();
-    assert!(o.run.succeeded(), "pod failed:\n{}", report.join("\n"));
-    let app = o.run.containers.last().unwrap();
-    assert!(app.stdout.contains("ok:"), "{}", app.stdout);
-}
-
-fn value(s: &str) -> Option<Vec<u8>> {
-    Some(s.as_bytes().to_vec())
-}
+use flyte_secret_spec::scoped::Scope;
+use flyte_secret_spec::{MountRequirement, SecretRequest};
+use serde_json::json;
 
 /// The matrix: every backend × mount ANY/ENV_VAR/FILE × with/without group_version ×
 /// env_var set or not, binary and multi-line values, a Flyte 2 managed secret.
@@ -393,4 +177,111 @@ async fn the_full_matrix_is_read_by_flytekit() {
         !o.run.all_output().contains(&canary),
         "canary in some container output"
     );
+}
+
+/// A task container running as a non-root uid, with its own init container that also reads
+/// a secret: the agent runs as that uid, files are 0400 and owned by it, both containers
+/// read everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_root_task_and_an_existing_init_container() {
+    let world = World::connect().await.unwrap();
+    let u = unique();
+    let namespace = format!("proj-dev-{u}");
+    let scope = Scope::new("development", "proj");
+    let cases = vec![
+        Case { req: SecretRequest::new(format!("app-{u}"), "token"), store: Store::K8s, value: value("k8s-token") },
+        Case { req: SecretRequest::new(format!("secret/app-{u}"), "password").with_mount(MountRequirement::File), store: Store::Kv2, value: value("vault-password") },
+        Case { req: SecretRequest::new(format!("aws-app-{u}"), "key").with_env_var("AWS_KEY_FILE"), store: Store::Aws, value: value("aws-key") },
+    ];
+    seed(&world, &namespace, &scope, &cases).await;
+    let own_init = json!({
+        "name": "prepare",
+        "image": flyte_secret_e2e::pods::TASK_IMAGE,
+        "command": [TASK_PYTHON, "/e2e/check_secrets.py", "/e2e/expect.json"],
+        "env": [{"name": "PYTHONPATH", "value": site_packages(&world.servers.tools.python)}],
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+        "volumeMounts": [{"name": "e2e", "mountPath": "/e2e", "readOnly": true}],
+    });
+    let pod = TaskPod {
+        namespace,
+        name: format!("nonroot-{u}"),
+        run_as: Some((1000, 1000)),
+        extra_init: Some(own_init),
+        ..TaskPod::default()
+    };
+    let o = run_case(&world, pod, &cases, &[]).await;
+    assert_succeeded(&o);
+    let names: Vec<&str> = o.run.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["flyte-secret-agent", "prepare", "a7x2k9m4p1-n0-0"], "the agent runs first");
+    assert!(o.run.container("prepare").unwrap().stdout.contains("ok: 3 secrets"));
+    let agent = &o.admitted["spec"]["initContainers"][0];
+    assert_eq!(agent["securityContext"]["runAsUser"], 1000);
+    let dir = &o.run.volumes["flyte-secrets"];
+    let file = dir.join(format!("app-{u}/token"));
+    let meta = std::fs::metadata(&file).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.uid(), 1000);
+    assert_eq!(meta.mode() & 0o777, 0o400);
+    assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().mode() & 0o777, 0o500);
+}
+
+/// A secret that exists nowhere: the agent's init container exits non-zero with the summary
+/// in its termination message, the app container never starts, and no file is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_fails_the_pod_cleanly() {
+    let world = World::connect().await.unwrap();
+    let u = unique();
+    let namespace = format!("missing-{u}");
+    let cases = vec![
+        Case { req: SecretRequest::new(format!("present-{u}"), "k"), store: Store::K8s, value: value("here") },
+        Case { req: SecretRequest::new(format!("absent-{u}"), "k"), store: Store::Db, value: None },
+    ];
+    seed(&world, &namespace, &Scope::new("d", ""), &cases).await;
+    let pod = TaskPod { namespace, name: format!("missing-{u}"), ..TaskPod::default() };
+    let o = run_case(&world, pod, &cases, &[]).await;
+    assert!(!o.run.succeeded());
+    assert_eq!(o.run.containers.len(), 1, "the app container must not start");
+    let agent = &o.run.containers[0];
+    assert_eq!(agent.code, Some(1));
+    assert!(
+        agent.termination_message.contains(&format!("secret absent-{u}/k (flyte.secrets/s1) was not found")),
+        "{}",
+        agent.termination_message
+    );
+    for backend in ["kubernetes: Secret", "aws: AWS secret", "vault: not applicable"] {
+        assert!(agent.termination_message.contains(backend), "{backend}: {}", agent.termination_message);
+    }
+    let volume = &o.run.volumes["flyte-secrets"];
+    assert_eq!(std::fs::read_dir(volume).unwrap().count(), 0, "nothing may be left in the volume");
+}
+
+/// A backend that is down: the agent retries until the plan's deadline, then fails the same
+/// clean way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_is_down_fails_within_the_deadline() {
+    let world = World::connect().await.unwrap();
+    let u = unique();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), r#"{"timeouts": {"requestSeconds": 1, "deadlineSeconds": 4}}"#).unwrap();
+    std::fs::set_permissions(config.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // Vault at a port nothing listens on.
+    let down = json!([{"type": "vault", "address": "http://127.0.0.1:9", "auth": {"method": "kubernetes", "role": "flyte"}}]);
+    let cases = vec![Case { req: SecretRequest::new(format!("secret/x-{u}"), "k"), store: Store::Db, value: None }];
+    let pod = TaskPod { namespace: format!("down-{u}"), name: format!("down-{u}"), ..TaskPod::default() };
+    let started = std::time::Instant::now();
+    let o = run_case(
+        &world,
+        pod,
+        &cases,
+        &["--config".into(), config.path().display().to_string(), "--backends".into(), down.to_string()],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(o.run.containers.len(), 1);
+    let agent = &o.run.containers[0];
+    assert_eq!(agent.code, Some(1));
+    assert!(agent.termination_message.contains("Vault unreachable"), "{}", agent.termination_message);
+    assert!(agent.stderr.contains("retry"), "retried before giving up: {}", agent.stderr);
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    assert_eq!(std::fs::read_dir(&o.run.volumes["flyte-secrets"]).unwrap().count(), 0);
 }

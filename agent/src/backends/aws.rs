@@ -184,7 +184,8 @@ impl AwsClient {
         }
     }
 
-    fn client(&self, region: Option<&str>) -> Result<Client, Error> {
+    /// The SDK client for `region` (the configured one when `None`).
+    pub fn client(&self, region: Option<&str>) -> Result<Client, Error> {
         let region = match region {
             Some(r) => r.to_string(),
             None => self.sdk.region().map(|r| r.to_string()).ok_or_else(|| {

@@ -151,6 +151,11 @@ impl KubeBackend {
         })
     }
 
+    /// The configured client (shared with `agent secrets`).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     async fn get_key(
         &self,
         ctx: &Context,

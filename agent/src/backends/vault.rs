@@ -8,6 +8,10 @@
 //! `.creds` (all fields as sorted `k: v` lines, like vault-k8s) and `.lease` (lease id,
 //! duration, renewable), and warns when the agent's token expires before the lease.
 //!
+//! Flyte 2 managed (group-less) secrets live in KV v2 at `<managedMount>/data/<encoded id>`,
+//! field `value`, looked up project+domain → domain → org; an `encoding: base64` field beside
+//! it marks a binary value (see [`MANAGED_ENCODING_FIELD`]).
+//!
 //! Auth: kubernetes (service-account JWT → role, Flyte's default role `flyte`), jwt, or a
 //! token; Vault namespace and a custom CA are supported.
 
@@ -255,7 +259,13 @@ impl VaultClient {
         .await
     }
 
-    async fn kv_field(&self, ctx: &Context, path: &str, key: &str, v2: bool) -> Lookup {
+    /// The data map of a KV path (`data.data` for v2), its version, and the retries it took.
+    async fn kv_data(
+        &self,
+        ctx: &Context,
+        path: &str,
+        v2: bool,
+    ) -> Result<(serde_json::Map<String, Value>, Option<String>, u32), Miss> {
         let (result, retries) = self.read(ctx, path).await;
         let response = result.map_err(|e| Miss::from_error(NAME, &e, retries))?;
         let (data, version) = if v2 {
@@ -294,6 +304,11 @@ impl VaultClient {
                 }
             }
         };
+        Ok((data, version, retries))
+    }
+
+    async fn kv_field(&self, ctx: &Context, path: &str, key: &str, v2: bool) -> Lookup {
+        let (data, version, retries) = self.kv_data(ctx, path, v2).await?;
         match data.get(key) {
             Some(v) => Ok(Found {
                 backend: NAME,
@@ -423,7 +438,7 @@ impl VaultClient {
         let mut total = 0;
         for scope in scopes {
             let path = format!("{mount}/data/{}", scope.encode_name(&req.key));
-            match self.kv_field(ctx, &path, VAULT_MANAGED_FIELD, true).await {
+            match self.managed_field(ctx, &path).await {
                 Err(miss) if miss.class == Class::NotFound => {
                     total += miss.retries;
                     tried.push(scope.describe());
@@ -448,6 +463,74 @@ impl VaultClient {
             ),
             retries: total,
         })
+    }
+}
+
+// === impl VaultClient (managed secrets) ===
+
+impl VaultClient {
+    /// The logged-in client (shared with `agent secrets`).
+    pub fn client(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// A managed secret's `value` field, decoded as its `encoding` field says.
+    async fn managed_field(&self, ctx: &Context, path: &str) -> Lookup {
+        let (data, version, retries) = self.kv_data(ctx, path, true).await?;
+        let Some(value) = data.get(VAULT_MANAGED_FIELD) else {
+            return Err(Miss::from_error(
+                NAME,
+                &Error::KeyNotFound {
+                    path: path.to_string(),
+                    key: VAULT_MANAGED_FIELD.to_string(),
+                },
+                retries,
+            ));
+        };
+        let encoding = data.get(MANAGED_ENCODING_FIELD).and_then(Value::as_str);
+        let value = decode_managed(value, encoding).map_err(|message| {
+            Miss::from_error(
+                NAME,
+                &Error::Response {
+                    path: path.to_string(),
+                    message,
+                },
+                retries,
+            )
+        })?;
+        Ok(Found {
+            backend: NAME,
+            value,
+            version,
+            companions: Vec::new(),
+            retries,
+        })
+    }
+}
+
+/// Field beside [`VAULT_MANAGED_FIELD`] saying how the value is encoded. Absent (or empty):
+/// the string is the value itself, so `vault kv put secret/u__… value=…` works; [`MANAGED_BASE64`]:
+/// standard base64 of arbitrary bytes, what `agent secrets create` writes for a value that is
+/// not UTF-8 (a KV field is a JSON string and cannot hold raw bytes).
+pub const MANAGED_ENCODING_FIELD: &str = "encoding";
+/// The [`MANAGED_ENCODING_FIELD`] value for base64-encoded binary values.
+pub const MANAGED_BASE64: &str = "base64";
+
+/// A managed secret's value from its `value` and `encoding` fields.
+pub fn decode_managed(value: &Value, encoding: Option<&str>) -> Result<SecretValue, String> {
+    match encoding.unwrap_or("") {
+        "" => Ok(json_value_bytes(value)),
+        MANAGED_BASE64 => {
+            use base64::Engine as _;
+            let text = value.as_str().ok_or("a base64 value must be a string")?;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(SecretValue::new)
+                .map_err(|e| format!("field {VAULT_MANAGED_FIELD:?} is not valid base64: {e}"))
+        }
+        other => Err(format!(
+            "unknown {MANAGED_ENCODING_FIELD:?} {other:?} (expected none or {MANAGED_BASE64:?})"
+        )),
     }
 }
 
@@ -482,6 +565,16 @@ mod tests {
         assert_eq!(kv2_data_path("secret/data/app"), "secret/data/app");
         assert_eq!(kv2_data_path("team/kv/data/app/x"), "team/kv/data/app/x");
         assert_eq!(kv2_data_path("secret/a/b"), "secret/data/a/b");
+    }
+
+    #[test]
+    fn managed_values_decode_by_encoding() {
+        let plain = decode_managed(&Value::from("héllo"), None).unwrap();
+        assert_eq!(plain.expose(), "héllo".as_bytes());
+        let bin = decode_managed(&Value::from("AP8K"), Some(MANAGED_BASE64)).unwrap();
+        assert_eq!(bin.expose(), [0, 0xff, b'\n']);
+        assert!(decode_managed(&Value::from("!!"), Some(MANAGED_BASE64)).is_err());
+        assert!(decode_managed(&Value::from("x"), Some("rot13")).is_err());
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! Test cases shared by the end-to-end suites: where each secret is stored, how it is
+//! seeded into the real servers, what the in-pod checker must find, and one call that admits
+//! and runs a pod.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
+use flyte_secret_spec::{Layout, MountRequirement, SecretRequest};
+use serde_json::{Value, json};
+
+use crate::kubelet::{PodRun, run_pod};
+use crate::pods::{TaskPod, checker_command, site_packages};
+use crate::webhook::Webhook;
+use crate::world::World;
+
+/// Where a case's secret is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Store {
+    K8s,
+    Managed,
+    Aws,
+    Kv1,
+    Kv2,
+    Db,
+}
+
+pub struct Case {
+    /// The request.
+    pub req: SecretRequest,
+    /// Where its secret is stored.
+    pub store: Store,
+    /// `None` for generated values (database credentials): the checker compares flytekit's
+    /// answer with the file.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A suffix unique to this run.
+pub fn unique() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}", (n as u64) ^ u64::from(std::process::id()) << 40)
+}
+
+/// Stores every case's secret where its store says.
+pub async fn seed(world: &World, namespace: &str, scope: &Scope, cases: &[Case]) {
+    let mut k8s: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+    let mut kv: BTreeMap<(Store, String), HashMap<String, String>> = BTreeMap::new();
+    for c in cases {
+        let Some(v) = &c.value else { continue };
+        match c.store {
+            Store::K8s => k8s
+                .entry(c.req.group.clone())
+                .or_default()
+                .push((c.req.key.clone(), v.clone())),
+            Store::Managed => {
+                let id = scope.encode_name(&c.req.key);
+                let labels = BTreeMap::from([(LABEL_MANAGED.to_string(), "true".to_string())]);
+                world
+                    .put_k8s("flyte", &k8s_secret_name(&id), &[(&id, v)], labels)
+                    .await
+                    .unwrap();
+            }
+            Store::Aws => world
+                .put_aws(&flyte_secret_spec::backend::aws_secret_id(&c.req), v)
+                .await
+                .unwrap(),
+            Store::Kv1 | Store::Kv2 => {
+                kv.entry((c.store, c.req.group.clone()))
+                    .or_default()
+                    .insert(c.req.key.clone(), String::from_utf8(v.clone()).unwrap());
+            }
+            Store::Db => {}
+        }
+    }
+    for (group, data) in k8s {
+        let data: Vec<(&str, &[u8])> = data
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        world
+            .put_k8s(namespace, &group, &data, BTreeMap::new())
+            .await
+            .unwrap();
+    }
+    for ((store, group), data) in kv {
+        let data: HashMap<&str, &str> =
+            data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (mount, path) = group.split_once('/').unwrap();
+        match store {
+            Store::Kv1 => world.put_kv1(mount, path, &data).await.unwrap(),
+            _ => world
+                .put_kv2(mount, path.trim_start_matches("data/"), &data)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// What the checker verifies for each case.
+pub fn expectations(cases: &[Case]) -> Value {
+    let layout = Layout::default();
+    Value::Array(
+        cases
+            .iter()
+            .map(|c| {
+                let files: Vec<String> = layout
+                    .files(&c.req)
+                    .unwrap()
+                    .iter()
+                    .map(|p| layout.absolute(p))
+                    .collect();
+                // ENV_VAR values reach env only through a secretKeyRef (Kubernetes, same
+                // namespace); everything else is read from the file by flytekit.
+                let env_values = if c.req.mount_requirement == MountRequirement::EnvVar
+                    && c.store == Store::K8s
+                {
+                    layout.value_env_names(&c.req)
+                } else {
+                    Vec::new()
+                };
+                let env_paths = if c.req.mount_requirement != MountRequirement::EnvVar
+                    && !c.req.env_var.is_empty()
+                {
+                    vec![c.req.env_var.clone()]
+                } else {
+                    Vec::new()
+                };
+                let mut e = json!({
+                    "group": c.req.group,
+                    "key": c.req.key,
+                    "group_version": c.req.group_version,
+                    "binary": c.value.as_ref().is_some_and(|v| std::str::from_utf8(v).is_err()),
+                    "files": files,
+                    "env_values": env_values,
+                    "env_paths": env_paths,
+                });
+                match &c.value {
+                    Some(v) => {
+                        e["value_b64"] = json!(base64::engine::general_purpose::STANDARD.encode(v))
+                    }
+                    None => e["value_file"] = json!(files[0]),
+                }
+                e
+            })
+            .collect(),
+    )
+}
+
+/// What happened to a pod.
+pub struct Outcome {
+    /// The pod after admission.
+    pub admitted: Value,
+    /// Admission warnings.
+    pub warnings: Vec<String>,
+    /// The run.
+    pub run: PodRun,
+    /// The webhook's log lines.
+    pub webhook_logs: String,
+}
+
+/// Seeds nothing: admits `pod` (with `cases` as its secrets) through a fresh webhook and
+/// runs it.
+pub async fn run_case(
+    world: &World,
+    mut pod: TaskPod,
+    cases: &[Case],
+    extra_webhook_args: &[String],
+) -> Outcome {
+    let e2e = crate::TempDir::new("fsa-e2e");
+    std::fs::copy(script(), e2e.path().join("check_secrets.py")).unwrap();
+    std::fs::write(
+        e2e.path().join("expect.json"),
+        expectations(cases).to_string(),
+    )
+    .unwrap();
+    // Readable by non-root containers.
+    for entry in std::fs::read_dir(e2e.path()).unwrap().flatten() {
+        std::fs::set_permissions(
+            entry.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    std::fs::set_permissions(
+        e2e.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    pod.secrets = cases.iter().map(|c| c.req.clone()).collect();
+    pod.python_path = site_packages(&world.servers.tools.python);
+    let pod_json = pod.build(&checker_command("expect.json"), e2e.path());
+    let mut args = world.webhook_args();
+    if extra_webhook_args.iter().any(|a| a == "--backends") {
+        // The test's backends replace the default ones.
+        let i = args.iter().position(|a| a == "--backends").unwrap();
+        args.drain(i..i + 2);
+    }
+    args.extend_from_slice(extra_webhook_args);
+    let webhook = Webhook::start(&args).unwrap();
+    let admission = webhook.admit(&pod_json).await.unwrap();
+    assert!(admission.allowed, "denied: {}", admission.message);
+    let admitted = admission.pod.clone();
+    let run = std::thread::scope(|s| s.spawn(|| run_pod(&admitted, world)).join().unwrap()).unwrap();
+    Outcome {
+        admitted,
+        warnings: admission.warnings,
+        run,
+        webhook_logs: webhook.logs().join("\n"),
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_secrets.py")
+}
+
+/// Panics with every container's output unless the pod succeeded and the checker said ok.
+pub fn assert_succeeded(o: &Outcome) {
+    let report: Vec<String> = o
+        .run
+        .containers
+        .iter()
+        .map(|c| {
+            format!(
+                "--- {} (init={}) exit {:?}\n{}\n{}\n{}",
+                c.name, c.init, c.code, c.stdout, c.stderr, c.termination_message
+            )
+        })
+        .collect();
+    assert!(o.run.succeeded(), "pod failed:\n{}", report.join("\n"));
+    let app = o.run.containers.last().unwrap();
+    assert!(app.stdout.contains("ok:"), "{}", app.stdout);
+}
+
+/// A text value.
+pub fn value(s: &str) -> Option<Vec<u8>> {
+    Some(s.as_bytes().to_vec())
+}
+
