@@ -8,7 +8,9 @@ import sys
 import flytekit
 
 
-def masked(value: bytes) -> str:
+def masked(value) -> str:
+    # flytekit returns str when the value came from an env var, whatever encode_mode.
+    value = value.encode() if isinstance(value, str) else value
     return f"<masked: {len(value)} bytes, sha256 {hashlib.sha256(value).hexdigest()[:12]}>"
 
 

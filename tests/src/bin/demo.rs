@@ -114,11 +114,13 @@ async fn main() -> anyhow::Result<()> {
         name: "a7x2k9m4p1-n0-0".into(),
         secrets: secrets.clone(),
         scope: Some(("flytesnacks".into(), "development".into())),
+        run_as: Some((1000, 1000)),
+        python_path: flyte_secret_e2e::pods::site_packages(&s.tools.python),
         ..TaskPod::default()
     }
     .build(
         &[
-            s.tools.python.display().to_string(),
+            flyte_secret_e2e::pods::TASK_PYTHON.into(),
             "/e2e/demo_task.py".into(),
         ],
         &task_dir,
@@ -160,9 +162,10 @@ async fn main() -> anyhow::Result<()> {
     let spec = &admission.pod["spec"];
     let init = &spec["initContainers"][0];
     println!(
-        "  + init container {} ({}), args {}",
+        "  + init container {} ({}, runs as uid {}), args {}",
         init["name"].as_str().unwrap_or("?"),
         init["image"].as_str().unwrap_or("?"),
+        init["securityContext"]["runAsUser"],
         init["args"]
     );
     for v in spec["volumes"]
