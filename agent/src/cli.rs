@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flyte_secret_spec::MountRequirement;
-use flyte_secret_spec::backend::VaultEngine;
+use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
 
 use crate::logging::{DEFAULT_FILTER, LogFormat};
 
@@ -260,16 +260,51 @@ pub struct FetchArgs {
     /// Namespace of Flyte 2 managed Kubernetes Secrets.
     #[arg(long, default_value = flyte_secret_spec::scoped::DEFAULT_MANAGED_NAMESPACE)]
     pub managed_namespace: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    /// Engine for an empty group version.
+    #[arg(long, value_enum, default_value = "kv2")]
+    pub vault_engine: EngineName,
+    /// Also write the failure summary here.
+    #[arg(long)]
+    pub termination_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub time: TimeArgs,
+}
+
+/// How to reach AWS Secrets Manager (shared by `fetch` and `secrets`). Credentials always
+/// come from the SDK's default chain.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
     /// AWS region for ids that are not ARNs [default: the SDK's].
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,
-    /// AWS Secrets Manager endpoint override.
+    /// AWS Secrets Manager endpoint override (VPC endpoints, tests).
     #[arg(long, env = "FLYTE_SECRET_AWS_ENDPOINT")]
     pub aws_endpoint: Option<String>,
+}
+
+impl AwsArgs {
+    /// The backend settings these flags give.
+    pub fn backend(&self) -> AwsBackend {
+        AwsBackend {
+            region: self.aws_region.clone(),
+            endpoint: self.aws_endpoint.clone(),
+        }
+    }
+}
+
+/// How to reach Vault / OpenBao (shared by `fetch` and `secrets`).
+#[derive(Debug, Clone, Args)]
+pub struct VaultArgs {
     /// Vault address.
     #[arg(long, env = "VAULT_ADDR", default_value = "https://127.0.0.1:8200")]
     pub vault_addr: String,
-    /// Vault auth method.
+    /// Vault auth method (token: VAULT_TOKEN or --vault-token-file).
     #[arg(
         long,
         value_enum,
@@ -283,7 +318,8 @@ pub struct FetchArgs {
     /// Vault auth mount [default: kubernetes or jwt].
     #[arg(long, env = "FLYTE_SECRET_VAULT_AUTH_MOUNT")]
     pub vault_auth_mount: Option<String>,
-    /// JWT file for kubernetes/jwt auth, or token file for token auth.
+    /// JWT file for kubernetes/jwt auth [default: the service-account token], or token file
+    /// for token auth.
     #[arg(long, env = "FLYTE_SECRET_VAULT_TOKEN_FILE")]
     pub vault_token_file: Option<String>,
     /// Vault namespace.
@@ -292,19 +328,54 @@ pub struct FetchArgs {
     /// PEM CA bundle to trust for Vault.
     #[arg(long, env = "VAULT_CACERT")]
     pub vault_cacert: Option<String>,
-    /// Engine for an empty group version.
-    #[arg(long, value_enum, default_value = "kv2")]
-    pub vault_engine: EngineName,
-    /// KV v2 mount of Flyte 2 managed secrets.
-    #[arg(long, default_value = "secret")]
+    /// KV v2 mount of Flyte 2 managed secrets (`<mount>/data/<encoded id>`, field `value`).
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_VAULT_MANAGED_MOUNT",
+        default_value = "secret"
+    )]
     pub vault_managed_mount: String,
-    /// Also write the failure summary here.
-    #[arg(long)]
-    pub termination_log: Option<PathBuf>,
-    #[command(flatten)]
-    pub kube: KubeArgs,
-    #[command(flatten)]
-    pub time: TimeArgs,
+}
+
+impl VaultArgs {
+    /// The backend settings these flags give; kubernetes/jwt auth read `sa_token_file`
+    /// unless `--vault-token-file` names another JWT.
+    pub fn backend(&self, default_engine: VaultEngine, sa_token_file: &str) -> VaultBackend {
+        let jwt_file = || {
+            self.vault_token_file
+                .clone()
+                .unwrap_or_else(|| sa_token_file.to_string())
+        };
+        let auth = match self.vault_auth {
+            VaultAuthName::Token => VaultAuth::Token {
+                token_file: self.vault_token_file.clone(),
+            },
+            VaultAuthName::Kubernetes => VaultAuth::Kubernetes {
+                role: self.vault_role.clone(),
+                mount: self
+                    .vault_auth_mount
+                    .clone()
+                    .unwrap_or_else(|| "kubernetes".into()),
+                token_file: jwt_file(),
+            },
+            VaultAuthName::Jwt => VaultAuth::Jwt {
+                role: self.vault_role.clone(),
+                mount: self
+                    .vault_auth_mount
+                    .clone()
+                    .unwrap_or_else(|| "jwt".into()),
+                token_file: jwt_file(),
+            },
+        };
+        VaultBackend {
+            address: self.vault_addr.clone(),
+            auth,
+            namespace: self.vault_namespace.clone(),
+            ca_cert_file: self.vault_cacert.clone(),
+            default_engine,
+            managed_mount: self.vault_managed_mount.clone(),
+        }
+    }
 }
 
 impl TimeArgs {

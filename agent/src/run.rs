@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use flyte_secret_spec::backend::{AwsBackend, KubernetesBackend, VaultAuth, VaultBackend};
+use flyte_secret_spec::backend::KubernetesBackend;
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::{Backend, Layout, Scope, SecretPath, SecretRequest};
 
 use crate::backends::Context;
 use crate::backends::kube::KubeSettings;
-use crate::cli::{BackendName, FetchArgs, InitArgs, KubeArgs, TimeArgs, VaultAuthName};
+use crate::cli::{BackendName, FetchArgs, InitArgs, KubeArgs, TimeArgs};
 use crate::resolve::{Resolution, resolve};
 use crate::retry::Policy;
 use crate::termination;
@@ -197,44 +197,11 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, RunError> {
                 namespace: args.kube_namespace.clone(),
                 managed_namespace: args.managed_namespace.clone(),
             }),
-            BackendName::Aws => Backend::Aws(AwsBackend {
-                region: args.aws_region.clone(),
-                endpoint: args.aws_endpoint.clone(),
-            }),
-            BackendName::Vault => Backend::Vault(VaultBackend {
-                address: args.vault_addr.clone(),
-                auth: match args.vault_auth {
-                    VaultAuthName::Token => VaultAuth::Token {
-                        token_file: args.vault_token_file.clone(),
-                    },
-                    VaultAuthName::Kubernetes => VaultAuth::Kubernetes {
-                        role: args.vault_role.clone(),
-                        mount: args
-                            .vault_auth_mount
-                            .clone()
-                            .unwrap_or_else(|| "kubernetes".into()),
-                        token_file: args
-                            .vault_token_file
-                            .clone()
-                            .unwrap_or_else(|| args.kube.kube_token_file.clone()),
-                    },
-                    VaultAuthName::Jwt => VaultAuth::Jwt {
-                        role: args.vault_role.clone(),
-                        mount: args
-                            .vault_auth_mount
-                            .clone()
-                            .unwrap_or_else(|| "jwt".into()),
-                        token_file: args
-                            .vault_token_file
-                            .clone()
-                            .unwrap_or_else(|| args.kube.kube_token_file.clone()),
-                    },
-                },
-                namespace: args.vault_namespace.clone(),
-                ca_cert_file: args.vault_cacert.clone(),
-                default_engine: args.vault_engine.into(),
-                managed_mount: args.vault_managed_mount.clone(),
-            }),
+            BackendName::Aws => Backend::Aws(args.aws.backend()),
+            BackendName::Vault => Backend::Vault(
+                args.vault
+                    .backend(args.vault_engine.into(), &args.kube.kube_token_file),
+            ),
         })
         .collect();
     let mut plan = FetchPlan::new(&layout, backends);

@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use flyte_secret_spec::Scope;
 use flyte_secret_spec::scoped::{DEFAULT_MANAGED_NAMESPACE, DEFAULT_ORG};
 
-use crate::cli::{KubeArgs, TimeArgs, VaultAuthName};
+use crate::cli::{AwsArgs, KubeArgs, TimeArgs, VaultArgs};
 use crate::value::SecretValue;
 
 use super::store::SecretType;
@@ -178,45 +178,10 @@ pub struct StoreArgs {
     pub managed_namespace: String,
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// AWS region [default: the SDK's].
-    #[arg(long, env = "AWS_REGION")]
-    pub aws_region: Option<String>,
-    /// AWS Secrets Manager endpoint override.
-    #[arg(long, env = "FLYTE_SECRET_AWS_ENDPOINT")]
-    pub aws_endpoint: Option<String>,
-    /// Vault address.
-    #[arg(long, env = "VAULT_ADDR", default_value = "https://127.0.0.1:8200")]
-    pub vault_addr: String,
-    /// Vault auth method (token: VAULT_TOKEN or --vault-token-file).
-    #[arg(
-        long,
-        value_enum,
-        env = "FLYTE_SECRET_VAULT_AUTH",
-        default_value = "token"
-    )]
-    pub vault_auth: VaultAuthName,
-    /// Vault role (kubernetes and jwt auth).
-    #[arg(long, env = "FLYTE_SECRET_VAULT_ROLE", default_value = "flyte")]
-    pub vault_role: String,
-    /// Vault auth mount [default: kubernetes or jwt].
-    #[arg(long, env = "FLYTE_SECRET_VAULT_AUTH_MOUNT")]
-    pub vault_auth_mount: Option<String>,
-    /// JWT file for kubernetes/jwt auth, or token file for token auth.
-    #[arg(long, env = "FLYTE_SECRET_VAULT_TOKEN_FILE")]
-    pub vault_token_file: Option<String>,
-    /// Vault namespace.
-    #[arg(long, env = "VAULT_NAMESPACE")]
-    pub vault_namespace: Option<String>,
-    /// PEM CA bundle to trust for Vault.
-    #[arg(long, env = "VAULT_CACERT")]
-    pub vault_cacert: Option<String>,
-    /// KV v2 mount of Flyte 2 managed secrets (`<mount>/data/<encoded id>`, field `value`).
-    #[arg(
-        long,
-        env = "FLYTE_SECRET_VAULT_MANAGED_MOUNT",
-        default_value = "secret"
-    )]
-    pub vault_managed_mount: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
     #[command(flatten)]
     pub time: TimeArgs,
 }

@@ -18,7 +18,7 @@ mod store;
 mod vault_store;
 
 use flyte_secret_spec::Scope;
-use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::backend::{VaultBackend, VaultEngine};
 use flyte_secret_spec::plan::Timeouts;
 use flyte_secret_spec::scoped::{ScopeError, is_valid_secret_name};
 
@@ -77,52 +77,24 @@ fn context(time: &TimeArgs) -> Context {
 }
 
 fn vault_backend(s: &StoreArgs) -> Result<VaultBackend, RunError> {
-    let url_ok = url::Url::parse(&s.vault_addr)
+    let v = &s.vault;
+    let url_ok = url::Url::parse(&v.vault_addr)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !url_ok {
         return Err(usage(format!(
             "Vault address {:?} is not an http(s) URL (set VAULT_ADDR or --vault-addr)",
-            s.vault_addr
+            v.vault_addr
         )));
     }
-    let jwt_file = || {
-        s.vault_token_file
-            .clone()
-            .unwrap_or_else(|| s.kube.kube_token_file.clone())
-    };
-    let auth = match s.vault_auth {
-        VaultAuthName::Token => {
-            if s.vault_token_file.is_none() && std::env::var_os("VAULT_TOKEN").is_none() {
-                return Err(usage(
-                    "Vault token auth needs VAULT_TOKEN or --vault-token-file",
-                ));
-            }
-            VaultAuth::Token {
-                token_file: s.vault_token_file.clone(),
-            }
-        }
-        VaultAuthName::Kubernetes => VaultAuth::Kubernetes {
-            role: s.vault_role.clone(),
-            mount: s
-                .vault_auth_mount
-                .clone()
-                .unwrap_or_else(|| "kubernetes".into()),
-            token_file: jwt_file(),
-        },
-        VaultAuthName::Jwt => VaultAuth::Jwt {
-            role: s.vault_role.clone(),
-            mount: s.vault_auth_mount.clone().unwrap_or_else(|| "jwt".into()),
-            token_file: jwt_file(),
-        },
-    };
-    Ok(VaultBackend {
-        address: s.vault_addr.clone(),
-        auth,
-        namespace: s.vault_namespace.clone(),
-        ca_cert_file: s.vault_cacert.clone(),
-        default_engine: VaultEngine::Kv2,
-        managed_mount: s.vault_managed_mount.clone(),
-    })
+    if v.vault_auth == VaultAuthName::Token
+        && v.vault_token_file.is_none()
+        && std::env::var_os("VAULT_TOKEN").is_none()
+    {
+        return Err(usage(
+            "Vault token auth needs VAULT_TOKEN or --vault-token-file",
+        ));
+    }
+    Ok(v.backend(VaultEngine::Kv2, &s.kube.kube_token_file))
 }
 
 async fn connect(s: &StoreArgs, ctx: &Context) -> Result<Store, RunError> {
@@ -135,15 +107,9 @@ async fn connect(s: &StoreArgs, ctx: &Context) -> Result<Store, RunError> {
         )
         .await
         .map(Store::Kube),
-        StoreName::Aws => aws_store::AwsStore::connect(
-            &AwsBackend {
-                region: s.aws_region.clone(),
-                endpoint: s.aws_endpoint.clone(),
-            },
-            ctx,
-        )
-        .await
-        .map(Store::Aws),
+        StoreName::Aws => aws_store::AwsStore::connect(&s.aws.backend(), ctx)
+            .await
+            .map(Store::Aws),
         StoreName::Vault => vault_store::VaultStore::connect(&vault_backend(s)?, ctx)
             .await
             .map(Store::Vault),
