@@ -24,6 +24,9 @@ cargo fmt --all --check
 phase "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+phase "deploy: render every kustomization, validate against the Kubernetes schemas"
+bash deploy/validate.sh
+
 phase "local servers"
 was_running=$(bash scripts/servers.sh status 2>/dev/null | grep -c ' running ' || true)
 bash scripts/servers.sh start
@@ -34,6 +37,9 @@ fi
 phase "build: the static agent ($MUSL_TARGET, release) and every binary the suites run"
 cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
 cargo build --locked --workspace --bins
+
+phase "images: static release agent + webhook, proven from an empty root"
+bash images/build-static.sh
 
 phase "cargo test"
 cargo test --workspace --locked "$@"

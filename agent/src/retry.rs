@@ -79,12 +79,20 @@ where
     Fut: Future<Output = Result<T, Attempt<E>>>,
 {
     let mut retries = 0;
+    // The last transient failure: reported instead of a final attempt that only timed out
+    // because the deadline cut its budget short ("did not answer within 0.0s" says less
+    // than the 503 before it).
+    let mut last: Option<E> = None;
     loop {
         let left = policy.deadline.saturating_duration_since(Instant::now());
         let budget = policy.attempt_timeout.min(left);
+        let mut cut_short = false;
         let attempt = match tokio::time::timeout(budget, op()).await {
             Ok(r) => r,
-            Err(_) => Err(Attempt::Transient(E::timeout(budget))),
+            Err(_) => {
+                cut_short = budget < policy.attempt_timeout;
+                Err(Attempt::Transient(E::timeout(budget)))
+            }
         };
         match attempt {
             Ok(v) => {
@@ -104,11 +112,16 @@ where
                 // attempt still fits, rather than giving up early on a long random draw.
                 let left = policy.deadline.saturating_duration_since(Instant::now());
                 if left < MIN_ATTEMPT * 2 {
+                    let e = match last {
+                        Some(previous) if cut_short => previous,
+                        _ => e,
+                    };
                     return Outcome {
                         result: Err(e),
                         retries,
                     };
                 }
+                last = Some(e);
                 let delay = policy.backoff(retries).min(left - MIN_ATTEMPT);
                 tracing::debug!(
                     retry = retries + 1,
@@ -185,6 +198,27 @@ mod tests {
         assert_eq!(out.result.unwrap_err(), E::Timeout);
         assert!(out.retries > 0);
         assert!(Instant::now() - start <= Duration::from_millis(2_050));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reports_the_last_real_failure_not_a_timeout_cut_by_the_deadline() {
+        // Each attempt fails after 400 ms; the last one, started with less than that left,
+        // times out: the error reported is the one before it.
+        let calls = AtomicU32::new(0);
+        let out: Outcome<(), E> = retry(
+            Policy::new(
+                Duration::from_secs(1),
+                Instant::now() + Duration::from_secs(2),
+            ),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Err(Attempt::Transient(E::Flaky))
+            },
+        )
+        .await;
+        assert_eq!(out.result.unwrap_err(), E::Flaky);
+        assert!(calls.load(Ordering::SeqCst) >= 2);
     }
 
     #[test]

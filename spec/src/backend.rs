@@ -278,11 +278,11 @@ impl Backend {
     }
 }
 
-/// Whether the value of an ENV_VAR request can reach env through a `secretKeyRef` in a pod
-/// of `namespace`: the **first** backend is Kubernetes, reads the pod's own namespace, and
-/// the group/key is a valid Secret name/key. Otherwise (AWS, Vault, Flyte 2 managed
-/// secrets, another namespace) only the file, or `agent exec`, can deliver it.
-pub fn served_by_secret_key_ref(
+/// Whether a `secretKeyRef` can carry the value of an ENV_VAR request in a pod of
+/// `namespace` when the value is a Kubernetes Secret: the **first** backend is Kubernetes,
+/// reads the pod's own namespace, and the group/key is a valid Secret name/key. Otherwise
+/// (AWS, Vault, Flyte 2 managed secrets, another namespace) no env var in the spec can.
+pub fn secret_key_ref_possible(
     backends: &[Backend],
     req: &SecretRequest,
     namespace: Option<&str>,
@@ -299,6 +299,19 @@ pub fn served_by_secret_key_ref(
     }
 }
 
+/// Whether a `secretKeyRef` always delivers the value of an ENV_VAR request: it is
+/// [possible](secret_key_ref_possible) and no later backend can address the request. When a
+/// later one can (`[kubernetes, aws]` and any Secret-shaped name), the value may come from
+/// it, and the optional `secretKeyRef` is then empty: only the file, or `agent exec`, has it.
+pub fn served_by_secret_key_ref(
+    backends: &[Backend],
+    req: &SecretRequest,
+    namespace: Option<&str>,
+) -> bool {
+    secret_key_ref_possible(backends, req, namespace)
+        && backends.iter().skip(1).all(|b| b.check(req).is_err())
+}
+
 #[cfg(test)]
 mod secret_key_ref_tests {
     use super::*;
@@ -308,25 +321,43 @@ mod secret_key_ref_tests {
         let req = SecretRequest::new("user-info", "user_secret");
         let k8s = Backend::Kubernetes(KubernetesBackend::default());
         let aws = Backend::Aws(AwsBackend::default());
+        let vault = Backend::Vault(VaultBackend {
+            address: "http://127.0.0.1:8200".into(),
+            auth: VaultAuth::Token { token_file: None },
+            namespace: None,
+            ca_cert_file: None,
+            default_engine: VaultEngine::Kv2,
+            managed_mount: "secret".into(),
+        });
         let ns = Some("flytesnacks-development");
-        assert!(served_by_secret_key_ref(&[k8s.clone()], &req, ns));
-        assert!(served_by_secret_key_ref(&[k8s.clone(), aws.clone()], &req, ns));
-        assert!(!served_by_secret_key_ref(&[aws.clone(), k8s.clone()], &req, ns));
-        assert!(!served_by_secret_key_ref(&[], &req, ns));
+        let possible =
+            |backends: &[Backend], req: &SecretRequest| secret_key_ref_possible(backends, req, ns);
+        let served =
+            |backends: &[Backend], req: &SecretRequest| served_by_secret_key_ref(backends, req, ns);
+        let k8s_only = [k8s.clone()];
+        assert!(possible(&k8s_only, &req) && served(&k8s_only, &req));
+        // AWS could hold `user-info:user_secret` too: possible, not guaranteed.
+        let k8s_aws = [k8s.clone(), aws.clone()];
+        assert!(possible(&k8s_aws, &req) && !served(&k8s_aws, &req));
+        // Vault needs `<mount>/<path>`: it cannot, so the secretKeyRef is all there is.
+        let k8s_vault = [k8s.clone(), vault];
+        assert!(served(&k8s_vault, &req));
+        assert!(!possible(&[aws.clone(), k8s.clone()], &req));
+        assert!(!possible(&[], &req));
         // Flyte 2 managed secrets live in another namespace.
         let managed = SecretRequest::new("", "openai_key");
-        assert!(!served_by_secret_key_ref(&[k8s.clone()], &managed, ns));
+        assert!(!possible(&k8s_only, &managed));
         // Not a valid Secret name.
         let vault_path = SecretRequest::new("secret/data/x", "k");
-        assert!(!served_by_secret_key_ref(&[k8s], &vault_path, ns));
+        assert!(!possible(&k8s_vault, &vault_path));
         let pinned = |namespace: &str| {
             Backend::Kubernetes(KubernetesBackend {
                 namespace: Some(namespace.into()),
                 ..KubernetesBackend::default()
             })
         };
-        assert!(served_by_secret_key_ref(&[pinned("flytesnacks-development")], &req, ns));
-        assert!(!served_by_secret_key_ref(&[pinned("secrets")], &req, ns));
+        assert!(served(&[pinned("flytesnacks-development")], &req));
+        assert!(!possible(&[pinned("secrets")], &req));
     }
 }
 

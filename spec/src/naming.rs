@@ -46,10 +46,14 @@ pub const ENV_ENV_PREFIX: &str = "FLYTE_SECRETS_ENV_PREFIX";
 pub struct SecretPath(String);
 
 impl SecretPath {
-    /// Validates a relative path.
+    /// Validates a relative path. Its first component may not start with `..`: the agent's
+    /// writer owns those names (`..data`, staging directories).
     pub fn new(path: impl Into<String>) -> Result<Self, crate::request::PathError> {
         let path = path.into();
         validate_relative_path(&path)?;
+        if path.starts_with("..") {
+            return Err(crate::request::PathError::Reserved);
+        }
         Ok(Self(path))
     }
 
@@ -364,9 +368,13 @@ mod tests {
             SecretRequest::new("g", "a/../../b"),
             SecretRequest::new("/abs", "k"),
             SecretRequest::new("g", "k").with_group_version(".."),
+            SecretRequest::new("..data", "k"),
+            SecretRequest::new("", "..data"),
         ] {
             assert!(Layout::default().files(&req).is_err(), "{req:?}");
         }
+        assert!(SecretPath::new("..data/x").is_err());
+        assert!(SecretPath::new("a/..data").is_ok());
     }
 
     #[test]

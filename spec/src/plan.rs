@@ -53,6 +53,10 @@ pub const PLAN_VERSION: u32 = 1;
 pub const PLAN_ENV: &str = "FLYTE_SECRET_PLAN";
 /// Largest plan accepted.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
+/// Largest plan that fits in [`PLAN_ENV`]: Linux refuses to start a process with an
+/// environment string (`NAME=value`) over `MAX_ARG_STRLEN` (128 KiB, NUL included), so a
+/// container with a larger plan in its env fails with "argument list too long".
+pub const MAX_PLAN_ENV_BYTES: usize = 128 * 1024 - PLAN_ENV.len() - 2;
 
 /// Why a plan was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -284,8 +288,7 @@ impl FetchPlan {
         if json.len() > MAX_PLAN_BYTES {
             return Err(PlanError::TooLarge(json.len()));
         }
-        let plan: FetchPlan =
-            serde_json::from_str(json).map_err(|e| PlanError::Json(e.to_string()))?;
+        let plan: FetchPlan = serde_json::from_str(json).map_err(|e| json_error(json, e))?;
         plan.validate()?;
         Ok(plan)
     }
@@ -425,6 +428,34 @@ impl FetchPlan {
     }
 }
 
+/// A JSON error names a line and column. When it is a secret's unsafe request or target path
+/// (rejected while parsing), say which secret instead, as [`FetchPlan::validate`] would.
+fn json_error(json: &str, e: serde_json::Error) -> PlanError {
+    let doc: serde_json::Value = match serde_json::from_str(json) {
+        Ok(doc) => doc,
+        Err(_) => return PlanError::Json(e.to_string()),
+    };
+    let secrets = doc.get("secrets").and_then(|s| s.as_array());
+    for s in secrets.into_iter().flatten() {
+        let Some(req) = s
+            .get("request")
+            .and_then(|r| SecretRequest::deserialize(r).ok())
+        else {
+            continue;
+        };
+        if let Err(invalid) = req.validate() {
+            return PlanError::Request(invalid);
+        }
+        let files = s.get("files").and_then(|f| f.as_array());
+        for (i, f) in files.into_iter().flatten().enumerate() {
+            if let Some(Err(reason)) = f.as_str().map(SecretPath::new) {
+                return PlanError::Json(format!("secret {}: files[{i}] {reason}", req.name()));
+            }
+        }
+    }
+    PlanError::Json(e.to_string())
+}
+
 fn expected_env(layout: &Layout, req: &SecretRequest) -> Vec<String> {
     if req.mount_requirement == MountRequirement::EnvVar {
         layout.value_env_names(req)
@@ -481,8 +512,20 @@ mod tests {
         assert!(FetchPlan::from_json(&v.to_string()).is_err());
 
         let mut v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
-        v["secrets"][0]["files"] = serde_json::json!(["../../etc/passwd"]);
-        assert!(FetchPlan::from_json(&v.to_string()).is_err());
+        v["secrets"][0]["files"] = serde_json::json!(["g/k", "../../etc/passwd"]);
+        assert_eq!(
+            FetchPlan::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string(),
+            "plan is not valid: secret g/k: files[1] has a `.` or `..` path component"
+        );
+        v["secrets"][0]["request"]["group"] = "/abs".into();
+        assert_eq!(
+            FetchPlan::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string(),
+            "secret /abs/k: group must be a relative path, not absolute"
+        );
 
         let mut v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         v["secrets"][0]["files"] = serde_json::json!(["other/file"]);

@@ -155,8 +155,14 @@ pub enum PathError {
     /// Too many nested components.
     #[error("has more than {MAX_COMPONENTS} path components")]
     TooDeep,
+    /// A top-level name starting with `..`: the agent's writer owns those (`..data` and its
+    /// staging directories), as the kubelet's atomic writer does.
+    #[error("must not start with `..` at the top level (reserved for the agent's `..data` link)")]
+    Reserved,
 }
 
+/// Longest secret name in messages, in characters (see [`SecretRequest::name`]).
+pub const MAX_NAME_CHARS: usize = 256;
 /// At most this many components in one field.
 pub const MAX_COMPONENTS: usize = 32;
 /// Longest file name on Linux.
@@ -202,7 +208,9 @@ impl SecretRequest {
     }
 
     /// How to name this request in logs and errors: `group/key` (`key` alone without a
-    /// group) with `@group_version` when set. Control characters are escaped.
+    /// group) with `@group_version` when set. Control characters are escaped, and a name
+    /// over [`MAX_NAME_CHARS`] characters is shortened in the middle, so that the reason
+    /// after it still fits in a termination message (4 KiB).
     pub fn name(&self) -> SecretName {
         let mut s = String::new();
         if !self.group.is_empty() {
@@ -214,7 +222,14 @@ impl SecretRequest {
             s.push('@');
             s.push_str(&self.group_version);
         }
-        SecretName(s.escape_debug().to_string())
+        let escaped = s.escape_debug().to_string();
+        let chars = escaped.chars().count();
+        if chars <= MAX_NAME_CHARS {
+            return SecretName(escaped);
+        }
+        let head: String = escaped.chars().take(MAX_NAME_CHARS - 64).collect();
+        let tail: String = escaped.chars().skip(chars - 48).collect();
+        SecretName(format!("{head}…({chars} characters)…{tail}"))
     }
 
     /// Whether the request names no group (Flyte 2 secrets addressed by key and scope).
@@ -236,6 +251,15 @@ impl SecretRequest {
             validate_relative_path(&self.group).map_err(|e| unsafe_path("group", e))?;
         }
         validate_relative_path(&self.key).map_err(|e| unsafe_path("key", e))?;
+        // The first component of the files is the group's, or the key's without a group.
+        let (field, top) = if self.group.is_empty() {
+            ("key", &self.key)
+        } else {
+            ("group", &self.group)
+        };
+        if top.starts_with("..") {
+            return Err(unsafe_path(field, PathError::Reserved));
+        }
         if !self.group_version.is_empty() {
             validate_component(&self.group_version).map_err(|e| unsafe_path("group_version", e))?;
         }
@@ -371,6 +395,14 @@ mod tests {
             ),
             (SecretRequest::new("g", ""), "key is required"),
             (
+                SecretRequest::new("..data", "k"),
+                "group must not start with `..` at the top level",
+            ),
+            (
+                SecretRequest::new("", "..2026_01_01"),
+                "key must not start with `..` at the top level",
+            ),
+            (
                 SecretRequest::new("g", &*"x".repeat(256)),
                 "longer than 255 bytes",
             ),
@@ -403,6 +435,12 @@ mod tests {
         let req = SecretRequest::new("g\n", "k\0").with_group_version("v");
         assert_eq!(req.name().to_string(), "g\\n/k\\0@v");
         assert_eq!(SecretRequest::new("", "k").name().to_string(), "k");
+        let long = SecretRequest::new("g", "k".repeat(300_000))
+            .name()
+            .to_string();
+        assert!(long.starts_with("g/kkk") && long.ends_with("kkk"), "{long}");
+        assert!(long.contains("…(300002 characters)…"), "{long}");
+        assert!(long.chars().count() < MAX_NAME_CHARS + 40);
     }
 
     #[test]

@@ -287,13 +287,20 @@ fn unquote_c(s: &[u8], quote: u8) -> Result<Vec<u8>, String> {
                 octal.push(e);
                 octal.push_str(arg);
                 let v = u8::from_str_radix(&octal, 8).map_err(|_| {
-                    format!("\\{octal} contains non-octal digits or is out of range")
+                    // Escaped: the digits come from the input and may be control characters.
+                    format!(
+                        "\\{} contains non-octal digits or is out of range",
+                        octal.escape_debug()
+                    )
                 })?;
                 out.push(v);
             }
             _ => {
                 if !arg.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(format!("\\{e}{arg} contains non-hexadecimal digits"));
+                    return Err(format!(
+                        "\\{e}{} contains non-hexadecimal digits",
+                        arg.escape_debug()
+                    ));
                 }
                 let v =
                     u32::from_str_radix(arg, 16).map_err(|_| format!("\\{e}{arg} is invalid"))?;
@@ -550,6 +557,10 @@ mod tests {
             ("key: \"\\1\"", "requires 2 following digits"),
             ("key: \"\\400\"", "out of range"),
             ("key: \"\\xZZ\"", "non-hexadecimal"),
+            // Input echoed in a message is escaped: one line, no NUL.
+            ("key: \"\\0\0\0\"", "\\0\\0\\0 contains non-octal"),
+            ("key: \"\\x\n1\"", "unmatched quote"),
+            ("key: \"\\x\t1\"", "\\x\\t1 contains non-hexadecimal"),
             ("key: \"\\U00110000\"", "not a valid Unicode code point"),
             ("mount_requirement: 3", "invalid mount requirement [3]"),
             ("mount_requirement: -1", "invalid mount requirement [-1]"),

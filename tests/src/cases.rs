@@ -100,9 +100,29 @@ pub async fn seed(world: &World, namespace: &str, scope: &Scope, cases: &[Case])
     }
 }
 
-/// What the checker verifies for each case.
+/// How ENV_VAR values reach the task container's environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EnvDelivery {
+    /// The container runs under `agent exec` (the webhook's default for a container with a
+    /// `command`, or only `args`, whenever some ENV_VAR secret needs it): every ENV_VAR
+    /// secret, from any store, is in env.
+    #[default]
+    Exec,
+    /// Not wrapped (`--exec-wrap false`, or nothing wrappable): only Kubernetes Secrets of
+    /// the pod's namespace reach env, through a `secretKeyRef`; the rest are files (and
+    /// flytekit falls back to them).
+    SecretKeyRefOnly,
+}
+
+/// What the checker verifies for each case, for the webhook's defaults (env prefix
+/// `_FSEC_`, ENV_VAR values delivered by `agent exec`).
 pub fn expectations(cases: &[Case]) -> Value {
-    let layout = Layout::default();
+    expectations_for(cases, EnvDelivery::default(), &Layout::default())
+}
+
+/// What the checker verifies for each case: `env` says which ENV_VAR values must be in env,
+/// `layout` has the webhook's env prefix.
+pub fn expectations_for(cases: &[Case], env: EnvDelivery, layout: &Layout) -> Value {
     Value::Array(
         cases
             .iter()
@@ -113,11 +133,13 @@ pub fn expectations(cases: &[Case]) -> Value {
                     .iter()
                     .map(|p| layout.absolute(p))
                     .collect();
-                // ENV_VAR values reach env only through a secretKeyRef (Kubernetes, same
-                // namespace); everything else is read from the file by flytekit.
-                let env_values = if c.req.mount_requirement == MountRequirement::EnvVar
-                    && c.store == Store::K8s
-                {
+                // ENV_VAR values reach env through a secretKeyRef (Kubernetes, same
+                // namespace) or `agent exec` (any store); otherwise flytekit reads the file.
+                let in_env = match env {
+                    EnvDelivery::Exec => true,
+                    EnvDelivery::SecretKeyRefOnly => c.store == Store::K8s,
+                };
+                let env_values = if c.req.mount_requirement == MountRequirement::EnvVar && in_env {
                     layout.value_env_names(&c.req)
                 } else {
                     Vec::new()
@@ -133,6 +155,8 @@ pub fn expectations(cases: &[Case]) -> Value {
                     "group": c.req.group,
                     "key": c.req.key,
                     "group_version": c.req.group_version,
+                    "mount": c.req.mount_requirement.name(),
+                    "env_var": c.req.env_var,
                     "binary": c.value.as_ref().is_some_and(|v| std::str::from_utf8(v).is_err()),
                     "files": files,
                     "env_values": env_values,
@@ -162,19 +186,67 @@ pub struct Outcome {
     pub webhook_logs: String,
 }
 
+/// How [`run_case_with`] admits and runs a pod.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `webhook serve` flags added to the world's (`--backends` replaces the world's).
+    pub webhook_args: Vec<String>,
+    /// Which ENV_VAR values the task must find in env.
+    pub env: EnvDelivery,
+    /// The webhook's env prefix (`--env-prefix`), when not `_FSEC_`.
+    pub env_prefix: Option<String>,
+    /// The task program, a script in `tests/python` run on the expectations file, instead
+    /// of `check_secrets.py`.
+    pub script: Option<&'static str>,
+}
+
 /// Seeds nothing: admits `pod` (with `cases` as its secrets) through a fresh webhook and
 /// runs it.
 pub async fn run_case(
     world: &World,
-    mut pod: TaskPod,
+    pod: TaskPod,
     cases: &[Case],
     extra_webhook_args: &[String],
 ) -> Outcome {
+    let options = RunOptions {
+        webhook_args: extra_webhook_args.to_vec(),
+        ..RunOptions::default()
+    };
+    run_case_with(world, pod, cases, &options).await
+}
+
+/// [`run_case`] with options: the env delivery expected, the env prefix, the task program.
+pub async fn run_case_with(
+    world: &World,
+    mut pod: TaskPod,
+    cases: &[Case],
+    options: &RunOptions,
+) -> Outcome {
+    let mut layout = Layout::default();
+    let mut extra_webhook_args = options.webhook_args.clone();
+    if let Some(prefix) = &options.env_prefix {
+        layout.env_prefix = prefix.clone();
+        extra_webhook_args.extend(["--env-prefix".to_string(), prefix.clone()]);
+    }
     let e2e = crate::TempDir::new("fsa-e2e");
     std::fs::copy(script(), e2e.path().join("check_secrets.py")).unwrap();
+    let program = match options.script {
+        Some(name) => {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("python")
+                .join(name);
+            std::fs::copy(source, e2e.path().join(name)).unwrap();
+            vec![
+                crate::pods::TASK_PYTHON.to_string(),
+                format!("/e2e/{name}"),
+                "/e2e/expect.json".to_string(),
+            ]
+        }
+        None => checker_command("expect.json"),
+    };
     std::fs::write(
         e2e.path().join("expect.json"),
-        expectations(cases).to_string(),
+        expectations_for(cases, options.env, &layout).to_string(),
     )
     .unwrap();
     // Readable by non-root containers.
@@ -192,19 +264,20 @@ pub async fn run_case(
     .unwrap();
     pod.secrets = cases.iter().map(|c| c.req.clone()).collect();
     pod.python_path = site_packages(&world.servers.tools.python);
-    let pod_json = pod.build(&checker_command("expect.json"), e2e.path());
+    let pod_json = pod.build(&program, e2e.path());
     let mut args = world.webhook_args();
     if extra_webhook_args.iter().any(|a| a == "--backends") {
         // The test's backends replace the default ones.
         let i = args.iter().position(|a| a == "--backends").unwrap();
         args.drain(i..i + 2);
     }
-    args.extend_from_slice(extra_webhook_args);
+    args.extend_from_slice(&extra_webhook_args);
     let webhook = Webhook::start(&args).unwrap();
     let admission = webhook.admit(&pod_json).await.unwrap();
     assert!(admission.allowed, "denied: {}", admission.message);
     let admitted = admission.pod.clone();
-    let run = std::thread::scope(|s| s.spawn(|| run_pod(&admitted, world)).join().unwrap()).unwrap();
+    let run =
+        std::thread::scope(|s| s.spawn(|| run_pod(&admitted, world)).join().unwrap()).unwrap();
     Outcome {
         admitted,
         warnings: admission.warnings,
@@ -239,4 +312,3 @@ pub fn assert_succeeded(o: &Outcome) {
 pub fn value(s: &str) -> Option<Vec<u8>> {
     Some(s.as_bytes().to_vec())
 }
-

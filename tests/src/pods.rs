@@ -33,6 +33,9 @@ pub struct TaskPod {
     pub extra_init: Option<Value>,
     /// `PYTHONPATH` of the task's containers (where flytekit is installed).
     pub python_path: String,
+    /// Propeller's container shape: the program in `args` and no `command` (the task image
+    /// has no ENTRYPOINT), instead of an explicit `command`.
+    pub args_only: bool,
 }
 
 /// The task image's Python: Debian's `python3` (world-readable, so non-root tasks can run
@@ -41,13 +44,22 @@ pub const TASK_PYTHON: &str = "/usr/bin/python3";
 
 /// The `site-packages` of the venv `scripts/deps.sh` installs flytekit into.
 pub fn site_packages(venv_python: &Path) -> String {
-    let venv = venv_python.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
-    venv.join("lib/python3.11/site-packages").display().to_string()
+    let venv = venv_python
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
+    venv.join("lib/python3.11/site-packages")
+        .display()
+        .to_string()
 }
 
 /// The checker command on an expectations file under `/e2e`.
 pub fn checker_command(expectations: &str) -> Vec<String> {
-    vec![TASK_PYTHON.into(), "/e2e/check_secrets.py".into(), format!("/e2e/{expectations}")]
+    vec![
+        TASK_PYTHON.into(),
+        "/e2e/check_secrets.py".into(),
+        format!("/e2e/{expectations}"),
+    ]
 }
 
 impl TaskPod {
@@ -82,7 +94,7 @@ impl TaskPod {
         let mut app = json!({
             "name": "a7x2k9m4p1-n0-0",
             "image": TASK_IMAGE,
-            "command": command,
+            (if self.args_only { "args" } else { "command" }): command,
             "env": [
                 {"name": "FLYTE_INTERNAL_EXECUTION_ID", "value": "a7x2k9m4p1"},
                 {"name": "FLYTE_INTERNAL_TASK_PROJECT", "value": "flytesnacks"},

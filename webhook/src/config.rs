@@ -27,9 +27,19 @@ pub const DEFAULT_IMAGE: &str = concat!(
 /// The uid/gid the agent runs as when the app's uid is not known (distroless `nonroot`).
 pub const DEFAULT_FALLBACK_ID: i64 = 65532;
 /// Env vars of the agent container that config may not set.
-const RESERVED_AGENT_ENV: [&str; 2] = [flyte_secret_spec::plan::PLAN_ENV, AGENT_LOG_FORMAT_ENV];
+const RESERVED_AGENT_ENV: [&str; 3] = [
+    flyte_secret_spec::plan::PLAN_ENV,
+    AGENT_LOG_FORMAT_ENV,
+    COPY_SELF_ENV,
+];
 /// Env var telling the agent how to log.
 pub const AGENT_LOG_FORMAT_ENV: &str = "FLYTE_SECRET_LOG_FORMAT";
+/// Env var telling `agent init` where to copy itself for `agent exec`.
+pub const COPY_SELF_ENV: &str = "FLYTE_SECRET_COPY_SELF_TO";
+/// Where wrapped containers find the agent binary (the shared `agent exec` volume).
+pub const DEFAULT_AGENT_BIN_PATH: &str = "/flyte/bin";
+/// Size of the `agent exec` volume: the static agent is about 8 MiB.
+pub const DEFAULT_AGENT_BIN_SIZE_LIMIT: &str = "16Mi";
 
 /// A configuration problem, found at startup.
 #[derive(Debug, Error)]
@@ -135,6 +145,10 @@ pub struct FileConfig {
     scope_from_namespace: Option<bool>,
     timeouts: Option<Timeouts>,
     vault_token: Option<ProjectedToken>,
+    exec_wrap: Option<bool>,
+    exec_wrap_args_only: Option<bool>,
+    agent_bin_path: Option<String>,
+    agent_bin_size_limit: Option<String>,
 }
 
 impl FileConfig {
@@ -213,6 +227,21 @@ pub struct InjectArgs {
     /// named `<project>-<domain>` (split at the last `-`) [default: false].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_SCOPE_FROM_NAMESPACE")]
     pub scope_from_namespace: Option<bool>,
+    /// Deliver ENV_VAR secrets that no `secretKeyRef` can serve (AWS, Vault, Flyte 2 managed)
+    /// by running containers under `agent exec`; `false`: file + warning only [default: true].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_EXEC_WRAP")]
+    pub exec_wrap: Option<bool>,
+    /// Also wrap containers that set only `args` (Flyte's task containers). This replaces the
+    /// image's ENTRYPOINT, so it assumes the image has none, as Flyte's task images
+    /// [default: true].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_EXEC_WRAP_ARGS_ONLY")]
+    pub exec_wrap_args_only: Option<bool>,
+    /// Where wrapped containers mount the agent binary's volume [default: /flyte/bin].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_AGENT_BIN_PATH")]
+    pub agent_bin_path: Option<String>,
+    /// Size limit of the in-memory agent binary volume [default: 16Mi].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_AGENT_BIN_SIZE_LIMIT")]
+    pub agent_bin_size_limit: Option<String>,
 }
 
 /// The validated injection settings the mutation works from.
@@ -246,6 +275,14 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Projected token for Vault jwt auth.
     pub vault_token: Option<ProjectedToken>,
+    /// Whether containers are run under `agent exec` for ENV_VAR secrets.
+    pub exec_wrap: bool,
+    /// Whether containers with only `args` are wrapped too.
+    pub exec_wrap_args_only: bool,
+    /// Mount path of the agent binary volume in wrapped containers.
+    pub agent_bin_path: String,
+    /// emptyDir size limit of the agent binary volume.
+    pub agent_bin_size_limit: Quantity,
 }
 
 impl Default for Settings {
@@ -389,6 +426,39 @@ impl Settings {
                 ));
             }
         }
+        let exec_wrap = pick(&args.exec_wrap, file.exec_wrap).unwrap_or(true);
+        let exec_wrap_args_only =
+            pick(&args.exec_wrap_args_only, file.exec_wrap_args_only).unwrap_or(true);
+        let agent_bin_path = pick(&args.agent_bin_path, file.agent_bin_path)
+            .unwrap_or_else(|| DEFAULT_AGENT_BIN_PATH.into());
+        let agent_bin_path = agent_bin_path.trim_end_matches('/').to_string();
+        let others = [
+            Some(&layout.mount_path),
+            file.vault_token.as_ref().map(|t| &t.mount_path),
+        ];
+        if !agent_bin_path.starts_with('/')
+            || agent_bin_path.split('/').any(|c| c == "." || c == "..")
+            || others
+                .into_iter()
+                .flatten()
+                .any(|p| overlaps(p, &agent_bin_path))
+        {
+            return Err(invalid(
+                "agentBinPath",
+                format!(
+                    "{agent_bin_path:?} must be an absolute path other than /, outside and \
+                     not above mountPath and vaultToken.mountPath"
+                ),
+            ));
+        }
+        let agent_bin_size_limit = pick(&args.agent_bin_size_limit, file.agent_bin_size_limit)
+            .unwrap_or_else(|| DEFAULT_AGENT_BIN_SIZE_LIMIT.into());
+        if !is_quantity(&agent_bin_size_limit) {
+            return Err(invalid(
+                "agentBinSizeLimit",
+                format!("{agent_bin_size_limit:?}"),
+            ));
+        }
         Ok(Self {
             layout,
             backends,
@@ -405,6 +475,10 @@ impl Settings {
             scope_from_namespace,
             timeouts: file.timeouts.unwrap_or_default(),
             vault_token: file.vault_token,
+            exec_wrap,
+            exec_wrap_args_only,
+            agent_bin_path,
+            agent_bin_size_limit: Quantity(agent_bin_size_limit),
         })
     }
 }
@@ -416,6 +490,13 @@ enum Bucket {
 
 fn pick<T: Clone>(flag: &Option<T>, file: Option<T>) -> Option<T> {
     flag.clone().or(file)
+}
+
+/// Whether two absolute paths are the same or one is inside the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    let inside = |x: &str, y: &str| x.strip_prefix(y).is_some_and(|rest| rest.starts_with('/'));
+    a == b || inside(a, b) || inside(b, a)
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -480,6 +561,47 @@ mod tests {
         assert_eq!(req["cpu"].0, "10m");
         assert_eq!(req["memory"].0, "16Mi");
         assert_eq!(s.agent_resources.limits.unwrap()["memory"].0, "64Mi");
+        assert!(s.exec_wrap && s.exec_wrap_args_only);
+        assert_eq!(s.agent_bin_path, "/flyte/bin");
+        assert_eq!(s.agent_bin_size_limit.0, "16Mi");
+    }
+
+    #[test]
+    fn exec_wrap_settings() {
+        let file = FileConfig::parse(
+            r#"{"execWrap": false, "execWrapArgsOnly": false, "agentBinPath": "/opt/fsa/",
+                "agentBinSizeLimit": "12Mi"}"#,
+        )
+        .unwrap();
+        let s = Settings::resolve(&InjectArgs::default(), file).unwrap();
+        assert!(!s.exec_wrap && !s.exec_wrap_args_only);
+        assert_eq!(s.agent_bin_path, "/opt/fsa");
+        assert_eq!(s.agent_bin_size_limit.0, "12Mi");
+        let args = InjectArgs {
+            exec_wrap: Some(true),
+            ..Default::default()
+        };
+        let file = FileConfig::parse(r#"{"execWrap": false}"#).unwrap();
+        assert!(Settings::resolve(&args, file).unwrap().exec_wrap);
+        for bad in [
+            "relative",
+            "/",
+            "/etc/flyte",
+            "/etc/flyte/secrets/bin",
+            "/a/../b",
+        ] {
+            let args = InjectArgs {
+                agent_bin_path: Some(bad.into()),
+                ..Default::default()
+            };
+            let e = Settings::resolve(&args, FileConfig::default()).unwrap_err();
+            assert!(e.to_string().contains("agentBinPath"), "{bad}: {e}");
+        }
+        let args = InjectArgs {
+            agent_bin_size_limit: Some("big".into()),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&args, FileConfig::default()).is_err());
     }
 
     #[test]

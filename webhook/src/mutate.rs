@@ -10,7 +10,9 @@
 //!   the env wiring (`FLYTE_SECRETS_*`, file paths, `secretKeyRef`s). Same-named env vars are
 //!   replaced and ours are put first, as Flyte 2's webhook does (the webhook's value wins, and
 //!   the user's own env vars can still reference ours with `$(NAME)`);
-//! - the marker annotation `flyte-secret-agent/injected: "true"`.
+//! - the marker annotation `flyte-secret-agent/injected: "true"`;
+//! - for ENV_VAR secrets no `secretKeyRef` can serve: containers run under `agent exec`
+//!   (see [`wrap`]), with the agent binary's volume read-only and the plan in their env.
 //!
 //! Patch operations create parents before children (`/spec/volumes`, `/spec/initContainers`,
 //! a container's `env`/`volumeMounts`) and address existing array elements by their index in
@@ -24,10 +26,14 @@
 use std::collections::BTreeSet;
 
 use flyte_secret_spec::annotation::{self, AnnotationError};
-use flyte_secret_spec::backend::{Backend, SERVICE_ACCOUNT_TOKEN_FILE, VaultAuth};
+use flyte_secret_spec::backend::{
+    Backend, SERVICE_ACCOUNT_TOKEN_FILE, VaultAuth, secret_key_ref_possible,
+};
 use flyte_secret_spec::naming::EnvValue;
-use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner, PLAN_ENV, PlanError};
-use flyte_secret_spec::request::{MountRequirement, SecretRequest};
+use flyte_secret_spec::plan::{
+    FetchPlan, FileAccess, MAX_PLAN_ENV_BYTES, Owner, PLAN_ENV, PlanError,
+};
+use flyte_secret_spec::request::SecretRequest;
 use flyte_secret_spec::scoped::Scope;
 use flyte_secret_spec::{INJECT_LABEL, INJECT_LABEL_VALUE};
 use json_patch::jsonptr::PointerBuf;
@@ -40,13 +46,15 @@ use k8s_openapi::api::core::v1::{
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::config::{AGENT_LOG_FORMAT_ENV, Settings};
+use crate::config::{AGENT_LOG_FORMAT_ENV, COPY_SELF_ENV, Settings};
 
 mod owner;
 mod plan;
+pub mod wrap;
 
 use owner::{Identity, add_supplemental_group, identity};
 use plan::build_plan;
+use wrap::{BIN_VOLUME_NAME, ContainerWrap, Wrapping};
 
 /// Name of the agent init container.
 pub const AGENT_CONTAINER: &str = "flyte-secret-agent";
@@ -95,6 +103,22 @@ pub enum Denial {
     /// The object has no pod spec.
     #[error("the pod has no spec")]
     NoSpec,
+    /// The plan would not fit in the agent's environment variable.
+    #[error(
+        "{annotations}: the fetch plan for these {secrets} secrets is {bytes} bytes, over the \
+         {limit} bytes one environment variable can hold (Linux MAX_ARG_STRLEN): the agent \
+         could not start; split the secrets over several tasks or shorten their names"
+    )]
+    PlanTooLarge {
+        /// The first and last annotations.
+        annotations: String,
+        /// Number of requests.
+        secrets: usize,
+        /// Plan size.
+        bytes: usize,
+        /// [`MAX_PLAN_ENV_BYTES`].
+        limit: usize,
+    },
 }
 
 /// Why nothing was changed.
@@ -130,6 +154,8 @@ pub struct Mutation {
     pub secrets: usize,
     /// True when only containers added after the first injection were wired.
     pub rewired: bool,
+    /// Containers that run something under `agent exec`.
+    pub wrapped: Vec<String>,
 }
 
 /// What [`mutate`] decided.
@@ -165,8 +191,10 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     let namespace = namespace.or(meta.namespace.as_deref());
     let identity = identity(spec, settings);
     let plan = build_plan(pod, namespace, &decoded, &identity, settings)?;
+    check_plan_size(&plan)?;
     let mut warnings = Vec::new();
-    let env = app_env(&plan, namespace, settings, &mut warnings);
+    let env = app_env(&plan, namespace, settings);
+    let unserved = wrap::unserved(&plan, namespace, settings);
     let mount = VolumeMount {
         name: VOLUME_NAME.into(),
         mount_path: settings.layout.mount_path.clone(),
@@ -174,28 +202,41 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
         ..Default::default()
     };
 
-    let injected = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(INJECTED_ANNOTATION))
-        .is_some_and(|v| v == "true")
-        || spec
-            .init_containers
-            .iter()
-            .flatten()
-            .any(|c| c.name == AGENT_CONTAINER);
+    // Injected before: our volume is there, with our marker or our agent. A marker without
+    // the volume (copied or set by hand) is not ours: wiring containers to a volume the pod
+    // lacks would make the API server reject the pod, so such a pod is injected normally.
+    let has_volume = spec.volumes.iter().flatten().any(|v| v.name == VOLUME_NAME);
+    let injected = has_volume
+        && (meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(INJECTED_ANNOTATION))
+            .is_some_and(|v| v == "true")
+            || spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == AGENT_CONTAINER));
 
     let mut ops = Vec::new();
     if injected {
-        wire_all(&mut ops, spec, &env, &mount, settings, true)?;
+        let has_bin = spec
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name == BIN_VOLUME_NAME);
+        let mut wrapping = Wrapping::new(&plan, &unserved, settings, has_bin);
+        wire_all(&mut ops, spec, &env, &mount, settings, true, &mut wrapping)?;
         if ops.is_empty() {
             return Ok(Outcome::Skipped(Skip::AlreadyInjected));
         }
+        warnings.extend(wrapping.warnings(&unserved, settings));
         return Ok(Outcome::Patched(Mutation {
             patch: Patch(ops),
             warnings,
             secrets: plan.secrets.len(),
             rewired: true,
+            wrapped: wrapping.wrapped,
         }));
     }
 
@@ -235,14 +276,30 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
             ..Default::default()
         });
     }
+    let mut wrapping = Wrapping::new(&plan, &unserved, settings, true);
+    let mut wiring = Vec::new();
+    wire_all(
+        &mut wiring,
+        spec,
+        &env,
+        &mount,
+        settings,
+        false,
+        &mut wrapping,
+    )?;
+    let wraps = !wrapping.wrapped.is_empty();
+    if wraps {
+        volumes.push(wrap::bin_volume(settings));
+    }
     append_all(
         &mut ops,
         &["spec", "volumes"],
         spec.volumes.is_some(),
         &volumes,
     );
-    wire_all(&mut ops, spec, &env, &mount, settings, false)?;
-    let agent = agent_container(spec, &plan, &identity, settings, &mut warnings);
+    ops.extend(wiring);
+    warnings.extend(wrapping.warnings(&unserved, settings));
+    let agent = agent_container(spec, &plan, &identity, settings, wraps, &mut warnings);
     let agent = to_value(&agent);
     if spec.init_containers.is_some() {
         ops.push(add(&["spec", "initContainers", "0"], agent));
@@ -254,33 +311,37 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
         warnings,
         secrets: plan.secrets.len(),
         rewired: false,
+        wrapped: wrapping.wrapped,
     }))
+}
+
+/// The plan travels in an env var ([`PLAN_ENV`]): refuse what no container could start with.
+fn check_plan_size(plan: &FetchPlan) -> Result<(), Denial> {
+    let bytes = plan.to_json().len();
+    if bytes <= MAX_PLAN_ENV_BYTES {
+        return Ok(());
+    }
+    let first = plan.secrets.first().map(|s| s.annotation.as_str());
+    let last = plan.secrets.last().map(|s| s.annotation.as_str());
+    Err(Denial::PlanTooLarge {
+        annotations: match (first, last) {
+            (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
+            (Some(a), _) => a.to_string(),
+            _ => String::new(),
+        },
+        secrets: plan.secrets.len(),
+        bytes,
+        limit: MAX_PLAN_ENV_BYTES,
+    })
 }
 
 // === env wiring ===
 
-/// Whether the value of an ENV_VAR request can be a `secretKeyRef`: the Kubernetes backend
-/// is first, reads the pod's own namespace, and the group/key is a valid Secret name/key.
-fn secret_key_ref_ok(req: &SecretRequest, namespace: Option<&str>, settings: &Settings) -> bool {
-    match settings.backends.first() {
-        Some(b @ Backend::Kubernetes(k)) => {
-            !req.is_groupless()
-                && k.namespace
-                    .as_deref()
-                    .is_none_or(|ns| Some(ns) == namespace)
-                && b.check(req).is_ok()
-        }
-        _ => false,
-    }
-}
-
-/// The env vars every app container gets, in order, without duplicates.
-fn app_env(
-    plan: &FetchPlan,
-    namespace: Option<&str>,
-    settings: &Settings,
-    warnings: &mut Vec<String>,
-) -> Vec<EnvVar> {
+/// The env vars every app container gets, in order, without duplicates. ENV_VAR values go
+/// through a `secretKeyRef` where one can carry them
+/// ([`secret_key_ref_possible`]); [`wrap`] covers the others, and those a later backend may
+/// serve instead.
+fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Vec<EnvVar> {
     let layout = &settings.layout;
     let mut env: Vec<EnvVar> = layout
         .common_env()
@@ -293,8 +354,7 @@ fn app_env(
         let Ok(wires) = layout.env_wiring(req) else {
             continue;
         };
-        let by_ref = secret_key_ref_ok(req, namespace, settings);
-        let mut unwired = Vec::new();
+        let by_ref = secret_key_ref_possible(&settings.backends, req, namespace);
         for wire in wires {
             match wire.value {
                 EnvValue::FilePath(path) => env.push(plain_env(&wire.name, path)),
@@ -310,22 +370,8 @@ fn app_env(
                         ..Default::default()
                     }),
                 }),
-                EnvValue::SecretValue => unwired.push(wire.name),
+                EnvValue::SecretValue => {}
             }
-        }
-        if req.mount_requirement == MountRequirement::EnvVar && !unwired.is_empty() {
-            let file = planned
-                .files
-                .first()
-                .map(|f| layout.absolute(f))
-                .unwrap_or_default();
-            warnings.push(format!(
-                "{}: secret {} is ENV_VAR but not a Kubernetes Secret of this namespace, so \
-                 {} cannot hold its value; it is in the file {file} (flytekit falls back to it)",
-                planned.annotation,
-                req.name(),
-                unwired.join(", "),
-            ));
         }
     }
     let mut seen = BTreeSet::new();
@@ -349,7 +395,7 @@ fn same_path(a: &str, b: &str) -> bool {
 
 fn check_conflicts(spec: &PodSpec, settings: &Settings) -> Result<(), Denial> {
     for v in spec.volumes.iter().flatten() {
-        if v.name == VOLUME_NAME || v.name == TOKEN_VOLUME_NAME {
+        if [VOLUME_NAME, TOKEN_VOLUME_NAME, BIN_VOLUME_NAME].contains(&v.name.as_str()) {
             return Err(Denial::Conflict(format!(
                 "the pod already has a volume named {}",
                 v.name
@@ -384,8 +430,9 @@ fn check_mounts(c: &Container, settings: &Settings) -> Result<(), Denial> {
     Ok(())
 }
 
-/// Wires every container and init container (our agent excepted). With `only_missing`,
-/// containers that already mount the volume are left alone.
+/// Wires every container and init container (our agent excepted), wrapping what
+/// `wrapping` decides. With `only_missing`, containers that already mount the volume are
+/// left alone.
 fn wire_all(
     ops: &mut Vec<PatchOperation>,
     spec: &PodSpec,
@@ -393,6 +440,7 @@ fn wire_all(
     mount: &VolumeMount,
     settings: &Settings,
     only_missing: bool,
+    wrapping: &mut Wrapping,
 ) -> Result<(), Denial> {
     let lists = [
         ("containers", Some(&spec.containers)),
@@ -414,7 +462,15 @@ fn wire_all(
             if only_missing {
                 check_mounts(c, settings)?;
             }
-            wire_container(ops, &["spec", field, &i.to_string()], c, env, mount);
+            let w = wrapping.decide(c, settings);
+            let base = ["spec", field, &i.to_string()];
+            if w.wraps() {
+                let env = [env, std::slice::from_ref(&wrapping.plan_env)].concat();
+                let mounts = [mount.clone(), wrapping.bin_mount.clone()];
+                wire_container(ops, &base, c, &env, &mounts, &w);
+            } else {
+                wire_container(ops, &base, c, env, std::slice::from_ref(mount), &w);
+            }
         }
     }
     Ok(())
@@ -425,7 +481,8 @@ fn wire_container(
     base: &[&str],
     c: &Container,
     env: &[EnvVar],
-    mount: &VolumeMount,
+    mounts: &[VolumeMount],
+    wrap: &ContainerWrap,
 ) {
     fn at<'a>(base: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
         [base, tail].concat()
@@ -434,8 +491,15 @@ fn wire_container(
         ops,
         &at(base, &["volumeMounts"]),
         c.volume_mounts.is_some(),
-        std::slice::from_ref(mount),
+        mounts,
     );
+    // `add` replaces an existing member: command and exec commands are set whole.
+    if let Some(command) = &wrap.command {
+        ops.push(add(&at(base, &["command"]), to_value(command)));
+    }
+    for (path, command) in &wrap.hooks {
+        ops.push(add(&at(base, path), to_value(command)));
+    }
     match &c.env {
         None => ops.push(add(&at(base, &["env"]), to_value(&env))),
         Some(existing) => {
@@ -459,12 +523,16 @@ fn agent_container(
     plan: &FetchPlan,
     identity: &Identity,
     settings: &Settings,
+    wraps: bool,
     warnings: &mut Vec<String>,
 ) -> Container {
     let mut env = vec![
         plain_env(PLAN_ENV, plan.to_json()),
         plain_env(AGENT_LOG_FORMAT_ENV, settings.agent_log_format.clone()),
     ];
+    if wraps {
+        env.push(plain_env(COPY_SELF_ENV, settings.agent_bin_path.clone()));
+    }
     env.extend(settings.agent_env.iter().cloned());
 
     let mut mounts = vec![VolumeMount {
@@ -494,6 +562,14 @@ fn agent_container(
             name: TOKEN_VOLUME_NAME.into(),
             mount_path: t.mount_path.clone(),
             read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    if wraps {
+        // `agent init` copies itself here for the wrapped containers' `agent exec`.
+        mounts.push(VolumeMount {
+            name: BIN_VOLUME_NAME.into(),
+            mount_path: settings.agent_bin_path.clone(),
             ..Default::default()
         });
     }

@@ -56,6 +56,9 @@ pub enum Error {
     /// The request did not get an answer.
     #[error("AWS Secrets Manager unreachable: {0}")]
     Transport(String),
+    /// The endpoint's certificate is not trusted.
+    #[error("AWS Secrets Manager endpoint certificate not trusted: {0}")]
+    Untrusted(String),
     /// The request could not be built (credentials, region, configuration).
     #[error("AWS client: {0}")]
     Config(String),
@@ -79,7 +82,7 @@ impl Classify for Error {
             }
             | Self::Transport(_)
             | Self::Timeout(_) => Class::Transient,
-            Self::Service { .. } | Self::Config(_) => Class::Permanent,
+            Self::Service { .. } | Self::Config(_) | Self::Untrusted(_) => Class::Permanent,
         }
     }
 }
@@ -132,7 +135,14 @@ where
         }
         SdkError::ConstructionFailure(_) => Error::Config(DisplayErrorContext(&e).to_string()),
         SdkError::TimeoutError(_) => Error::Transport("timed out".into()),
-        _ => Error::Transport(DisplayErrorContext(&e).to_string()),
+        _ => {
+            let message = DisplayErrorContext(&e).to_string();
+            if super::is_untrusted_certificate(&message) {
+                Error::Untrusted(message)
+            } else {
+                Error::Transport(message)
+            }
+        }
     }
 }
 

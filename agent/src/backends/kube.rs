@@ -74,6 +74,9 @@ pub enum Error {
     /// The API could not be reached.
     #[error("Kubernetes API unreachable: {0}")]
     Transport(String),
+    /// The API server's certificate is not trusted (wrong CA file, wrong name).
+    #[error("Kubernetes API server certificate not trusted: {0}")]
+    Untrusted(String),
     /// An attempt took too long.
     #[error("Kubernetes API did not answer within {}", super::secs(*.0))]
     Timeout(Duration),
@@ -91,7 +94,7 @@ impl Classify for Error {
             Self::SecretNotFound { .. } | Self::KeyNotFound { .. } => Class::NotFound,
             Self::Api { code, .. } if *code == 429 || *code >= 500 => Class::Transient,
             Self::Transport(_) | Self::Timeout(_) => Class::Transient,
-            Self::Api { .. } | Self::Config(_) => Class::Permanent,
+            Self::Api { .. } | Self::Config(_) | Self::Untrusted(_) => Class::Permanent,
         }
     }
 }
@@ -104,7 +107,14 @@ fn api_error(e: kube::Error) -> Error {
             message: status.message.clone(),
         },
         kube::Error::Auth(e) => Error::Config(format!("credentials: {e}")),
-        other => Error::Transport(other.to_string()),
+        other => {
+            let message = super::error_chain(&other);
+            if super::is_untrusted_certificate(&message) {
+                Error::Untrusted(message)
+            } else {
+                Error::Transport(message)
+            }
+        }
     }
 }
 

@@ -125,3 +125,27 @@ impl Context {
 pub fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
+
+/// An error with its sources, `a: b: c`: client errors often say only "client error
+/// (Connect)" at the top and keep the reason (refused, a certificate, a timeout) below.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Whether a transport error is a server certificate the agent does not trust (wrong CA,
+/// wrong name, expired): retrying will not make it trusted, so it is permanent.
+pub fn is_untrusted_certificate(message: &str) -> bool {
+    message.contains("invalid peer certificate")
+        || message.contains("UnknownIssuer")
+        || message.contains("certificate verify")
+}

@@ -32,7 +32,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
-mod tls;
+pub(crate) mod tls;
 mod token;
 
 use std::net::{Ipv4Addr, SocketAddr};

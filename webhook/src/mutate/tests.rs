@@ -4,6 +4,7 @@
 use flyte_secret_spec::backend::{AwsBackend, KubernetesBackend};
 use flyte_secret_spec::base32;
 use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::request::MountRequirement;
 use k8s_openapi::api::core::v1::Container;
 use serde_json::json;
 
@@ -87,7 +88,7 @@ fn propeller_pod_with_flyte_vectors() {
     assert_eq!(doc["metadata"]["annotations"][INJECTED_ANNOTATION], "true");
     let spec = out.spec.as_ref().unwrap();
     let volumes = spec.volumes.as_ref().unwrap();
-    assert_eq!(volumes.len(), 2);
+    assert_eq!(volumes.len(), 3, "token, secrets, agent binary");
     let vol = volumes.iter().find(|v| v.name == VOLUME_NAME).unwrap();
     let empty_dir = vol.empty_dir.as_ref().unwrap();
     assert_eq!(empty_dir.medium.as_deref(), Some("Memory"));
@@ -187,21 +188,18 @@ fn propeller_pod_with_flyte_vectors() {
         (r.name.as_str(), r.key.as_str(), r.optional),
         ("user-info", "user_secret", Some(true))
     );
-    // Group-less ENV_VAR (Flyte 2 managed): no env var, a warning naming the file.
+    // Group-less ENV_VAR (Flyte 2 managed): no env var in the spec; propeller's args-only
+    // container runs under `agent exec`, which sets them (see wrap/tests.rs).
     assert!(env(c, "OPENAI_KEY").is_none());
     assert!(env(c, "_FSEC_OPENAI_KEY").is_none());
-    let env_warnings: Vec<&String> = m
-        .warnings
-        .iter()
-        .filter(|w| w.contains("ENV_VAR"))
-        .collect();
-    assert_eq!(env_warnings.len(), 1, "{:?}", m.warnings);
-    let w = env_warnings[0];
-    assert!(w.starts_with("flyte.secrets/s2: secret openai_key "), "{w}");
-    assert!(w.contains("/etc/flyte/secrets/openai_key"), "{w}");
-    assert!(w.contains("_FSEC_OPENAI_KEY, OPENAI_KEY"), "{w}");
-    // No runAsUser/fsGroup in this pod: the ownership warning.
-    assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["/flyte/bin/agent", "exec", "--"].map(String::from)[..])
+    );
+    assert_eq!(c.args.as_ref().unwrap()[0], "pyflyte-fast-execute");
+    assert_eq!(m.wrapped, [c.name.as_str()]);
+    // No runAsUser/fsGroup in this pod: the ownership warning, and no ENV_VAR warning.
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
 }
 
 fn naming_common() -> [&'static str; 3] {
@@ -420,6 +418,17 @@ fn reinvocation_is_idempotent_and_wires_late_containers() {
         .unwrap()
         .remove(0);
     assert_eq!(skipped(&marked, &settings), Skip::AlreadyInjected);
+
+    // A marker without our volume (set by hand, copied from another pod) is not an injection:
+    // wiring containers to a missing volume would give a pod the API server rejects.
+    let mut forged = flyte_pod(&[user_info()]);
+    forged["metadata"]["annotations"][INJECTED_ANNOTATION] = json!("true");
+    let m = patched(&forged, &settings);
+    assert!(!m.rewired);
+    let (_, out) = apply(&forged, &m.patch);
+    let spec = out.spec.unwrap();
+    assert_eq!(spec.init_containers.unwrap()[0].name, AGENT_CONTAINER);
+    assert!(spec.volumes.unwrap().iter().any(|v| v.name == VOLUME_NAME));
 }
 
 #[test]
@@ -535,6 +544,7 @@ fn env_var_secrets_from_other_backends_are_files_with_a_warning() {
             Backend::Aws(AwsBackend::default()),
             Backend::Kubernetes(KubernetesBackend::default()),
         ],
+        exec_wrap: false,
         ..Settings::default()
     };
     let arn = vector("arn:aws:secretsmanager:us-east-2:123456789012:secret/my_secret");
@@ -560,6 +570,7 @@ fn env_var_secrets_from_other_backends_are_files_with_a_warning() {
             namespace: Some("secrets".into()),
             ..KubernetesBackend::default()
         })],
+        exec_wrap: false,
         ..Settings::default()
     };
     let pod = flyte_pod(&[user_info()]);
@@ -628,4 +639,23 @@ fn configured_extras_reach_the_agent() {
         value(&spec.containers[0], "FLYTE_SECRETS_ENV_PREFIX"),
         Some("_UNION_")
     );
+}
+
+#[test]
+fn plans_too_large_for_an_env_var_are_denied() {
+    // Linux refuses an environment string over 128 KiB: a plan that large would keep the
+    // agent (and every wrapped container) from starting. 300 secrets with long names do it.
+    let settings = Settings::default();
+    let long = "a".repeat(120);
+    let secrets: Vec<SecretRequest> = (0..300)
+        .map(|i| SecretRequest::new(format!("g{i}-{long}"), format!("k-{long}")))
+        .collect();
+    let msg = denied(&flyte_pod(&secrets), &settings);
+    assert!(
+        msg.starts_with("flyte.secrets/s0 … flyte.secrets/s299: the fetch plan for these 300"),
+        "{msg}"
+    );
+    assert!(msg.contains("MAX_ARG_STRLEN"), "{msg}");
+    // 100 of them fit.
+    patched(&flyte_pod(&secrets[..100]), &settings);
 }

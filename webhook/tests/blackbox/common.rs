@@ -103,7 +103,24 @@ pub fn webhook() -> Command {
 impl Server {
     /// Starts `webhook serve` on free ports with JSON logs, plus `extra` args and `envs`.
     pub fn start(cert: &Path, key: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut cmd = webhook();
+        Self::start_bin(
+            std::ffi::OsStr::new(env!("CARGO_BIN_EXE_webhook")),
+            cert,
+            key,
+            extra,
+            envs,
+        )
+    }
+
+    /// [`Server::start`] with another `webhook` binary (a release build, for measurements).
+    pub fn start_bin(
+        bin: &std::ffi::OsStr,
+        cert: &Path,
+        key: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = Command::new(bin);
         cmd.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .args(["--admin-listen", "127.0.0.1:0"])
             .arg("--tls-cert")

@@ -1,7 +1,10 @@
 //! Black-box tests: the real `webhook` binary over real TLS, and `init-certs` against the
 //! Kubernetes API stand-in.
 
+mod bad_input;
+mod burst;
 mod common;
+mod deploy_manifest;
 mod init_certs;
 mod serve;
 

@@ -258,6 +258,60 @@ async fn canary_value_never_leaves_the_webhook() {
     assert!(!logs.contains(CANARY), "{logs}");
 }
 
+/// The canary with `agent exec` wrapping: AWS first, so the ENV_VAR secret needs the wrap,
+/// and the webhook's env holds the value under every name a careless webhook could use. The
+/// patch wraps the task container and carries names, paths and the plan only.
+#[tokio::test]
+async fn canary_value_never_leaves_the_webhook_when_wrapping() {
+    const CANARY: &str = "CANARY-3b8e51c2-wrap";
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki();
+    let volume = SecretVolume::new(dir.path(), &p);
+    let mut server = Server::start(
+        &volume.cert(),
+        &volume.key(),
+        &[
+            "--log",
+            "trace",
+            "--backends",
+            r#"[{"type":"aws","region":"us-east-2"},{"type":"kubernetes"}]"#,
+        ],
+        &[
+            ("FLYTE_SECRET_USER-INFO_USER_SECRET", CANARY),
+            ("_FSEC_USER-INFO_USER_SECRET", CANARY),
+            ("USER_SECRET", CANARY),
+            ("AWS_SECRET_ACCESS_KEY", CANARY),
+        ],
+    );
+    let secret = flyte_secret_spec::SecretRequest::new("user-info", "user_secret")
+        .with_mount(flyte_secret_spec::MountRequirement::EnvVar)
+        .with_env_var("USER_SECRET");
+    let mut object = pod(&[secret]);
+    object["spec"]["containers"][0]["args"] = serde_json::json!(["pyflyte-execute", "--task"]);
+    let reply = https(
+        server.addr,
+        &p.ca_pem,
+        "POST",
+        "/mutate",
+        &review("canary-wrap", "CREATE", &object),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let rsp = reply.json();
+    let patch = serde_json::to_string(&decode_patch(&rsp)).unwrap();
+    assert!(
+        patch.contains(r#"["/flyte/bin/agent","exec","--"]"#),
+        "{patch}"
+    );
+    assert!(patch.contains("FLYTE_SECRET_COPY_SELF_TO"), "{patch}");
+    assert!(!patch.contains("secretKeyRef"), "{patch}");
+    assert!(!patch.contains(CANARY));
+    assert!(!String::from_utf8_lossy(&reply.body).contains(CANARY));
+    let logs = server.stop();
+    assert!(logs.contains("admitted"), "{logs}");
+    assert!(!logs.contains(CANARY), "{logs}");
+}
+
 #[test]
 fn refuses_to_start_with_unusable_tls_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,215 @@
+//! `tls-echo`: the ceiling for the webhook benchmark, and its request body.
+//!
+//! ```text
+//! tls-echo serve --listen 127.0.0.1:PORT --cert tls.crt --key tls.key --body response.json
+//! tls-echo review [N]          # prints an AdmissionReview for a Flyte pod with N secrets (5)
+//! ```
+//!
+//! `serve` is the webhook's HTTPS stack with nothing behind it: a multi-threaded tokio runtime,
+//! tokio-rustls (ring) with the same kind of certificate, hyper 1 HTTP/1.1 with keep-alive,
+//! TCP_NODELAY. It reads each request body in full (as the webhook does) and answers with the
+//! given bytes (the webhook's own response, captured by the benchmark), so any difference
+//! between the two is the webhook's work: parsing the review, mutating the pod, serializing
+//! the patch, metrics and logging.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: tls-echo serve --listen ADDR --cert PEM --key PEM --body FILE\n       tls-echo review [N]"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("review") => {
+            let n = args.get(1).map_or(5, |s| s.parse().unwrap_or_else(|_| usage()));
+            println!("{}", review(n));
+        }
+        _ => usage(),
+    }
+}
+
+/// An AdmissionReview (v1, CREATE) for a pod as propeller creates it, requesting `n` secrets
+/// of mixed shapes (file, env var, group version, env_var name), annotations encoded with the
+/// spec crate's `annotation::encode_all` (Flyte's base32 of the protobuf text format).
+fn review(n: usize) -> String {
+    use flyte_secret_spec::annotation;
+    use flyte_secret_spec::request::{MountRequirement, SecretRequest};
+    use serde_json::{Value, json};
+
+    let secrets: Vec<SecretRequest> = (0..n)
+        .map(|i| {
+            let req = SecretRequest::new(format!("bench-group-{i}"), format!("key_{i}"));
+            match i % 4 {
+                0 => req.with_mount(MountRequirement::File),
+                1 => req.with_mount(MountRequirement::EnvVar),
+                2 => req.with_group_version("v1"),
+                _ => req.with_env_var(format!("BENCH_SECRET_{i}")),
+            }
+        })
+        .collect();
+    let mut annotations = json!({
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+        "primary_container_name": "a8xkq2m9v4-n0-0",
+    });
+    for (k, v) in annotation::encode_all(&secrets) {
+        annotations[k] = Value::String(v);
+    }
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "a8xkq2m9v4-n0-0",
+            "namespace": "flytesnacks-development",
+            "labels": {
+                "domain": "development", "execution-id": "a8xkq2m9v4", "interruptible": "false",
+                "node-id": "n0", "project": "flytesnacks", "shard-key": "21",
+                "task-name": "secrets-example-secret-task", "workflow-name": "secrets-example-wf",
+                "inject-flyte-secrets": "true"
+            },
+            "annotations": annotations,
+            "ownerReferences": [{
+                "apiVersion": "flyte.lyft.com/v1alpha1", "kind": "flyteworkflow",
+                "name": "a8xkq2m9v4", "uid": "0b3c8f6e-4f5a-4c57-9a39-1f4e2d6c7b80",
+                "blockOwnerDeletion": true, "controller": true
+            }]
+        },
+        "spec": {
+            "containers": [{
+                "name": "a8xkq2m9v4-n0-0",
+                "image": "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.8",
+                "args": ["pyflyte-fast-execute", "--additional-distribution", "s3://bucket/x.tar.gz",
+                         "--", "pyflyte-execute", "--task-module", "secrets.example"],
+                "env": [
+                    {"name": "FLYTE_INTERNAL_EXECUTION_WORKFLOW", "value": "flytesnacks:development:secrets.example.wf"},
+                    {"name": "FLYTE_INTERNAL_EXECUTION_ID", "value": "a8xkq2m9v4"}
+                ],
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "imagePullPolicy": "IfNotPresent",
+                "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                "volumeMounts": [{
+                    "name": "kube-api-access-7xq2p", "readOnly": true,
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"
+                }]
+            }],
+            "restartPolicy": "Never",
+            "serviceAccountName": "default",
+            "terminationGracePeriodSeconds": 30,
+            "volumes": [{
+                "name": "kube-api-access-7xq2p",
+                "projected": {
+                    "defaultMode": 420,
+                    "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+                    ]
+                }
+            }]
+        }
+    });
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "a8xkq2m9v4-n0-0",
+            "namespace": "flytesnacks-development",
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:flyte:flytepropeller", "uid": "a1b2", "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "object": pod,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    });
+    review.to_string()
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or_else(|| usage())
+}
+
+fn serve(args: &[String]) {
+    let listen: SocketAddr = flag(args, "--listen").parse().unwrap_or_else(|_| usage());
+    let certs = rustls_pemfile::certs(&mut read(flag(args, "--cert")).as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificate PEM");
+    let key = rustls_pemfile::private_key(&mut read(flag(args, "--key")).as_slice())
+        .expect("key PEM")
+        .expect("a private key");
+    let body = Bytes::from(read(flag(args, "--body")));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("usable certificate and key");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(listen).await.expect("bind");
+        eprintln!("tls-echo: serving {} bytes on https://{listen}", body.len());
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        // Read the request in full, as the webhook does.
+                        let _ = req.into_body().collect().await;
+                        let mut rsp = Response::new(Full::new(body));
+                        rsp.headers_mut()
+                            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        Ok::<_, std::convert::Infallible>(rsp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        eprintln!("tls-echo: reading {path}: {e}");
+        std::process::exit(2)
+    })
+}

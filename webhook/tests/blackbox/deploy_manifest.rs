@@ -1,0 +1,598 @@
+//! `deploy/` against the binary: the MutatingWebhookConfiguration in the manifests is exactly
+//! what `webhook init-certs` registers when run with the Deployment's own arguments, under the
+//! RBAC the manifests grant (and nothing more); every overlay's config file loads; the objects
+//! agree with each other (names, ports, probes, images, hardening).
+//!
+//! The manifests are rendered with `kubectl kustomize` (offline) and turned into JSON with
+//! `kubectl patch --local` (an empty merge patch, no server needed). `FSA_KUBECTL` overrides
+//! the kubectl used.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use flyte_secret_spec::backend::{Backend, VaultAuth};
+use flyte_secret_testkit::kube::{Policy, RecordedRequest, Rule, StandIn, StandInOptions};
+use flyte_secret_webhook::config::{DEFAULT_IMAGE, InjectArgs, Settings};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::Value;
+
+use crate::common::{install_provider, webhook};
+
+const OVERLAYS: [&str; 3] = ["overlays/kubernetes", "overlays/aws", "overlays/vault"];
+const MWC: &str = "MutatingWebhookConfiguration";
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+fn kubectl(args: &[&str], stdin: Option<Vec<u8>>) -> Vec<u8> {
+    let program = std::env::var("FSA_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut child = Command::new(&program)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}): it renders deploy/ (kubectl with kustomize v5)")
+        });
+    let writer = stdin.map(|input| {
+        let mut pipe = child.stdin.take().unwrap();
+        std::thread::spawn(move || pipe.write_all(&input).unwrap())
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(w) = writer {
+        w.join().unwrap();
+    }
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `kubectl kustomize deploy/<dir>`, as JSON objects.
+fn render(dir: &str) -> Vec<Value> {
+    let path = deploy_dir().join(dir);
+    let yaml = kubectl(&["kustomize", path.to_str().unwrap()], None);
+    let json = kubectl(
+        &[
+            "patch", "--local", "--type", "merge", "-p", "{}", "-o", "json", "-f", "-",
+        ],
+        Some(yaml),
+    );
+    serde_json::Deserializer::from_slice(&json)
+        .into_iter::<Value>()
+        .map(|v| v.expect("kubectl printed JSON"))
+        .flat_map(|v| match v["items"].as_array() {
+            Some(items) if v["kind"] == "List" => items.clone(),
+            _ => vec![v],
+        })
+        .collect()
+}
+
+/// The one object of `kind` (panics unless there is exactly one).
+fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
+    found[0]
+}
+
+fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{pointer} missing or not a string"))
+}
+
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no entry named {name}"))
+}
+
+/// The init-certs invocation of the Deployment: its args, and its env with `fieldRef:
+/// metadata.namespace` resolved.
+fn init_certs_invocation(deployment: &Value) -> (Vec<String>, Vec<(String, String)>) {
+    let namespace = s(deployment, "/metadata/namespace");
+    let init = named(
+        &deployment["spec"]["template"]["spec"]["initContainers"],
+        "init-certs",
+    );
+    let args: Vec<String> = init["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(args[0], "init-certs");
+    let env = init["env"]
+        .as_array()
+        .map(|env| {
+            env.iter()
+                .map(|e| {
+                    let name = e["name"].as_str().unwrap().to_string();
+                    let value = match (&e["value"], e.pointer("/valueFrom/fieldRef/fieldPath")) {
+                        (Value::String(v), _) => v.clone(),
+                        (_, Some(path)) if path == "metadata.namespace" => namespace.to_string(),
+                        _ => panic!("env {name}: the test cannot resolve {e}"),
+                    };
+                    (name, value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (args, env)
+}
+
+/// One RBAC rule granted to the webhook's service account.
+#[derive(Debug)]
+struct Grant {
+    groups: Vec<String>,
+    resources: Vec<String>,
+    verbs: Vec<String>,
+    names: Vec<String>,
+    /// `None`: cluster-wide (ClusterRoleBinding).
+    namespace: Option<String>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The rules bound to `namespace/service_account` by the rendered Roles and ClusterRoles.
+fn grants(objects: &[Value], namespace: &str, service_account: &str) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for binding in objects
+        .iter()
+        .filter(|o| o["kind"] == "RoleBinding" || o["kind"] == "ClusterRoleBinding")
+    {
+        let bound = binding["subjects"].as_array().is_some_and(|subjects| {
+            subjects.iter().any(|x| {
+                x["kind"] == "ServiceAccount"
+                    && x["name"] == service_account
+                    && x["namespace"] == namespace
+            })
+        });
+        if !bound {
+            continue;
+        }
+        let scope = (binding["kind"] == "RoleBinding")
+            .then(|| s(binding, "/metadata/namespace").to_string());
+        let role = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == binding["roleRef"]["kind"]
+                    && o["metadata"]["name"] == binding["roleRef"]["name"]
+                    && (o["kind"] == "ClusterRole"
+                        || o["metadata"]["namespace"] == binding["metadata"]["namespace"])
+            })
+            .unwrap_or_else(|| panic!("{binding}: role not in the manifests"));
+        for rule in role["rules"].as_array().unwrap() {
+            out.push(Grant {
+                groups: strings(&rule["apiGroups"]),
+                resources: strings(&rule["resources"]),
+                verbs: strings(&rule["verbs"]),
+                names: strings(&rule["resourceNames"]),
+                namespace: scope.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The stand-in's policy for these grants (it does not know resourceNames: those are checked
+/// on the recorded requests, [`check_requests`]).
+fn policy(grants: &[Grant], user: &str) -> Policy {
+    Policy {
+        rules: grants
+            .iter()
+            .map(|g| Rule {
+                users: vec![user.to_string()],
+                verbs: g.verbs.clone(),
+                resources: g.resources.clone(),
+                namespaces: vec![g.namespace.clone().unwrap_or_else(|| "*".into())],
+            })
+            .collect(),
+    }
+}
+
+/// Every request `user` made is allowed by some grant, resourceNames included, as the API
+/// server's RBAC authorizer decides (a `create` has no name, so only a rule without
+/// resourceNames allows it).
+fn check_requests(requests: &[RecordedRequest], user: &str, grants: &[Grant]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for r in requests.iter().filter(|r| r.user.as_deref() == Some(user)) {
+        assert_ne!(r.status, 403, "{} {} was forbidden", r.method, r.path);
+        let path = r.path.split('?').next().unwrap();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match parts.as_slice() {
+            ["api", "v1", rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            _ => panic!("unexpected path {path}"),
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", ns, rest @ ..] => (Some(*ns), rest),
+            rest => (None, rest),
+        };
+        let (resource, name) = match rest {
+            [resource] => (*resource, None),
+            [resource, name] => (*resource, Some(*name)),
+            _ => panic!("unexpected path {path}"),
+        };
+        let verb = match (r.method.as_str(), name) {
+            ("GET", Some(_)) => "get",
+            ("GET", None) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", _) => "delete",
+            (m, _) => panic!("unexpected method {m}"),
+        };
+        let allowed = grants.iter().any(|g| {
+            g.groups.iter().any(|x| x == group || x == "*")
+                && g.resources.iter().any(|x| x == resource || x == "*")
+                && g.verbs.iter().any(|x| x == verb || x == "*")
+                && (g.names.is_empty() || name.is_some_and(|n| g.names.iter().any(|x| x == n)))
+                && (g.namespace.is_none() || g.namespace.as_deref() == namespace)
+        });
+        assert!(
+            allowed,
+            "{verb} {resource} {name:?} in {namespace:?} is not granted by the manifests' RBAC: {grants:?}"
+        );
+        seen.push(format!("{verb} {resource}"));
+    }
+    seen
+}
+
+/// Runs the webhook binary with the Deployment's init-certs args and env, as `token`.
+async fn run_init_certs(
+    standin: &StandIn,
+    token: &str,
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, standin.kubeconfig_yaml(token)).unwrap();
+    let mut cmd = webhook();
+    cmd.args(args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("POD_NAMESPACE")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init-certs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The registered configuration equals the rendered one, field by field, but for the
+/// caBundle (filled by init-certs, absent from the manifest) and the labels (the manifest may
+/// carry more; init-certs' own must be there).
+fn assert_same_registration(rendered: &Value, live: &MutatingWebhookConfiguration) {
+    let live = serde_json::to_value(live).unwrap();
+    assert_eq!(live["metadata"]["name"], rendered["metadata"]["name"]);
+    for (k, v) in live["metadata"]["labels"].as_object().unwrap() {
+        assert_eq!(
+            &rendered["metadata"]["labels"][k], v,
+            "label {k} that init-certs sets is missing from the manifest"
+        );
+    }
+    let mut webhooks = live["webhooks"].clone();
+    for w in webhooks.as_array_mut().unwrap() {
+        let ca = w["clientConfig"]
+            .as_object_mut()
+            .unwrap()
+            .remove("caBundle")
+            .expect("init-certs sets the caBundle");
+        assert!(!ca.as_str().unwrap().is_empty());
+    }
+    for w in rendered["webhooks"].as_array().unwrap() {
+        assert!(
+            w["clientConfig"].get("caBundle").is_none(),
+            "the manifest must leave caBundle to init-certs"
+        );
+    }
+    assert_eq!(
+        rendered["webhooks"],
+        webhooks,
+        "\nmanifest:   {}\ninit-certs: {}",
+        serde_json::to_string_pretty(&rendered["webhooks"]).unwrap(),
+        serde_json::to_string_pretty(&webhooks).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_manifest_registration_is_what_init_certs_registers_under_the_manifest_rbac() {
+    install_provider();
+    let objects = render("base");
+    let rendered = one(&objects, MWC);
+    for overlay in OVERLAYS {
+        assert_eq!(one(&render(overlay), MWC), rendered, "{overlay}");
+    }
+    let deployment = one(&objects, "Deployment");
+    let namespace = s(deployment, "/metadata/namespace");
+    let service_account = s(deployment, "/spec/template/spec/serviceAccountName");
+    let user = format!("system:serviceaccount:{namespace}:{service_account}");
+    let (args, env) = init_certs_invocation(deployment);
+
+    // The renewal CronJob runs the very same command.
+    let cron = one(&objects, "CronJob");
+    let job = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let init = named(
+        &deployment["spec"]["template"]["spec"]["initContainers"],
+        "init-certs",
+    );
+    let renew = named(&job["containers"], "init-certs");
+    for field in ["image", "args", "env"] {
+        assert_eq!(init[field], renew[field], "CronJob init-certs {field}");
+    }
+    assert_eq!(s(job, "/serviceAccountName"), service_account);
+
+    let grants = grants(&objects, namespace, service_account);
+    let secret_name = s(
+        named(&deployment["spec"]["template"]["spec"]["volumes"], "certs"),
+        "/secret/secretName",
+    );
+    let mwc_name = s(rendered, "/metadata/name");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A fresh cluster: init-certs creates the Secret and the registration.
+    let standin = StandIn::start_with(StandInOptions {
+        policy: policy(&grants, &user),
+        ..StandInOptions::default()
+    })
+    .await
+    .unwrap();
+    let token = standin.mint_token(namespace, service_account, &[], Duration::from_secs(3600));
+    let admin = standin.client(standin.admin_token()).await.unwrap();
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), namespace);
+    run_init_certs(&standin, &token, dir.path(), &args, &env).await;
+    assert_same_registration(rendered, &mwcs.get(mwc_name).await.unwrap());
+    let secret = secrets.get(secret_name).await.unwrap();
+    for key in ["tls.crt", "tls.key"] {
+        assert!(secret.data.as_ref().unwrap().contains_key(key), "{key}");
+    }
+
+    // Again: the registration is updated, the Secret reused.
+    run_init_certs(&standin, &token, dir.path(), &args, &env).await;
+    assert_same_registration(rendered, &mwcs.get(mwc_name).await.unwrap());
+
+    // A Secret that lost its certificates is updated in place.
+    let mut emptied = secrets.get(secret_name).await.unwrap();
+    emptied.data = None;
+    secrets
+        .replace(secret_name, &PostParams::default(), &emptied)
+        .await
+        .unwrap();
+    run_init_certs(&standin, &token, dir.path(), &args, &env).await;
+    assert!(
+        secrets
+            .get(secret_name)
+            .await
+            .unwrap()
+            .data
+            .is_some_and(|d| d.contains_key("tls.crt"))
+    );
+
+    let used = check_requests(&standin.requests(), &user, &grants);
+    for needed in [
+        "create secrets",
+        "get secrets",
+        "update secrets",
+        "create mutatingwebhookconfigurations",
+        "get mutatingwebhookconfigurations",
+        "update mutatingwebhookconfigurations",
+    ] {
+        assert!(
+            used.iter().any(|u| u == needed),
+            "{needed} not exercised: {used:?}"
+        );
+    }
+
+    // `kubectl apply -k` first (the manifest's object, no caBundle), then init-certs: the
+    // result is the same, and the manifest's extra labels stay.
+    let standin = StandIn::start_with(StandInOptions {
+        policy: policy(&grants, &user),
+        ..StandInOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = standin.client(standin.admin_token()).await.unwrap();
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(admin);
+    let applied: MutatingWebhookConfiguration = serde_json::from_value(rendered.clone()).unwrap();
+    mwcs.create(&PostParams::default(), &applied).await.unwrap();
+    let token = standin.mint_token(namespace, service_account, &[], Duration::from_secs(3600));
+    run_init_certs(&standin, &token, dir.path(), &args, &env).await;
+    let live = mwcs.get(mwc_name).await.unwrap();
+    assert_same_registration(rendered, &live);
+    assert_eq!(
+        serde_json::to_value(&live.metadata.labels).unwrap(),
+        rendered["metadata"]["labels"]
+    );
+    check_requests(&standin.requests(), &user, &grants);
+}
+
+#[test]
+fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
+    for (dir, backend) in [
+        ("base", "kubernetes"),
+        ("overlays/kubernetes", "kubernetes"),
+        ("overlays/aws", "aws"),
+        ("overlays/vault", "vault"),
+    ] {
+        let file = deploy_dir().join(dir).join("config.json");
+        let settings = Settings::load(&InjectArgs {
+            config: Some(file.clone()),
+            ..InjectArgs::default()
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(settings.agent_image, DEFAULT_IMAGE, "{dir}: agentImage");
+        match (&settings.backends[..], backend) {
+            ([Backend::Kubernetes(_)], "kubernetes") => {}
+            ([Backend::Aws(aws)], "aws") => assert!(aws.region.is_some(), "{dir}: region"),
+            ([Backend::Vault(vault)], "vault") => assert!(
+                matches!(&vault.auth, VaultAuth::Kubernetes { role, .. } if role == "flyte"),
+                "{dir}: kubernetes auth, role flyte"
+            ),
+            (b, _) => panic!("{dir}: backends {b:?}"),
+        }
+
+        let objects = render(dir);
+        let config_map = one(&objects, "ConfigMap");
+        let in_map: Value = serde_json::from_str(s(config_map, "/data/config.json")).unwrap();
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(in_map, on_disk, "{dir}: the ConfigMap holds config.json");
+        let pod = &one(&objects, "Deployment")["spec"]["template"]["spec"];
+        assert_eq!(
+            named(&pod["volumes"], "config")["configMap"]["name"],
+            config_map["metadata"]["name"]
+        );
+        let serve = named(&pod["containers"], "webhook");
+        let mount = s(named(&serve["volumeMounts"], "config"), "/mountPath");
+        assert!(
+            serve["args"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::String(format!("--config={mount}/config.json"))),
+            "{dir}: serve reads the mounted config"
+        );
+    }
+}
+
+#[test]
+fn the_manifests_agree_with_each_other_and_the_binary() {
+    let objects = render("base");
+    let deployment = one(&objects, "Deployment");
+    let namespace = s(deployment, "/metadata/namespace");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap();
+    let selects_pods = |selector: &Value| {
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    };
+    let serve = named(&pod["containers"], "webhook");
+    let init = named(&pod["initContainers"], "init-certs");
+
+    // Image: this release's webhook, the same for serve, init-certs and the CronJob.
+    let image = format!(
+        "ghcr.io/flyte-secret-agent/webhook:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(serve["image"], image.as_str());
+    assert_eq!(init["image"], image.as_str());
+
+    // Service 443 -> the serve container's https port 9443 (the --listen default), and the
+    // registration points at that Service.
+    let service = one(&objects, "Service");
+    let port = named(&service["spec"]["ports"], "https");
+    assert_eq!(port["port"], 443);
+    assert_eq!(
+        named(&serve["ports"], s(port, "/targetPort"))["containerPort"],
+        9443
+    );
+    assert!(selects_pods(&service["spec"]["selector"]));
+    let client = &one(&objects, MWC)["webhooks"][0]["clientConfig"]["service"];
+    assert_eq!(client["name"], service["metadata"]["name"]);
+    assert_eq!(client["namespace"], namespace);
+    assert_eq!(client["port"], 443);
+    let (args, _) = init_certs_invocation(deployment);
+    let service_name = s(service, "/metadata/name");
+    assert!(args.contains(&format!("--service-name={service_name}")));
+
+    // Probes on the admin port (8080, the --admin-listen default): /live and /ready.
+    assert_eq!(named(&serve["ports"], "admin")["containerPort"], 8080);
+    for (probe, path) in [
+        ("livenessProbe", "/live"),
+        ("readinessProbe", "/ready"),
+        ("startupProbe", "/live"),
+    ] {
+        assert_eq!(serve[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(serve[probe]["httpGet"]["port"], "admin", "{probe}");
+    }
+
+    // The TLS Secret init-certs writes is what serve reads, at the default TLS path, and the
+    // CA key is not mounted.
+    let certs = named(&pod["volumes"], "certs");
+    assert!(args.contains(&format!("--secret-name={}", s(certs, "/secret/secretName"))));
+    assert_eq!(
+        s(named(&serve["volumeMounts"], "certs"), "/mountPath"),
+        "/etc/webhook/certs"
+    );
+    let items = strings(
+        &certs["secret"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].clone())
+            .collect(),
+    );
+    assert_eq!(items, ["tls.crt", "tls.key"]);
+
+    // Availability: 2 replicas, a PDB over them, spread over nodes.
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pdb = one(&objects, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert!(selects_pods(&pdb["spec"]["selector"]["matchLabels"]));
+    let anti = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+    assert!(selects_pods(&anti["labelSelector"]["matchLabels"]));
+
+    // Hardening: non-root, no privilege, read-only root, no API token where serve runs.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    for c in [serve, init] {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert!(c["resources"]["limits"]["memory"].is_string());
+    }
+    let mounts_token = |c: &Value| {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "kube-api-access")
+    };
+    assert!(mounts_token(init) && !mounts_token(serve));
+
+    // The agent in task namespaces: `get` on Secrets, nothing else.
+    let task = render("task-namespace");
+    let role = one(&task, "Role");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
+    );
+    let managed = render("flyte2-managed");
+    assert_eq!(one(&managed, "Role")["rules"], role["rules"]);
+    assert_eq!(s(one(&managed, "Role"), "/metadata/namespace"), "flyte");
+}
