@@ -21,10 +21,12 @@ ENV_FILE=$LOCAL/servers.env
 # All servers listen on loopback only, on fixed ports (not the usual ones: 5432 and 8200 may be
 # taken by the machine's own services, which are left alone).
 HOST=127.0.0.1
-PG_PORT=15432
-BAO_PORT=18200
-MOTO_PORT=15000
-KUBE_PORT=16443
+# FSA_PORT_OFFSET shifts all four, so a second checkout can run its own set beside these.
+PORT_OFFSET=${FSA_PORT_OFFSET:-0}
+PG_PORT=$((15432 + PORT_OFFSET))
+BAO_PORT=$((18200 + PORT_OFFSET))
+MOTO_PORT=$((15000 + PORT_OFFSET))
+KUBE_PORT=$((16443 + PORT_OFFSET))
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DIR=$LOCAL/pg
