@@ -28,7 +28,7 @@ pub struct Cli {
         default_value = "plain"
     )]
     pub log_format: LogFormat,
-    /// Log filter (tracing env-filter syntax).
+    /// Log filter: `level` or `target=level`, comma-separated (e.g. `warn,agent=debug`).
     #[arg(long, global = true, env = "FLYTE_SECRET_LOG", default_value = DEFAULT_FILTER)]
     pub log: String,
     /// What to do.

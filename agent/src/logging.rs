@@ -2,7 +2,9 @@
 //! only exist as [`crate::value::SecretValue`], whose `Debug`/`Display` print `<redacted>`.
 
 use clap::ValueEnum;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,19 +23,20 @@ pub const DEFAULT_FILTER: &str = "warn,agent=info,vaultrs=off,rustify=off";
 
 /// Installs the global subscriber. An invalid filter is a usage error.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
-    let filter =
-        EnvFilter::try_new(filter).map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // `Targets` (`level` or `target=level`, comma-separated) rather than EnvFilter: the same
+    // directives we use, without a regex engine in a binary that must stay small.
+    let filter: Targets = filter
+        .parse()
+        .map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let result = match format {
-        LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+        LogFormat::Plain => registry.with(layer).try_init(),
+        LogFormat::Json => registry
+            .with(layer.json().flatten_event(true).with_current_span(false))
             .try_init(),
     };
     result.map_err(|e| e.to_string())

@@ -132,11 +132,18 @@ impl Default for Layout {
 
 /// Go's `strings.ToLower`, per character with simple mappings.
 pub fn go_lower(s: &str) -> String {
+    // ASCII (nearly every name) maps the same either way, without decoding characters.
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     map_simple(s, char::to_lowercase)
 }
 
 /// Go's `strings.ToUpper`, per character with simple mappings.
 pub fn go_upper(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_uppercase();
+    }
     map_simple(s, char::to_uppercase)
 }
 

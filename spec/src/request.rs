@@ -311,7 +311,14 @@ pub fn validate_component(component: &str) -> Result<(), PathError> {
     if component.contains('/') {
         return Err(PathError::Separator);
     }
-    if component.chars().any(char::is_control) {
+    // For ASCII, `char::is_control` is exactly `is_ascii_control` (C0 and DEL); only other
+    // text needs decoding (for C1).
+    let control = if component.is_ascii() {
+        component.bytes().any(|b| b.is_ascii_control())
+    } else {
+        component.chars().any(char::is_control)
+    };
+    if control {
         return Err(PathError::ControlCharacter);
     }
     if component.len() > MAX_COMPONENT_BYTES {

@@ -126,7 +126,12 @@ pub fn review(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
     let request: AdmissionRequest<DynamicObject> = review
         .try_into()
         .map_err(|_| BadReview("no request".into()))?;
-    answer(request, settings, |o: DynamicObject| o.try_parse::<Pod>())
+    // Re-read the object through the same byte deserializer as the fast path: parsing a
+    // `Pod` from a JSON value would compile a second copy of all of Pod's serde code (~3 MB
+    // of the static binary); this path only runs for bodies the fast path did not take.
+    answer(request, settings, |o: DynamicObject| {
+        serde_json::to_vec(&o).and_then(|bytes| serde_json::from_slice::<Pod>(&bytes))
+    })
 }
 
 /// The review's own apiVersion (echoed in the answer), if one the webhook answers.

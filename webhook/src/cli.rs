@@ -23,7 +23,7 @@ pub struct Cli {
         default_value = "plain"
     )]
     pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax).
+    /// Log filter: `level` or `target=level`, comma-separated (e.g. `info,kube=warn`).
     #[arg(
         long,
         global = true,
