@@ -249,6 +249,16 @@ pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
     Ok(run)
 }
 
+/// Where task containers get a writable tmpfs (and their HOME/TMPDIR): `/tmp`, unless the
+/// workspace is under it — then `/var/tmp`, so the bound host root still shows the venv.
+fn scratch_dir() -> &'static str {
+    if flyte_secret_testkit::servers::workspace_root().starts_with("/tmp") {
+        "/var/tmp"
+    } else {
+        "/tmp"
+    }
+}
+
 /// Kubernetes quantities for sizes (`16Mi`, `1G`, plain bytes).
 fn k8s_bytes(q: &str) -> u64 {
     let (num, mult) = [
@@ -328,7 +338,9 @@ fn sandbox(
         bw.extend(["--ro-bind".into(), ca.into(), ca.into()]);
     } else {
         bw.extend(["--ro-bind", "/", "/"].map(String::from));
-        bw.extend(["--tmpfs", "/tmp"].map(String::from));
+        // A writable scratch tmpfs. Not over /tmp when the checkout (and its venv, which the
+        // task's Python imports flytekit from) lives under /tmp, as a CI clone may.
+        bw.extend(["--tmpfs".to_string(), scratch_dir().to_string()]);
     }
     bw.extend(["--proc", "/proc", "--dev", "/dev"].map(String::from));
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
@@ -372,7 +384,16 @@ fn sandbox(
             ]
             .map(String::from),
         );
-        bw.extend(["--setenv", "HOME", "/tmp"].map(String::from));
+        bw.extend([
+            "--setenv".to_string(),
+            "HOME".to_string(),
+            scratch_dir().to_string(),
+        ]);
+        bw.extend([
+            "--setenv".to_string(),
+            "TMPDIR".to_string(),
+            scratch_dir().to_string(),
+        ]);
     }
     bw.extend([
         "--setenv".into(),
