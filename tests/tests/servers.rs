@@ -148,7 +148,12 @@ async fn kube_kubeconfig_client(servers: &Servers) -> Result<kube::Client> {
 #[test]
 fn env_file_names_local_servers_and_existing_tools() {
     let servers = Servers::load();
-    assert_eq!(servers.aws.endpoint, "http://127.0.0.1:15000");
+    // scripts/lib.sh: moto on 15000, shifted by FSA_PORT_OFFSET when a second set runs.
+    let offset: u16 = std::env::var("FSA_PORT_OFFSET")
+        .ok()
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(servers.aws.endpoint, format!("http://127.0.0.1:{}", 15000 + offset));
     assert_eq!(servers.aws.region, "us-east-1");
     assert_eq!(servers.vault.kv1_mount, "kv1");
     assert_eq!(servers.vault.kv2_mount, "secret");
