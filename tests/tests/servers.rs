@@ -153,7 +153,10 @@ fn env_file_names_local_servers_and_existing_tools() {
         .ok()
         .and_then(|o| o.parse().ok())
         .unwrap_or(0);
-    assert_eq!(servers.aws.endpoint, format!("http://127.0.0.1:{}", 15000 + offset));
+    assert_eq!(
+        servers.aws.endpoint,
+        format!("http://127.0.0.1:{}", 15000 + offset)
+    );
     assert_eq!(servers.aws.region, "us-east-1");
     assert_eq!(servers.vault.kv1_mount, "kv1");
     assert_eq!(servers.vault.kv2_mount, "secret");
