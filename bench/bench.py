@@ -260,6 +260,12 @@ def hyperfine_times(path):
     return {r["command"]: r["times"] for r in doc["results"]}
 
 
+def hyperfine_cpu(path):
+    """name → mean CPU time (user + system, s) per run from a hyperfine --export-json file."""
+    doc = json.loads(Path(path).read_text())
+    return {r["command"]: r["user"] + r["system"] for r in doc["results"]}
+
+
 def load_rss(path):
     return summary(json.loads(Path(path).read_text())["rss_kib"])
 
@@ -331,8 +337,11 @@ def report(results_dir, out):
         "Vault backend (`auth.method = token`)."
     )
     w("")
-    w("| secrets | agent wall | bao agent wall | agent faster by | agent peak RSS | bao agent peak RSS | agent RSS / bao |")
-    w("|---:|---|---|---:|---|---|---:|")
+    w(
+        "| secrets | agent wall | bao agent wall | agent faster by | CPU (user+sys, mean): agent / bao agent | "
+        "agent peak RSS | bao agent peak RSS | agent RSS / bao |"
+    )
+    w("|---:|---|---|---:|---|---|---|---:|")
     vault = json.loads((R / "vault.json").read_text())
     for row in vault:
         n = row["n"]
@@ -341,8 +350,10 @@ def report(results_dir, out):
         bt = summary(times["bao-agent"])
         ar = load_rss(R / f"vault-{n}-agent.rss.json")
         br = load_rss(R / f"vault-{n}-bao.rss.json")
+        cpu = hyperfine_cpu(R / f"vault-{n}.hyperfine.json")
         w(
             f"| {n} | {fmt_time(at)} | {fmt_time(bt)} | **{ratio(bt['median'], at['median'])}** | "
+            f"{ms(cpu['agent'])} / {ms(cpu['bao-agent'])} ms ({ratio(cpu['bao-agent'], cpu['agent'])} less) | "
             f"{fmt_rss(ar)} | {fmt_rss(br)} | **{ratio(ar['median'], br['median'], 2)}** |"
         )
         if n == 20:
@@ -362,6 +373,11 @@ def report(results_dir, out):
                     goal(mem <= 0.25),
                 )
             )
+    w("")
+    w(
+        "The CPU column is the processes' own CPU time (hyperfine's user + system means; OpenBao's "
+        "work is not in it): it depends far less on the machine's load than the wall time does."
+    )
     w("")
     w("Commands (N = 1, 20, 100):")
     w("")
@@ -507,6 +523,13 @@ def report(results_dir, out):
     share = thr["webhook"] / thr["tls-echo"]
     w(f"| **webhook / ceiling** | **{share:.2f}×** | | |")
     w("")
+    if "server_mean_us" in wh:
+        w(
+            f"Inside the webhook (its own `/metrics`, all runs): **{wh['server_mean_us']:.0f} µs** "
+            "mean per admission from the request's arrival to the answer (body read, parse, "
+            "mutate, serialize), under this load on the shared cores."
+        )
+        w("")
     p99w = statistics.median([r["p99_us"] for r in wh["fixed"]["webhook"]])
     goals.append((f"Webhook p99 < 1 ms at {wh['rate']} req/s", f"{p99w:.0f} µs", goal(p99w < 1000)))
     goals.append(("Webhook throughput ≥ 0.5× the bare-TLS ceiling", f"{share:.2f}×", goal(share >= 0.5)))

@@ -18,10 +18,10 @@
 #
 # Never part of the test run. Needs scripts/deps.sh (run here) and installs, if missing:
 # Debian hyperfine, time, wrk, openssl; PyPI awscli in its own venv .local/bench-venv (never in
-# .local/venv, whose pins moto needs). Servers are private to the run (OpenBao dev on
-# 127.0.0.1:18300, moto on 127.0.0.1:15300, webhook 18443, tls-echo 18445) so the tests'
-# shared servers and anyone using them neither disturb nor are disturbed by the figures;
-# everything started here is stopped on exit. Work files: .local/bench/, outputs on /dev/shm.
+# .local/venv, whose pins moto needs). Servers are private to the run (OpenBao dev, moto, the
+# webhook and tls-echo, each on a free loopback port picked at start), so the tests' shared
+# servers and anyone using them neither disturb nor are disturbed by the figures; everything
+# started here is stopped on exit. Work files: .local/bench/, outputs on /dev/shm.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$ROOT"
@@ -36,11 +36,13 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-600}
 BUILD=${BENCH_BUILD:-1}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 
-BAO_BENCH_PORT=18300
-MOTO_BENCH_PORT=15300
-WEBHOOK_PORT=18443
-WEBHOOK_ADMIN_PORT=18444
-ECHO_PORT=18445
+# Free loopback ports, picked at start (fixed ones collide with other checkouts' servers).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+BAO_BENCH_PORT=$(free_port)
+MOTO_BENCH_PORT=$(free_port)
+WEBHOOK_PORT=$(free_port)
+WEBHOOK_ADMIN_PORT=$(free_port)
+ECHO_PORT=$(free_port)
 VAULT_URL=http://$HOST:$BAO_BENCH_PORT
 MOTO_ENDPOINT=http://$HOST:$MOTO_BENCH_PORT
 REGION=us-east-1
@@ -126,8 +128,11 @@ done
 # ---------------------------------------------------------------------------------------------
 # Wait for a quiet machine: builds and tests of others would be measured too.
 quiet_note=""
-wait_quiet() {
-  local deadline=$((SECONDS + QUIET_WAIT)) load busy
+QUIET_DEADLINE=
+wait_quiet() { # the BENCH_QUIET_WAIT budget is shared by every wait of the run
+  local load busy
+  [[ -n $QUIET_DEADLINE ]] || QUIET_DEADLINE=$((SECONDS + QUIET_WAIT))
+  local deadline=$QUIET_DEADLINE
   while :; do
     load=$(load1)
     busy=$(pgrep -c -x rustc || true)
@@ -163,7 +168,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 section "servers (private to this run)"
 for port in $BAO_BENCH_PORT $MOTO_BENCH_PORT $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT; do
-  port_open "$port" && die "port $port is taken: is another bench/run.sh running?"
+  port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
 done
 "$BAO" server -dev -dev-root-token-id=root -dev-listen-address="$HOST:$BAO_BENCH_PORT" \
   -dev-no-store-token >"$WORK/openbao.log" 2>&1 &
@@ -356,6 +361,8 @@ for mode in fixed max; do
     done
   done
 done
+# The webhook's own view: admission time inside the server (body read, review, answer).
+curl -fsS "http://$HOST:$WEBHOOK_ADMIN_PORT/metrics" >"$RES/webhook-metrics.txt"
 errors=$(grep -c '"errors": [1-9]' "$RES/wrk.jsonl" || true)
 ((errors == 0)) || die "wrk saw errors in $errors runs (see $RES/wrk-*.txt)"
 $PY - "$RES" "$WORK" "$RATE" "$RATE_CONNS" "$RATE_DELAY" "$WRK_SECONDS" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)" <<'EOF'
@@ -374,6 +381,11 @@ json.dump({
     "fixed_seconds": int(secs),
     "request_bytes": os.path.getsize(f"{work}/review.json"),
     "response_bytes": os.path.getsize(f"{work}/response.json"),
+    "server_mean_us": (lambda m: 1e6 * m["flyte_secret_webhook_admission_duration_seconds_sum"]
+                       / m["flyte_secret_webhook_admission_duration_seconds_count"])(
+        {l.split()[0]: float(l.split()[1]) for l in open(f"{res}/webhook-metrics.txt")
+         if l.startswith("flyte_secret_webhook_admission_duration_seconds_")
+         and not l.startswith("flyte_secret_webhook_admission_duration_seconds_bucket")}),
     "fixed": {n: pick(n, "fixed") for n in ("webhook", "tls-echo")},
     "max": {n: pick(n, "max") for n in ("webhook", "tls-echo")},
 }, open(f"{res}/webhook.json", "w"))

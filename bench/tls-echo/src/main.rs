@@ -36,7 +36,9 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("review") => {
-            let n = args.get(1).map_or(5, |s| s.parse().unwrap_or_else(|_| usage()));
+            let n = args
+                .get(1)
+                .map_or(5, |s| s.parse().unwrap_or_else(|_| usage()));
             println!("{}", review(n));
         }
         _ => usage(),

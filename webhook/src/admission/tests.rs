@@ -123,3 +123,29 @@ fn v1beta1_reviews_are_answered_in_kind() {
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
     assert_eq!(out["response"]["uid"], "u7");
 }
+
+#[test]
+fn the_pod_fast_path_answers_exactly_as_the_general_path() {
+    let settings = Settings::default();
+    let pods = [
+        flyte_pod(&[vector("user-info/user_secret")]),
+        flyte_pod(&[
+            vector("user-info/user_secret"),
+            flyte_secret_spec::SecretRequest::new("other", "key").with_group_version("v1"),
+        ]),
+    ];
+    for pod in pods {
+        let body = review_json("u8", "CREATE", &pod).to_string();
+        let fast = review(body.as_bytes(), &settings).expect("answered");
+        let general: AdmissionReview<DynamicObject> = serde_json::from_str(&body).unwrap();
+        let request: AdmissionRequest<DynamicObject> = general.try_into().unwrap();
+        let slow =
+            super::answer(request, &settings, |o: DynamicObject| o.try_parse::<Pod>()).unwrap();
+        assert_eq!(fast.verdict, slow.verdict);
+        assert_eq!(fast.secrets, slow.secrets);
+        assert_eq!(
+            String::from_utf8(fast.body).unwrap(),
+            String::from_utf8(slow.body).unwrap()
+        );
+    }
+}
