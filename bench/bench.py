@@ -583,6 +583,14 @@ def report(results_dir, out):
     if notes.exists():
         w(notes.read_text().rstrip())
         w("")
+    # Keep the "## Reliability" section (issue 10: fuzzing and burst figures, measured by
+    # fuzz/run.sh and the burst tests, not by this script) when regenerating the report.
+    if Path(out).exists():
+        previous = Path(out).read_text()
+        at = previous.find("\n## Reliability\n")
+        if at >= 0:
+            w(previous[at + 1 :].rstrip())
+            w("")
     Path(out).write_text("\n".join(lines) + "\n")
 
 

@@ -3,6 +3,12 @@
 -- response and its next request (closed-loop pacing: the rate is connections * 1000 /
 -- (DELAY_MS + latency)), and prints one machine-readable RESULT line. Non-2xx answers count
 -- as errors (wrk's errors.status).
+--
+-- Paced runs use one connection per thread (`-t N -c N`) and stagger the threads: thread i
+-- waits i * DELAY_MS / N before its first request, so the N connections send evenly spread
+-- over each period instead of all at once (started together, unstaggered connections stay
+-- in step and arrive as bursts of N, which measures queueing behind the burst, not the
+-- latency at a steady rate).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
@@ -10,8 +16,21 @@ wrk.body = f:read("*a")
 f:close()
 
 local pause = tonumber(os.getenv("DELAY_MS") or "0")
+local started = 0
+
+function setup(thread)
+  thread:set("index", started)
+  started = started + 1
+end
+
 if pause > 0 then
+  local first = true
   function delay()
+    if first then
+      first = false
+      local threads = tonumber(os.getenv("PACED_THREADS") or "1")
+      return math.floor((index or 0) * pause / threads)
+    end
     return pause
   end
 end

@@ -256,7 +256,14 @@ impl Layout {
     /// FILE/ANY requests: `env_var` → the primary file's path.
     pub fn env_wiring(&self, req: &SecretRequest) -> Result<Vec<EnvWire>, RequestError> {
         let files = self.files(req)?;
-        Ok(match req.mount_requirement {
+        Ok(self.env_wiring_to(req, &files[0]))
+    }
+
+    /// [`Layout::env_wiring`] for a request whose primary file is already derived (a
+    /// [`crate::plan::PlannedSecret`]'s `files[0]`): the webhook wires every admitted pod from
+    /// its plan, and deriving the files again costs more than the wiring itself.
+    pub fn env_wiring_to(&self, req: &SecretRequest, primary: &SecretPath) -> Vec<EnvWire> {
+        match req.mount_requirement {
             MountRequirement::EnvVar => self
                 .value_env_names(req)
                 .into_iter()
@@ -268,11 +275,11 @@ impl Layout {
             MountRequirement::File | MountRequirement::Any if !req.env_var.is_empty() => {
                 vec![EnvWire {
                     name: req.env_var.clone(),
-                    value: EnvValue::FilePath(self.absolute(&files[0])),
+                    value: EnvValue::FilePath(self.absolute(primary)),
                 }]
             }
             MountRequirement::File | MountRequirement::Any => Vec::new(),
-        })
+        }
     }
 
     /// The env vars every container gets so flytekit finds the files and env vars:

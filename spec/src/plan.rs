@@ -301,6 +301,17 @@ impl FetchPlan {
     /// Checks everything the agent relies on: version, mount path, backends, every request
     /// valid and servable, targets equal to the naming rules, no conflicts.
     pub fn validate(&self) -> Result<(), PlanError> {
+        self.validate_with(true)
+    }
+
+    /// [`FetchPlan::validate`] for a plan built with [`FetchPlan::push`] alone (whose targets
+    /// are the naming rules' by construction, from requests `push` validated): everything
+    /// but deriving every target again. The webhook builds one plan per admitted pod.
+    pub fn validate_pushed(&self) -> Result<(), PlanError> {
+        self.validate_with(false)
+    }
+
+    fn validate_with(&self, targets: bool) -> Result<(), PlanError> {
         if self.version != PLAN_VERSION {
             return Err(PlanError::Version(self.version));
         }
@@ -320,23 +331,8 @@ impl FetchPlan {
         let layout = self.layout();
         for s in &self.secrets {
             let req = &s.request;
-            let files = layout.files(req)?;
-            if files != s.files {
-                return Err(PlanError::TargetMismatch {
-                    secret: req.name().to_string(),
-                    what: "files",
-                    found: s.files.iter().map(ToString::to_string).collect(),
-                    expected: files.iter().map(ToString::to_string).collect(),
-                });
-            }
-            let env = expected_env(&layout, req);
-            if env != s.env {
-                return Err(PlanError::TargetMismatch {
-                    secret: req.name().to_string(),
-                    what: "env",
-                    found: s.env.clone(),
-                    expected: env,
-                });
+            if targets {
+                self.check_targets(&layout, s)?;
             }
             if req.is_groupless() && self.scope.is_none() {
                 return Err(PlanError::NoScope(req.name().to_string()));
@@ -354,6 +350,30 @@ impl FetchPlan {
             }
         }
         self.check_conflicts()
+    }
+
+    /// The request is valid and its targets are the naming rules'.
+    fn check_targets(&self, layout: &Layout, s: &PlannedSecret) -> Result<(), PlanError> {
+        let req = &s.request;
+        let files = layout.files(req)?;
+        if files != s.files {
+            return Err(PlanError::TargetMismatch {
+                secret: req.name().to_string(),
+                what: "files",
+                found: s.files.iter().map(ToString::to_string).collect(),
+                expected: files.iter().map(ToString::to_string).collect(),
+            });
+        }
+        let env = expected_env(layout, req);
+        if env != s.env {
+            return Err(PlanError::TargetMismatch {
+                secret: req.name().to_string(),
+                what: "env",
+                found: s.env.clone(),
+                expected: env,
+            });
+        }
+        Ok(())
     }
 
     fn check_conflicts(&self) -> Result<(), PlanError> {

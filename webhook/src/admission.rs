@@ -220,7 +220,7 @@ where
             (Verdict::Skipped, 0)
         }
         Ok(Outcome::Patched(m)) => {
-            let json = serde_json::to_vec(&m.patch).expect("a patch serializes");
+            let json = m.patch.to_json();
             tracing::debug!(uid = %request.uid, patch = %String::from_utf8_lossy(&json), "patch");
             response.patch = Some(base64::engine::general_purpose::STANDARD.encode(json));
             response.patch_type = Some("JSONPatch");

@@ -162,9 +162,17 @@ pub fn review(uid: &str, operation: &str, object: &Value) -> Value {
 }
 
 /// Applies a patch to a copy of `pod` and parses the result as a Pod (which must succeed).
-pub fn apply(pod: &Value, patch: &json_patch::Patch) -> (Value, Pod) {
+/// The patch goes through its JSON and `json_patch`, as the API server would read it.
+pub fn apply(pod: &Value, patch: &crate::mutate::Patch) -> (Value, Pod) {
+    apply_json(pod, &patch.to_json())
+}
+
+/// [`apply`] for a patch's JSON bytes.
+pub fn apply_json(pod: &Value, patch: &[u8]) -> (Value, Pod) {
+    let patch: json_patch::Patch =
+        serde_json::from_slice(patch).expect("the patch is an RFC 6902 patch");
     let mut doc = pod.clone();
-    json_patch::patch(&mut doc, patch).unwrap_or_else(|e| panic!("patch does not apply: {e}"));
+    json_patch::patch(&mut doc, &patch).unwrap_or_else(|e| panic!("patch does not apply: {e}"));
     let parsed = serde_json::from_value(doc.clone()).expect("patched pod parses");
     (doc, parsed)
 }

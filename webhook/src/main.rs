@@ -8,6 +8,14 @@ use clap::Parser;
 use flyte_secret_webhook::cli::{Cli, Command, ServeArgs};
 use flyte_secret_webhook::{admin, certs, config, log, metrics, server, shutdown};
 
+/// The static image's allocator. musl's own serialises every thread on one lock and hands
+/// memory back to the kernel eagerly; an admission allocates a few hundred times, so under
+/// load the static webhook spent most of its CPU there (a quarter of the glibc build's
+/// throughput; BENCHMARKS.md). glibc builds (tests, `cargo run`) keep the system allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     rustls::crypto::ring::default_provider()

@@ -36,23 +36,22 @@ use flyte_secret_spec::plan::{
 use flyte_secret_spec::request::SecretRequest;
 use flyte_secret_spec::scoped::Scope;
 use flyte_secret_spec::{INJECT_LABEL, INJECT_LABEL_VALUE};
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod, PodSpec,
     ProjectedVolumeSource, SeccompProfile, SecretKeySelector, SecurityContext,
     ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
-use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::config::{AGENT_LOG_FORMAT_ENV, COPY_SELF_ENV, Settings};
 
 mod owner;
+pub mod patch;
 mod plan;
 pub mod wrap;
 
 use owner::{Identity, add_supplemental_group, identity};
+pub use patch::{Op, Patch};
 use plan::build_plan;
 use wrap::{BIN_VOLUME_NAME, ContainerWrap, Wrapping};
 
@@ -191,7 +190,9 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     let namespace = namespace.or(meta.namespace.as_deref());
     let identity = identity(spec, settings);
     let plan = build_plan(pod, namespace, &decoded, &identity, settings)?;
-    check_plan_size(&plan)?;
+    // Serialized once: the agent gets it, and so does every container `agent exec` wraps.
+    let plan_json = plan.to_json();
+    check_plan_size(&plan, &plan_json)?;
     let mut warnings = Vec::new();
     let env = app_env(&plan, namespace, settings);
     let unserved = wrap::unserved(&plan, namespace, settings);
@@ -225,7 +226,7 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
             .iter()
             .flatten()
             .any(|v| v.name == BIN_VOLUME_NAME);
-        let mut wrapping = Wrapping::new(&plan, &unserved, settings, has_bin);
+        let mut wrapping = Wrapping::new(&plan_json, &unserved, settings, has_bin);
         wire_all(&mut ops, spec, &env, &mount, settings, true, &mut wrapping)?;
         if ops.is_empty() {
             return Ok(Outcome::Skipped(Skip::AlreadyInjected));
@@ -241,9 +242,9 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     }
 
     check_conflicts(spec, settings)?;
-    ops.push(add(
+    ops.push(Op::add(
         &["metadata", "annotations", INJECTED_ANNOTATION],
-        json!("true"),
+        "true",
     ));
     if let Some(gid) = identity.supplemental_group {
         add_supplemental_group(&mut ops, spec, gid);
@@ -276,7 +277,7 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
             ..Default::default()
         });
     }
-    let mut wrapping = Wrapping::new(&plan, &unserved, settings, true);
+    let mut wrapping = Wrapping::new(&plan_json, &unserved, settings, true);
     let mut wiring = Vec::new();
     wire_all(
         &mut wiring,
@@ -299,12 +300,11 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     );
     ops.extend(wiring);
     warnings.extend(wrapping.warnings(&unserved, settings));
-    let agent = agent_container(spec, &plan, &identity, settings, wraps, &mut warnings);
-    let agent = to_value(&agent);
+    let agent = agent_container(spec, plan_json, &identity, settings, wraps, &mut warnings);
     if spec.init_containers.is_some() {
-        ops.push(add(&["spec", "initContainers", "0"], agent));
+        ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
     } else {
-        ops.push(add(&["spec", "initContainers"], Value::Array(vec![agent])));
+        ops.push(Op::add(&["spec", "initContainers"], &[agent]));
     }
     Ok(Outcome::Patched(Mutation {
         patch: Patch(ops),
@@ -316,8 +316,8 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
 }
 
 /// The plan travels in an env var ([`PLAN_ENV`]): refuse what no container could start with.
-fn check_plan_size(plan: &FetchPlan) -> Result<(), Denial> {
-    let bytes = plan.to_json().len();
+fn check_plan_size(plan: &FetchPlan, json: &str) -> Result<(), Denial> {
+    let bytes = json.len();
     if bytes <= MAX_PLAN_ENV_BYTES {
         return Ok(());
     }
@@ -350,10 +350,8 @@ fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Ve
         .collect();
     for planned in &plan.secrets {
         let req = &planned.request;
-        // Validated with the plan: wiring cannot fail here.
-        let Ok(wires) = layout.env_wiring(req) else {
-            continue;
-        };
+        // The plan's files are the naming rules' (validated with the plan).
+        let wires = layout.env_wiring_to(req, &planned.files[0]);
         let by_ref = secret_key_ref_possible(&settings.backends, req, namespace);
         for wire in wires {
             match wire.value {
@@ -434,7 +432,7 @@ fn check_mounts(c: &Container, settings: &Settings) -> Result<(), Denial> {
 /// `wrapping` decides. With `only_missing`, containers that already mount the volume are
 /// left alone.
 fn wire_all(
-    ops: &mut Vec<PatchOperation>,
+    ops: &mut Vec<Op>,
     spec: &PodSpec,
     env: &[EnvVar],
     mount: &VolumeMount,
@@ -477,7 +475,7 @@ fn wire_all(
 }
 
 fn wire_container(
-    ops: &mut Vec<PatchOperation>,
+    ops: &mut Vec<Op>,
     base: &[&str],
     c: &Container,
     env: &[EnvVar],
@@ -495,24 +493,22 @@ fn wire_container(
     );
     // `add` replaces an existing member: command and exec commands are set whole.
     if let Some(command) = &wrap.command {
-        ops.push(add(&at(base, &["command"]), to_value(command)));
+        ops.push(Op::add(&at(base, &["command"]), command));
     }
     for (path, command) in &wrap.hooks {
-        ops.push(add(&at(base, path), to_value(command)));
+        ops.push(Op::add(&at(base, path), command));
     }
     match &c.env {
-        None => ops.push(add(&at(base, &["env"]), to_value(&env))),
+        None => ops.push(Op::add(&at(base, &["env"]), env)),
         Some(existing) => {
             let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
             for (i, e) in existing.iter().enumerate().rev() {
                 if ours.contains(e.name.as_str()) {
-                    ops.push(PatchOperation::Remove(RemoveOperation {
-                        path: pointer(&at(base, &["env", &i.to_string()])),
-                    }));
+                    ops.push(Op::remove(&at(base, &["env", &i.to_string()])));
                 }
             }
             for (i, e) in env.iter().enumerate() {
-                ops.push(add(&at(base, &["env", &i.to_string()]), to_value(e)));
+                ops.push(Op::add(&at(base, &["env", &i.to_string()]), e));
             }
         }
     }
@@ -520,14 +516,14 @@ fn wire_container(
 
 fn agent_container(
     spec: &PodSpec,
-    plan: &FetchPlan,
+    plan_json: String,
     identity: &Identity,
     settings: &Settings,
     wraps: bool,
     warnings: &mut Vec<String>,
 ) -> Container {
     let mut env = vec![
-        plain_env(PLAN_ENV, plan.to_json()),
+        plain_env(PLAN_ENV, plan_json),
         plain_env(AGENT_LOG_FORMAT_ENV, settings.agent_log_format.clone()),
     ];
     if wraps {
@@ -621,36 +617,16 @@ fn needs_pod_token(settings: &Settings) -> bool {
 
 // === patch helpers ===
 
-fn pointer(tokens: &[&str]) -> PointerBuf {
-    PointerBuf::from_tokens(tokens.iter().copied())
-}
-
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: pointer(tokens),
-        value,
-    })
-}
-
 /// Appends items to an array, creating it when absent.
-fn append_all<T: serde::Serialize>(
-    ops: &mut Vec<PatchOperation>,
-    array: &[&str],
-    exists: bool,
-    items: &[T],
-) {
+fn append_all<T: serde::Serialize>(ops: &mut Vec<Op>, array: &[&str], exists: bool, items: &[T]) {
     if exists {
         let end = [array, &["-"]].concat();
         for item in items {
-            ops.push(add(&end, to_value(item)));
+            ops.push(Op::add(&end, item));
         }
     } else {
-        ops.push(add(array, to_value(&items)));
+        ops.push(Op::add(array, items));
     }
-}
-
-fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Value {
-    serde_json::to_value(v).expect("Kubernetes types serialize")
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::fixtures::{apply, flyte_pod, review as review_json, vector};
+use crate::fixtures::{apply_json, flyte_pod, review as review_json, vector};
 
 fn answer(body: &Value) -> (Value, Verdict) {
     let a = review(body.to_string().as_bytes(), &Settings::default()).expect("answered");
@@ -32,8 +32,7 @@ fn patch_is_a_base64_jsonpatch_and_the_uid_round_trips() {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
-    let (_, patched) = apply(&pod, &patch);
+    let (_, patched) = apply_json(&pod, &raw);
     assert_eq!(
         patched.spec.unwrap().init_containers.unwrap()[0].name,
         crate::mutate::AGENT_CONTAINER

@@ -73,21 +73,21 @@ pub(super) fn identity(spec: &PodSpec, settings: &Settings) -> Identity {
     }
 }
 
-pub(super) fn add_supplemental_group(ops: &mut Vec<PatchOperation>, spec: &PodSpec, gid: i64) {
+pub(super) fn add_supplemental_group(ops: &mut Vec<Op>, spec: &PodSpec, gid: i64) {
     match spec.security_context.as_ref() {
-        None => ops.push(add(
+        None => ops.push(Op::add(
             &["spec", "securityContext"],
-            json!({ "supplementalGroups": [gid] }),
+            &serde_json::json!({ "supplementalGroups": [gid] }),
         )),
         Some(sc) => match &sc.supplemental_groups {
-            None => ops.push(add(
+            None => ops.push(Op::add(
                 &["spec", "securityContext", "supplementalGroups"],
-                json!([gid]),
+                &[gid],
             )),
             Some(groups) if groups.contains(&gid) => {}
-            Some(_) => ops.push(add(
+            Some(_) => ops.push(Op::add(
                 &["spec", "securityContext", "supplementalGroups", "-"],
-                json!(gid),
+                &gid,
             )),
         },
     }

@@ -26,7 +26,7 @@ pub(super) fn build_plan(
     let all = decoded
         .iter()
         .try_for_each(|(key, request)| plan.push(key.clone(), request.clone()))
-        .and_then(|()| plan.validate());
+        .and_then(|()| plan.validate_pushed());
     if all.is_ok() {
         return Ok(plan);
     }
@@ -36,7 +36,7 @@ pub(super) fn build_plan(
         let mut single = empty.clone();
         let checked = single
             .push(key.clone(), request.clone())
-            .and_then(|()| single.validate());
+            .and_then(|()| single.validate_pushed());
         if let Err(e) = checked {
             let hint = if matches!(e, PlanError::NoScope(_)) {
                 " (the pod has no `project` and `domain` labels to take the scope from)"
@@ -54,7 +54,7 @@ pub(super) fn build_plan(
                 reason: e.to_string(),
             })?;
     }
-    plan.validate().map_err(|source| {
+    plan.validate_pushed().map_err(|source| {
         let names: Vec<String> = match &source {
             PlanError::Conflict { first, second, .. } => vec![first.clone(), second.clone()],
             _ => Vec::new(),

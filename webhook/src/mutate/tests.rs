@@ -6,7 +6,7 @@ use flyte_secret_spec::base32;
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::request::MountRequirement;
 use k8s_openapi::api::core::v1::Container;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::fixtures::{apply, flyte_pod, vector, with_sidecars};

@@ -183,7 +183,7 @@ impl Wrapping {
     /// `bin_volume`: whether the binary's volume is or will be there (`false` when a pod
     /// admitted without it is re-invoked).
     pub(super) fn new(
-        plan: &FetchPlan,
+        plan_json: &str,
         unserved: &[Unserved<'_>],
         settings: &Settings,
         bin_volume: bool,
@@ -199,7 +199,7 @@ impl Wrapping {
         };
         Self {
             mode,
-            plan_env: plain_env(PLAN_ENV, plan.to_json()),
+            plan_env: plain_env(PLAN_ENV, plan_json.to_string()),
             bin_mount: VolumeMount {
                 name: BIN_VOLUME_NAME.into(),
                 mount_path: settings.agent_bin_path.clone(),

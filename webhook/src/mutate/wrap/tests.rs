@@ -4,7 +4,7 @@
 use flyte_secret_spec::backend::{AwsBackend, KubernetesBackend};
 use flyte_secret_spec::request::MountRequirement;
 use k8s_openapi::api::core::v1::Container;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::config::FileConfig;
