@@ -479,7 +479,7 @@ def report(results_dir, out):
     w("## 4. Webhook: admission of a Flyte pod with 5 secrets over TLS")
     w("")
     w(
-        f"`webhook serve` (release build, default settings, log level info to a file) and "
+        f"`webhook serve` (the static musl release build the image ships, default settings, log level info to a file) and "
         "`tls-echo` (bench/tls-echo: the same tokio + tokio-rustls (ring) + hyper 1 stack, "
         "same certificate, answering every POST with the webhook's own response bytes, "
         f"{wh['response_bytes']} bytes, after reading the {wh['request_bytes']}-byte body) on "

@@ -55,7 +55,8 @@ RES=$WORK/results
 BENCH_VENV=$LOCAL/bench-venv
 AWS_CLI=$BENCH_VENV/bin/aws
 AGENT=$CARGO_TARGET/$MUSL_TARGET/release/agent
-WEBHOOK=$CARGO_TARGET/release/webhook
+# The static binaries the images ship (musl; the webhook with mimalloc, see webhook/src/main.rs).
+WEBHOOK=$CARGO_TARGET/$MUSL_TARGET/release/webhook
 ECHO_TARGET=$CARGO_TARGET/bench
 TLS_ECHO=$ECHO_TARGET/release/tls-echo
 PY=python3
@@ -118,7 +119,7 @@ done
 if [[ $BUILD == 1 ]]; then
   section "builds (one at a time; cargo waits for other builds' locks)"
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
-  cargo build --release --locked -p flyte-secret-webhook
+  cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-webhook --bin webhook
   cargo build --release --locked --manifest-path bench/tls-echo/Cargo.toml --target-dir "$ECHO_TARGET"
 fi
 for b in "$AGENT" "$WEBHOOK" "$TLS_ECHO"; do
@@ -340,7 +341,8 @@ RATE_DELAY=$((RATE_CONNS * 1000 / RATE))
 wrk_run() { # NAME MODE URL i
   local out=$RES/wrk-$1-$2-$4.txt
   if [[ $2 == fixed ]]; then
-    BODY_FILE=$WORK/review.json DELAY_MS=$RATE_DELAY wrk -t2 -c"$RATE_CONNS" -d"${WRK_SECONDS}s" \
+    PACED_THREADS=$RATE_CONNS BODY_FILE=$WORK/review.json DELAY_MS=$RATE_DELAY \
+      wrk -t"$RATE_CONNS" -c"$RATE_CONNS" -d"${WRK_SECONDS}s" \
       --latency -s bench/post.lua "$3" >"$out"
   else
     BODY_FILE=$WORK/review.json DELAY_MS=0 wrk -t2 -c32 -d"${WRK_SECONDS}s" \
@@ -372,7 +374,8 @@ runs = [json.loads(l) for l in open(f"{res}/wrk.jsonl")]
 pick = lambda name, mode: [r["result"] for r in runs if r["name"] == name and r["mode"] == mode]
 json.dump({
     "rate": int(rate),
-    "rate_method": f"{wrkv}, {conns} connections each waiting {delay} ms after every response "
+    "rate_method": f"{wrkv}, {conns} threads with one connection each, started {delay}/{conns} ms apart, "
+                   f"each waiting {delay} ms after every response "
                    f"(closed loop: wrk2 is not packaged here, so the rate is slightly under {rate} "
                    "and a stall delays later requests instead of piling them up, which understates tail "
                    "latency under a stall)",
@@ -402,9 +405,9 @@ rows = [
     {"path": os.path.relpath(agent, root), "bytes": os.path.getsize(agent),
      "note": "`cargo build --release --locked --target x86_64-unknown-linux-musl -p flyte-secret-agent`; " + ",".join(kind(agent)).strip()},
     {"path": os.path.relpath(webhook, root), "bytes": os.path.getsize(webhook),
-     "note": "`cargo build --release --locked -p flyte-secret-webhook`; " + ",".join(kind(webhook)).strip()},
+     "note": "`cargo build --release --locked --target x86_64-unknown-linux-musl -p flyte-secret-webhook`; " + ",".join(kind(webhook)).strip()},
     {"path": os.path.relpath(echo, root), "bytes": os.path.getsize(echo),
-     "note": "the bench's bare-TLS ceiling (same profile)"},
+     "note": "the bench's bare-TLS ceiling (same profile, glibc: the best case for the ceiling)"},
 ]
 json.dump(rows, open(out, "w"))
 EOF

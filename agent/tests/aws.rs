@@ -5,7 +5,6 @@
 mod common;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::primitives::Blob;
 use common::*;
 use flyte_secret_spec::backend::AwsBackend;
@@ -13,26 +12,7 @@ use flyte_secret_spec::{Backend, MountRequirement, SecretRequest};
 use flyte_secret_testkit::servers::Servers;
 
 fn client(s: &Servers) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .region(Region::new(s.aws.region.clone()))
-        .endpoint_url(&s.aws.endpoint)
-        .credentials_provider(Credentials::new(
-            &s.aws.access_key_id,
-            &s.aws.secret_access_key,
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    Client::from_conf(conf)
+    aws_admin(s)
 }
 
 fn aws(s: &Servers) -> Vec<Backend> {

@@ -723,14 +723,7 @@ async fn empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
     let huge = value.repeat((1 << 20) / value.len() + 1);
     let name = unique("hostile-values");
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = vaultrs::client::VaultClient::new(
-        vaultrs::client::VaultClientSettingsBuilder::default()
-            .address(&s.vault.addr)
-            .token(&s.vault.token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let c = vault_admin(&s);
     vaultrs::kv2::set(
         &c,
         "secret",

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo test -p flyte-secret-agent --test burst -- --ignored --nocapture
-//! FSA_AGENT_BIN=target/x86_64-unknown-linux-musl/release/agent BURST_AGENTS=200 \
+//! FSA_AGENT_BIN=$PWD/target/x86_64-unknown-linux-musl/release/agent BURST_AGENTS=200 \
 //!     cargo test -p flyte-secret-agent --test burst -- --ignored --nocapture
 //! ```
 //!
@@ -43,33 +43,8 @@ async fn two_hundred_agents_at_once() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // One Vault secret and one AWS secret per agent, all different.
-    let vault = vaultrs::client::VaultClient::new(
-        vaultrs::client::VaultClientSettingsBuilder::default()
-            .address(&s.vault.addr)
-            .token(&s.vault.token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let aws = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(
-                s.aws.region.clone(),
-            ))
-            .endpoint_url(&s.aws.endpoint)
-            .http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .build_https(),
-            )
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "t",
-            ))
-            .build(),
-    );
+    let vault = vault_admin(&s);
+    let aws = aws_admin(&s);
     let seeded = Instant::now();
     for i in 0..n {
         let v = format!("vault-value-{i}");

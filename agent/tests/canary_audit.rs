@@ -258,14 +258,7 @@ async fn one_value_through_everything_appears_nowhere() {
 
     // The value in all three backends (plus an empty and an oversized one in OpenBao).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let vault = vaultrs::client::VaultClient::new(
-        vaultrs::client::VaultClientSettingsBuilder::default()
-            .address(&s.vault.addr)
-            .token(&s.vault.token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let vault = vault_admin(&s);
     let huge = value.repeat((1 << 20) / value.len() + 1);
     vaultrs::kv2::set(
         &vault,
@@ -283,26 +276,7 @@ async fn one_value_through_everything_appears_nowhere() {
     )
     .await
     .unwrap();
-    let aws = {
-        let conf = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(
-                s.aws.region.clone(),
-            ))
-            .endpoint_url(&s.aws.endpoint)
-            .http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                    ))
-                    .build_https(),
-            )
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "testing", "testing", None, None, "t",
-            ))
-            .build();
-        aws_sdk_secretsmanager::Client::from_conf(conf)
-    };
+    let aws = aws_admin(&s);
     aws.create_secret()
         .name(format!("{name}-aws:k"))
         .secret_string(&value)

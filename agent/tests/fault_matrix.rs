@@ -207,14 +207,7 @@ async fn kube_setup() -> Setup {
 
 async fn vault_setup(s: &Servers) -> Setup {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = vaultrs::client::VaultClient::new(
-        vaultrs::client::VaultClientSettingsBuilder::default()
-            .address(&s.vault.addr)
-            .token(&s.vault.token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let c = vault_admin(s);
     let name = unique("fault-matrix");
     let values = [canary(), canary() + "-b"];
     for (path, value) in [("a", &values[0]), ("b", &values[1])] {
@@ -261,25 +254,7 @@ async fn vault_setup(s: &Servers) -> Setup {
 }
 
 async fn aws_setup(s: &Servers) -> Setup {
-    let conf = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new(
-            s.aws.region.clone(),
-        ))
-        .endpoint_url(&s.aws.endpoint)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "t",
-        ))
-        .build();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = aws_sdk_secretsmanager::Client::from_conf(conf);
+    let client = aws_admin(s);
     let name = unique("fault-matrix");
     let values = [canary(), canary() + "-b"];
     for (suffix, value) in [("a", &values[0]), ("b", &values[1])] {

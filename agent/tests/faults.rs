@@ -40,25 +40,7 @@ fn vault_via(proxy: &FaultProxy) -> Vec<Backend> {
 }
 
 async fn aws_secret(s: &Servers, name: &str, value: &str) {
-    let proxy_free = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new(
-            s.aws.region.clone(),
-        ))
-        .endpoint_url(&s.aws.endpoint)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "t",
-        ))
-        .build();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    aws_sdk_secretsmanager::Client::from_conf(proxy_free)
+    aws_admin(s)
         .create_secret()
         .name(name)
         .secret_string(value)
@@ -123,14 +105,7 @@ async fn vault_5xx_and_slow_answers_are_retried() {
     let name = unique("flaky");
     {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let c = vaultrs::client::VaultClient::new(
-            vaultrs::client::VaultClientSettingsBuilder::default()
-                .address(&s.vault.addr)
-                .token(&s.vault.token)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let c = vault_admin(&s);
         vaultrs::kv2::set(&c, "secret", &name, &HashMap::from([("k", "steady")]))
             .await
             .unwrap();

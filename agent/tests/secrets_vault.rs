@@ -14,18 +14,10 @@ use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
 use flyte_secret_spec::{Backend, Scope, SecretRequest};
 use flyte_secret_testkit::servers::Servers;
 use manage_support::*;
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::client::VaultClient;
 
 fn root_client(s: &Servers) -> VaultClient {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(&s.vault.addr)
-            .token(&s.vault.token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
+    vault_admin(s)
 }
 
 fn target(s: &Servers) -> Target {

@@ -13,18 +13,10 @@ use common::*;
 use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
 use flyte_secret_spec::{Backend, MountRequirement, Scope, SecretRequest};
 use flyte_secret_testkit::servers::Servers;
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::client::VaultClient;
 
 fn root_client(s: &Servers) -> VaultClient {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(&s.vault.addr)
-            .token(&s.vault.token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
+    vault_admin(s)
 }
 
 fn vault(s: &Servers, auth: VaultAuth) -> Vec<Backend> {

@@ -158,3 +158,43 @@ pub fn listing(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A root-token client of the local OpenBao, to seed and inspect what the tests read (never
+/// the code under test: the agent runs as its own process).
+pub fn vault_admin(s: &flyte_secret_testkit::servers::Servers) -> vaultrs::client::VaultClient {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    vaultrs::client::VaultClient::new(
+        vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(&s.vault.addr)
+            .token(&s.vault.token)
+            .build()
+            .expect("OpenBao client settings"),
+    )
+    .expect("an OpenBao client")
+}
+
+/// A client of the local moto with the servers' static credentials (loopback endpoint, so the
+/// SDK never looks for instance metadata), to seed and inspect secrets.
+pub fn aws_admin(s: &flyte_secret_testkit::servers::Servers) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new(s.aws.region.clone()))
+        .endpoint_url(&s.aws.endpoint)
+        .credentials_provider(Credentials::new(
+            &s.aws.access_key_id,
+            &s.aws.secret_access_key,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}

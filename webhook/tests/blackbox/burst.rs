@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo test -p flyte-secret-webhook --test blackbox burst -- --ignored --nocapture
-//! FSA_WEBHOOK_BIN=target/release/webhook BURST_ADMISSIONS=100000 \
+//! FSA_WEBHOOK_BIN=$PWD/target/x86_64-unknown-linux-musl/release/webhook BURST_ADMISSIONS=100000 \
 //!     cargo test -p flyte-secret-webhook --test blackbox burst -- --ignored --nocapture
 //! ```
 
