@@ -462,7 +462,7 @@ meta = {
     "webhook": [
       "webhook serve --listen $HOST:$WEBHOOK_PORT --tls-cert tls.crt --tls-key tls.key   # defaults otherwise",
       "tls-echo serve --listen $HOST:$ECHO_PORT --cert tls.crt --key tls.key --body <the webhook's response>",
-      "BODY_FILE=review.json DELAY_MS=$RATE_DELAY wrk -t2 -c$RATE_CONNS -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # fixed rate, x $WRK_RUNS each, alternating",
+      "PACED_THREADS=$RATE_CONNS BODY_FILE=review.json DELAY_MS=$RATE_DELAY wrk -t$RATE_CONNS -c$RATE_CONNS -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # fixed rate, x $WRK_RUNS each, alternating",
       "BODY_FILE=review.json wrk -t2 -c32 -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # maximum throughput, x $WRK_RUNS each, alternating",
     ],
   },
