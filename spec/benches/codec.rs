@@ -7,23 +7,14 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flyte_secret_spec::annotation;
 use flyte_secret_spec::plan::FetchPlan;
-use flyte_secret_spec::request::{MountRequirement, SecretRequest};
 use flyte_secret_spec::{Backend, Layout};
 
-/// Five requests of mixed shapes, as in the webhook benchmark.
-fn requests(n: usize) -> Vec<SecretRequest> {
-    (0..n)
-        .map(|i| {
-            let req = SecretRequest::new(format!("bench-group-{i}"), format!("key_{i}"));
-            match i % 4 {
-                0 => req.with_mount(MountRequirement::File),
-                1 => req.with_mount(MountRequirement::EnvVar),
-                2 => req.with_group_version("v1"),
-                _ => req.with_env_var(format!("BENCH_SECRET_{i}")),
-            }
-        })
-        .collect()
+/// The webhook benchmark's requests (bench/fixture.rs; its pod is not used here).
+#[allow(dead_code)]
+mod fixture {
+    include!("../../bench/fixture.rs");
 }
+use fixture::requests;
 
 fn codec(c: &mut Criterion) {
     let one = requests(4).pop().expect("a request");

@@ -332,7 +332,7 @@ impl FetchPlan {
         for s in &self.secrets {
             let req = &s.request;
             if targets {
-                self.check_targets(&layout, s)?;
+                check_targets(&layout, s)?;
             }
             if req.is_groupless() && self.scope.is_none() {
                 return Err(PlanError::NoScope(req.name().to_string()));
@@ -350,30 +350,6 @@ impl FetchPlan {
             }
         }
         self.check_conflicts()
-    }
-
-    /// The request is valid and its targets are the naming rules'.
-    fn check_targets(&self, layout: &Layout, s: &PlannedSecret) -> Result<(), PlanError> {
-        let req = &s.request;
-        let files = layout.files(req)?;
-        if files != s.files {
-            return Err(PlanError::TargetMismatch {
-                secret: req.name().to_string(),
-                what: "files",
-                found: s.files.iter().map(ToString::to_string).collect(),
-                expected: files.iter().map(ToString::to_string).collect(),
-            });
-        }
-        let env = expected_env(layout, req);
-        if env != s.env {
-            return Err(PlanError::TargetMismatch {
-                secret: req.name().to_string(),
-                what: "env",
-                found: s.env.clone(),
-                expected: env,
-            });
-        }
-        Ok(())
     }
 
     fn check_conflicts(&self) -> Result<(), PlanError> {
@@ -474,6 +450,30 @@ fn json_error(json: &str, e: serde_json::Error) -> PlanError {
         }
     }
     PlanError::Json(e.to_string())
+}
+
+/// The request is valid and its targets are the naming rules'.
+fn check_targets(layout: &Layout, s: &PlannedSecret) -> Result<(), PlanError> {
+    let req = &s.request;
+    let files = layout.files(req)?;
+    if files != s.files {
+        return Err(PlanError::TargetMismatch {
+            secret: req.name().to_string(),
+            what: "files",
+            found: s.files.iter().map(ToString::to_string).collect(),
+            expected: files.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let env = expected_env(layout, req);
+    if env != s.env {
+        return Err(PlanError::TargetMismatch {
+            secret: req.name().to_string(),
+            what: "env",
+            found: s.env.clone(),
+            expected: env,
+        });
+    }
+    Ok(())
 }
 
 fn expected_env(layout: &Layout, req: &SecretRequest) -> Vec<String> {
