@@ -15,8 +15,7 @@ use crate::scoped::{DEFAULT_MANAGED_NAMESPACE, is_valid_secret_name};
 /// `<managedMount>/data/<encoded id>`.
 pub const VAULT_MANAGED_FIELD: &str = "value";
 
-/// Where the kubelet puts a pod's service-account token.
-pub const SERVICE_ACCOUNT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+pub use crate::env::SERVICE_ACCOUNT_TOKEN_FILE;
 
 /// One backend of the plan, tried in plan order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

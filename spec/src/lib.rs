@@ -11,13 +11,16 @@
 //!   Flyte's webhook, flytekit and the v2 SDK;
 //! - [`scoped`]: Flyte 2 managed-secret scopes and names (`u__org__…`, md5 Secret names);
 //! - [`backend`]: backend settings and the rules each backend puts on a request;
-//! - [`plan`]: the fetch plan, the versioned JSON document the webhook hands the agent.
+//! - [`plan`]: the fetch plan, the versioned JSON document the webhook hands the agent;
+//! - [`env`]: the agent container's env var names, the kubelet's paths and the log format,
+//!   which the webhook writes and the agent reads.
 
 #![deny(missing_docs)]
 
 pub mod annotation;
 pub mod backend;
 pub mod base32;
+pub mod env;
 pub mod naming;
 pub mod plan;
 pub mod request;

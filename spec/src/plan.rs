@@ -49,8 +49,7 @@ use crate::scoped::Scope;
 
 /// The plan format this crate reads and writes.
 pub const PLAN_VERSION: u32 = 1;
-/// Env var of the init container that carries the plan.
-pub const PLAN_ENV: &str = "FLYTE_SECRET_PLAN";
+pub use crate::env::PLAN_ENV;
 /// Largest plan accepted.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 /// Largest plan that fits in [`PLAN_ENV`]: Linux refuses to start a process with an

@@ -1,28 +1,13 @@
-//! Flyte's own encoding and naming vectors (`shared/reference/flyte-vectors.json`, beside the
-//! repository), both ways: every annotation decodes to its secret and every secret encodes
-//! to its annotation byte for byte.
-
-use std::path::PathBuf;
+//! Flyte's own encoding and naming vectors (vendored in `spec/vectors/`), both ways: every
+//! annotation decodes to its secret and every secret encodes to its annotation byte for byte.
 
 use flyte_secret_spec::scoped::{Scope, decode_name, k8s_secret_name};
 use flyte_secret_spec::{MountRequirement, SecretRequest, annotation, base32, textproto};
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let path = std::env::var_os("FSA_FLYTE_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/reference/flyte-vectors.json")
-        });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read Flyte's vectors at {}: {e}. They live in shared/reference/ beside the \
-             repository; set FSA_FLYTE_VECTORS to their path",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("vectors file is JSON")
+    let text = include_str!("../vectors/flyte-vectors.json");
+    serde_json::from_str(text).expect("vectors file is JSON")
 }
 
 fn secret_of(v: &Value) -> SecretRequest {

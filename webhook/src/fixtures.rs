@@ -1,7 +1,5 @@
 //! Test fixtures: Flyte task pods as propeller creates them, requests from Flyte's vectors
-//! (`shared/reference/flyte-vectors.json`), AdmissionReview bodies, and patch application.
-
-use std::path::PathBuf;
+//! (`spec/vectors/flyte-vectors.json`), AdmissionReview bodies, and patch application.
 
 use flyte_secret_spec::annotation;
 use flyte_secret_spec::request::{MountRequirement, SecretRequest};
@@ -10,11 +8,8 @@ use serde_json::{Value, json};
 
 /// Requests of every vector that is a valid request, keyed by a short name.
 pub fn vector_requests() -> Vec<(String, SecretRequest, String)> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/flyte-vectors.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let doc: Value = serde_json::from_str(&text).unwrap();
+    let text = include_str!("../../spec/vectors/flyte-vectors.json");
+    let doc: Value = serde_json::from_str(text).unwrap();
     let field = |s: &Value, k: &str| s[k].as_str().unwrap_or_default().to_string();
     doc["vectors"]
         .as_array()

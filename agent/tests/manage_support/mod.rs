@@ -140,22 +140,11 @@ pub fn assert_silent(out: &Output, needles: &[&str]) {
     }
 }
 
-/// Flyte's scoped-name vectors (`shared/reference/flyte-vectors.json` beside the repository,
+/// Flyte's scoped-name vectors (`spec/vectors/flyte-vectors.json` beside the repository,
 /// or `FSA_FLYTE_VECTORS`).
 pub fn scoped_name_vectors() -> Vec<Value> {
-    let path = std::env::var_os("FSA_FLYTE_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/reference/flyte-vectors.json")
-        });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read Flyte's vectors at {}: {e}; set FSA_FLYTE_VECTORS",
-            path.display()
-        )
-    });
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let text = include_str!("../../../spec/vectors/flyte-vectors.json");
+    let v: Value = serde_json::from_str(text).unwrap();
     v["scoped_names"].as_array().unwrap().clone()
 }
 

@@ -237,11 +237,9 @@ fn replay(args: &[String]) -> ExitCode {
     }
 }
 
-/// The seed corpora, written from Flyte's vectors (`shared/reference/flyte-vectors.json`),
+/// The seed corpora, written from Flyte's vectors (`spec/vectors/flyte-vectors.json`),
 /// pods shaped like propeller's, and known hostile inputs.
 mod seed {
-    use std::path::PathBuf;
-
     use flyte_secret_fuzz::{Target, corpus};
     use flyte_secret_spec::backend::{
         AwsBackend, Backend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
@@ -254,15 +252,8 @@ mod seed {
     use serde_json::{Value, json};
 
     fn vectors() -> Value {
-        let path = std::env::var_os("FSA_FLYTE_VECTORS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../shared/reference/flyte-vectors.json")
-            });
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        serde_json::from_str(&text).expect("vectors are JSON")
+        let text = include_str!("../../../spec/vectors/flyte-vectors.json");
+        serde_json::from_str(text).expect("vectors are JSON")
     }
 
     fn vector_requests(v: &Value) -> Vec<SecretRequest> {
@@ -523,7 +514,7 @@ mod seed {
         }
         write(Target::Plan, "vault-db.json", db.to_json().as_bytes());
         let text = plan.to_json();
-        let doc: Value = serde_json::from_str(&text).expect("plan JSON");
+        let doc: Value = serde_json::from_str(text).expect("plan JSON");
         for (name, edit) in [
             ("version-2", json!({"version": 2})),
             ("unknown-field", json!({"surprise": 1})),

@@ -1,0 +1,113 @@
+//! Every name the webhook and the agent must agree on outside the plan itself: the agent
+//! container's environment variables, the paths the kubelet mounts, and the log format.
+//!
+//! The webhook writes these names into pod specs and the agent reads them (clap `env`
+//! fallbacks), so each is spelled here once and nowhere else.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The fetch plan (JSON), set by the webhook on the agent container.
+pub const PLAN_ENV: &str = "FLYTE_SECRET_PLAN";
+/// A file holding the plan, instead of [`PLAN_ENV`] (`agent fetch`, debugging).
+pub const PLAN_FILE_ENV: &str = "FLYTE_SECRET_PLAN_FILE";
+/// The agent's log format ([`LogFormat`]).
+pub const LOG_FORMAT_ENV: &str = "FLYTE_SECRET_LOG_FORMAT";
+/// The agent's log filter (`level` or `target=level`, comma-separated).
+pub const LOG_FILTER_ENV: &str = "FLYTE_SECRET_LOG";
+/// Where `agent init` copies itself for `agent exec` in app containers.
+pub const COPY_SELF_ENV: &str = "FLYTE_SECRET_COPY_SELF_TO";
+/// A directory to write into / read from instead of the plan's mount path.
+pub const ROOT_ENV: &str = "FLYTE_SECRET_ROOT";
+/// Where `agent init` writes its one-line failure summary.
+pub const TERMINATION_LOG_ENV: &str = "FLYTE_SECRET_TERMINATION_LOG";
+/// The kubelet's default termination-message path.
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Where the kubelet mounts a pod's service-account token, CA and namespace.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The service-account token inside [`SERVICE_ACCOUNT_DIR`].
+pub const SERVICE_ACCOUNT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// The API server's CA bundle inside [`SERVICE_ACCOUNT_DIR`].
+pub const SERVICE_ACCOUNT_CA_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+/// The pod's namespace inside [`SERVICE_ACCOUNT_DIR`].
+pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// How the webhook and the agent write log lines. Both binaries emit the same JSON shape:
+/// one object per line, the event's fields at the top level beside `timestamp`, `level`
+/// and `message`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// Every format, in the order `--help` lists them.
+    pub const ALL: [LogFormat; 2] = [LogFormat::Plain, LogFormat::Json];
+
+    /// The spelling in flags, env vars and config files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A log format other than `plain` or `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log format {0:?} is not one of plain, json")]
+pub struct UnknownLogFormat(pub String);
+
+impl FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| UnknownLogFormat(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_formats_round_trip_and_reject_others() {
+        for f in LogFormat::ALL {
+            assert_eq!(f.as_str().parse::<LogFormat>(), Ok(f));
+            assert_eq!(f.to_string(), f.as_str());
+        }
+        assert_eq!(
+            "JSON".parse::<LogFormat>(),
+            Err(UnknownLogFormat("JSON".into()))
+        );
+    }
+
+    #[test]
+    fn service_account_files_live_in_its_dir() {
+        for file in [
+            SERVICE_ACCOUNT_TOKEN_FILE,
+            SERVICE_ACCOUNT_CA_FILE,
+            SERVICE_ACCOUNT_NAMESPACE_FILE,
+        ] {
+            assert_eq!(
+                std::path::Path::new(file).parent(),
+                Some(std::path::Path::new(SERVICE_ACCOUNT_DIR))
+            );
+        }
+    }
+}
