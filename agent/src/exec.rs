@@ -13,28 +13,20 @@ use std::process::Command;
 
 use flyte_secret_spec::plan::FetchPlan;
 
-use crate::run::RunError;
-
-/// Exit code when the program cannot be executed (as shells use).
-pub const EXEC_FAILED: u8 = 127;
+use crate::error::Error;
 
 /// The env vars to set: (name, value) for every ENV_VAR secret of the plan.
-pub fn secret_env(plan: &FetchPlan, root: &Path) -> Result<Vec<(String, OsString)>, RunError> {
+pub fn secret_env(plan: &FetchPlan, root: &Path) -> Result<Vec<(String, OsString)>, Error> {
     let mut vars = Vec::new();
     for secret in plan.env_secrets() {
         let path = root.join(secret.files[0].as_str());
-        let bytes = std::fs::read(&path).map_err(|e| {
-            RunError::Failed(format!(
-                "secret {} was not delivered: reading {}: {e} (did the init container run?)",
-                secret.request.name(),
-                path.display()
-            ))
+        let bytes = std::fs::read(&path).map_err(|source| Error::NotDelivered {
+            secret: secret.request.name().to_string(),
+            path: path.clone(),
+            source,
         })?;
         if bytes.contains(&0) {
-            return Err(RunError::Failed(format!(
-                "secret {} contains a NUL byte and cannot be an environment variable; mount it as a file",
-                secret.request.name()
-            )));
+            return Err(Error::NulInEnv(secret.request.name().to_string()));
         }
         for name in &secret.env {
             vars.push((name.clone(), OsString::from_vec(bytes.clone())));
@@ -44,9 +36,9 @@ pub fn secret_env(plan: &FetchPlan, root: &Path) -> Result<Vec<(String, OsString
 }
 
 /// Sets the secrets' env vars and execs `program`. Returns only on failure.
-pub fn exec(plan: &FetchPlan, root: Option<PathBuf>, program: &[OsString]) -> RunError {
+pub fn exec(plan: &FetchPlan, root: Option<PathBuf>, program: &[OsString]) -> Error {
     let Some((bin, args)) = program.split_first() else {
-        return RunError::Usage("agent exec needs a program to run after `--`".into());
+        return Error::NoProgram;
     };
     let root = root.unwrap_or_else(|| PathBuf::from(&plan.mount_path));
     let vars = match secret_env(plan, &root) {
@@ -55,5 +47,8 @@ pub fn exec(plan: &FetchPlan, root: Option<PathBuf>, program: &[OsString]) -> Ru
     };
     tracing::debug!(program = ?bin, variables = vars.len(), "exec");
     let error = Command::new(bin).args(args).envs(vars).exec();
-    RunError::Exec(format!("cannot run {}: {error}", Path::new(bin).display()))
+    Error::Exec {
+        program: PathBuf::from(bin),
+        source: error,
+    }
 }

@@ -1,26 +1,18 @@
 //! Resolution: every secret of a plan through the plan's backends in order, concurrently.
 //!
 //! One round per backend: all secrets still unresolved that the backend can address are
-//! asked at once (AWS batches them; Kubernetes and Vault run up to [`CONCURRENCY`] lookups
-//! at a time). NotFound falls through to the next backend; any other failure stops that
-//! secret. A secret found nowhere fails with every backend's reason.
+//! asked at once (AWS batches them; Kubernetes and Vault run up to
+//! [`crate::backends::CONCURRENCY`] lookups at a time). NotFound falls through to the next
+//! backend; any other failure stops that secret. A secret found nowhere fails with every
+//! backend's reason.
 
+use std::fmt;
 use std::fmt::Write as _;
 
+use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::plan::FetchPlan;
-use flyte_secret_spec::{Backend, SecretRequest};
-use futures::StreamExt;
 
-use crate::backends::aws::AwsClient;
-use crate::backends::kube::{KubeBackend, KubeSettings};
-use crate::backends::vault::VaultClient;
-use crate::backends::{Class, Context, Found, Lookup, Miss};
-
-/// Lookups in flight per backend: also the most connections one agent opens to Vault or the
-/// API server, which thousands of pods starting together multiply. Against local OpenBao, 16
-/// fetched 20 and 100 secrets as fast as 64 did, with fewer connections (bench/notes.md);
-/// against a remote server it still overlaps 16 round trips.
-pub const CONCURRENCY: usize = 16;
+use crate::backends::{Access, Class, Context, Found, Lookup, Miss, fetch_round};
 
 /// Why one secret could not be fetched.
 #[derive(Debug, Clone)]
@@ -56,6 +48,34 @@ impl Failure {
     }
 }
 
+/// The secrets of a plan that could not be fetched: the one-line summary the termination
+/// message carries (`flyte-secret-agent: 2 of 5 secrets failed: secret … | secret …`).
+#[derive(Debug, Clone)]
+pub struct Failures {
+    /// Secrets in the plan.
+    pub total: usize,
+    /// Those that failed.
+    pub failed: Vec<Failure>,
+}
+
+impl fmt::Display for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "flyte-secret-agent: {} of {} secrets failed: ",
+            self.failed.len(),
+            self.total
+        )?;
+        for (i, failure) in self.failed.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" | ")?;
+            }
+            f.write_str(&failure.summary())?;
+        }
+        Ok(())
+    }
+}
+
 /// The outcome for a whole plan.
 pub struct Resolution {
     /// Per secret, in plan order: what was found.
@@ -65,7 +85,7 @@ pub struct Resolution {
 }
 
 /// Resolves every secret of `plan`.
-pub async fn resolve(plan: &FetchPlan, kube: &KubeSettings, ctx: &Context) -> Resolution {
+pub async fn resolve(plan: &FetchPlan, access: &Access, ctx: &Context) -> Resolution {
     let n = plan.secrets.len();
     let mut found: Vec<Option<Found>> = (0..n).map(|_| None).collect();
     let mut misses: Vec<Vec<Miss>> = vec![Vec::new(); n];
@@ -91,7 +111,7 @@ pub async fn resolve(plan: &FetchPlan, kube: &KubeSettings, ctx: &Context) -> Re
         }
         let requests: Vec<&SecretRequest> =
             eligible.iter().map(|&i| &plan.secrets[i].request).collect();
-        let lookups = round(backend, kube, ctx, &requests).await;
+        let lookups = fetch_round(backend, access, ctx, &requests).await;
         let mut still = Vec::new();
         for (&i, lookup) in eligible.iter().zip(lookups) {
             match lookup.and_then(check_value) {
@@ -119,6 +139,16 @@ pub async fn resolve(plan: &FetchPlan, kube: &KubeSettings, ctx: &Context) -> Re
     Resolution { found, failures }
 }
 
+impl Resolution {
+    /// The failures, if any secret failed.
+    pub fn failures(&self, total: usize) -> Option<Failures> {
+        (!self.failures.is_empty()).then(|| Failures {
+            total,
+            failed: self.failures.clone(),
+        })
+    }
+}
+
 /// Largest value accepted (Kubernetes caps a whole Secret at 1 MiB; AWS at 64 KiB).
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
@@ -142,47 +172,5 @@ fn check_value(found: Found) -> Lookup {
             message: format!("the value {p}"),
             retries: found.retries,
         }),
-    }
-}
-
-async fn round(
-    backend: &Backend,
-    kube: &KubeSettings,
-    ctx: &Context,
-    reqs: &[&SecretRequest],
-) -> Vec<Lookup> {
-    let all_fail = |miss: Miss| {
-        reqs.iter()
-            .map(|_| Err(miss.clone()))
-            .collect::<Vec<Lookup>>()
-    };
-    match backend {
-        Backend::Kubernetes(settings) => {
-            let (client, retries) = ctx
-                .call(|| KubeBackend::connect(kube, settings, ctx.policy.attempt_timeout))
-                .await;
-            let client = match client {
-                Ok(c) => c,
-                Err(e) => return all_fail(Miss::from_error("kubernetes", &e, retries)),
-            };
-            futures::stream::iter(reqs.iter().map(|r| client.fetch(ctx, r)))
-                .buffered(CONCURRENCY)
-                .collect()
-                .await
-        }
-        Backend::Aws(settings) => {
-            let client = AwsClient::connect(settings, ctx.policy.attempt_timeout).await;
-            client.fetch_many(ctx, reqs).await
-        }
-        Backend::Vault(settings) => {
-            let client = match VaultClient::connect(settings, ctx).await {
-                Ok(c) => c,
-                Err(miss) => return all_fail(miss),
-            };
-            futures::stream::iter(reqs.iter().map(|r| client.fetch(ctx, r)))
-                .buffered(CONCURRENCY)
-                .collect()
-                .await
-        }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Transient failures (5xx, throttling, resets, timeouts) are retried; permanent ones return
 //! at once. Each attempt gets the per-request timeout, capped by what is left of the deadline,
-//! so the whole plan finishes (or fails) within its deadline whatever the backends do.
+//! so the whole plan finishes (or fails) within its deadline whatever the backends do. An
+//! attempt that runs out of time is reported here, as [`CallError::TimedOut`], so no
+//! operation's error type needs a timeout of its own.
 
 use std::future::Future;
 use std::time::Duration;
@@ -65,16 +67,45 @@ pub struct Outcome<T, E> {
     pub retries: u32,
 }
 
-/// Describes a timed-out attempt as an error of the operation's type.
-pub trait TimeoutError {
-    /// The error for an attempt that hit `after`.
-    fn timeout(after: Duration) -> Self;
+/// Why a retried (or single, bounded) call failed.
+#[derive(Debug)]
+pub enum CallError<E> {
+    /// The last attempt got no answer within its time.
+    TimedOut(Duration),
+    /// The operation's own error.
+    Failed(E),
+}
+
+impl<E> From<E> for CallError<E> {
+    fn from(e: E) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl<E> CallError<E> {
+    /// The operation's error, if it was one (not a timeout).
+    pub fn failed(&self) -> Option<&E> {
+        match self {
+            Self::Failed(e) => Some(e),
+            Self::TimedOut(_) => None,
+        }
+    }
+}
+
+/// One attempt of `op`, bounded by `limit`: for writes, which are sent once.
+pub async fn once<T, E, Fut>(limit: Duration, op: Fut) -> Result<T, CallError<E>>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    match tokio::time::timeout(limit, op).await {
+        Ok(result) => result.map_err(CallError::Failed),
+        Err(_) => Err(CallError::TimedOut(limit)),
+    }
 }
 
 /// Runs `op` until it succeeds, fails permanently, or the deadline passes.
-pub async fn retry<T, E, F, Fut>(policy: Policy, mut op: F) -> Outcome<T, E>
+pub async fn retry<T, E, F, Fut>(policy: Policy, mut op: F) -> Outcome<T, CallError<E>>
 where
-    E: TimeoutError,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Attempt<E>>>,
 {
@@ -82,16 +113,18 @@ where
     // The last transient failure: reported instead of a final attempt that only timed out
     // because the deadline cut its budget short ("did not answer within 0.0s" says less
     // than the 503 before it).
-    let mut last: Option<E> = None;
+    let mut last: Option<CallError<E>> = None;
     loop {
         let left = policy.deadline.saturating_duration_since(Instant::now());
         let budget = policy.attempt_timeout.min(left);
         let mut cut_short = false;
         let attempt = match tokio::time::timeout(budget, op()).await {
-            Ok(r) => r,
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(Attempt::Permanent(e))) => Err(Attempt::Permanent(CallError::Failed(e))),
+            Ok(Err(Attempt::Transient(e))) => Err(Attempt::Transient(CallError::Failed(e))),
             Err(_) => {
                 cut_short = budget < policy.attempt_timeout;
-                Err(Attempt::Transient(E::timeout(budget)))
+                Err(Attempt::Transient(CallError::TimedOut(budget)))
             }
         };
         match attempt {
@@ -145,12 +178,6 @@ mod tests {
     enum E {
         Flaky,
         Fatal,
-        Timeout,
-    }
-    impl TimeoutError for E {
-        fn timeout(_: Duration) -> Self {
-            E::Timeout
-        }
     }
 
     fn policy(deadline_ms: u64) -> Policy {
@@ -178,24 +205,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_fails_at_once() {
         let calls = AtomicU32::new(0);
-        let out: Outcome<(), E> = retry(policy(10_000), || async {
+        let out = retry(policy(10_000), || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(Attempt::Permanent(E::Fatal))
+            Err::<(), _>(Attempt::Permanent(E::Fatal))
         })
         .await;
-        assert_eq!(out.result.unwrap_err(), E::Fatal);
+        assert_eq!(out.result.unwrap_err().failed(), Some(&E::Fatal));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn gives_up_at_the_deadline_and_times_out_attempts() {
         let start = Instant::now();
-        let out: Outcome<(), E> = retry(policy(2_000), || async {
+        let out = retry(policy(2_000), || async {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok(())
+            Ok::<(), Attempt<E>>(())
         })
         .await;
-        assert_eq!(out.result.unwrap_err(), E::Timeout);
+        assert!(matches!(out.result, Err(CallError::TimedOut(_))));
         assert!(out.retries > 0);
         assert!(Instant::now() - start <= Duration::from_millis(2_050));
     }
@@ -205,7 +232,7 @@ mod tests {
         // Each attempt fails after 400 ms; the last one, started with less than that left,
         // times out: the error reported is the one before it.
         let calls = AtomicU32::new(0);
-        let out: Outcome<(), E> = retry(
+        let out = retry(
             Policy::new(
                 Duration::from_secs(1),
                 Instant::now() + Duration::from_secs(2),
@@ -213,11 +240,11 @@ mod tests {
             || async {
                 calls.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(400)).await;
-                Err(Attempt::Transient(E::Flaky))
+                Err::<(), _>(Attempt::Transient(E::Flaky))
             },
         )
         .await;
-        assert_eq!(out.result.unwrap_err(), E::Flaky);
+        assert_eq!(out.result.unwrap_err().failed(), Some(&E::Flaky));
         assert!(calls.load(Ordering::SeqCst) >= 2);
     }
 

@@ -7,68 +7,31 @@ use flyte_secret_spec::backend::KubernetesBackend;
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::{Backend, Layout, Scope, SecretPath, SecretRequest};
 
-use crate::backends::Context;
-use crate::backends::kube::KubeSettings;
-use crate::cli::{BackendName, FetchArgs, InitArgs, KubeArgs, TimeArgs};
+use crate::backends::{Access, Context};
+use crate::cli::flags::{BackendName, PlanArgs, TimeArgs};
+use crate::cli::{FetchArgs, InitArgs};
+use crate::error::Error;
 use crate::resolve::{Resolution, resolve};
-use crate::retry::Policy;
 use crate::termination;
 use crate::value::SecretValue;
 use crate::writer::Writer;
 
-/// How a run ended, mapped to the documented exit codes.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Usage or configuration (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// A secret could not be fetched or written (exit 1).
-    #[error("{0}")]
-    Failed(String),
-    /// `agent exec` could not start the program (exit 127).
-    #[error("{0}")]
-    Exec(String),
-}
-
-impl RunError {
-    /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Usage(_) => 2,
-            Self::Failed(_) => 1,
-            Self::Exec(_) => crate::exec::EXEC_FAILED,
-        }
-    }
-}
-
-fn kube_settings(args: &KubeArgs, kubeconfig: Option<PathBuf>) -> KubeSettings {
-    KubeSettings {
-        api_server: args.kube_api_server.clone(),
-        token_file: args.kube_token_file.clone().into(),
-        ca_file: args.kube_ca_file.clone().into(),
-        namespace_file: args.kube_namespace_file.clone().into(),
-        kubeconfig,
-    }
-}
-
-pub(crate) fn read_plan(inline: Option<&str>, file: Option<&Path>) -> Result<FetchPlan, RunError> {
-    let text = match (inline, file) {
-        (Some(text), _) => text.to_string(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| RunError::Usage(format!("reading plan {}: {e}", path.display())))?,
-        (None, None) => {
-            return Err(RunError::Usage(
-                "no plan: set FLYTE_SECRET_PLAN (the webhook does) or --plan-file".into(),
-            ));
-        }
+/// The plan given inline (as the webhook sets it) or in a file.
+pub fn read_plan(args: &PlanArgs) -> Result<FetchPlan, Error> {
+    let text = match (&args.plan, &args.plan_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| Error::ReadPlan {
+            path: path.clone(),
+            source,
+        })?,
+        (None, None) => return Err(Error::NoPlan),
     };
-    FetchPlan::from_json(&text).map_err(|e| RunError::Usage(e.to_string()))
+    Ok(FetchPlan::from_json(&text)?)
 }
 
 fn context(plan: &FetchPlan, time: &TimeArgs) -> Context {
-    let (attempt, deadline) = time.resolve(&plan.timeouts);
     Context {
-        policy: Policy::new(attempt, tokio::time::Instant::now() + deadline),
+        policy: time.policy(&plan.timeouts),
         scope: plan.scope.clone(),
     }
 }
@@ -77,7 +40,7 @@ fn context(plan: &FetchPlan, time: &TimeArgs) -> Context {
 fn files_of(
     plan: &FetchPlan,
     resolution: &Resolution,
-) -> Result<Vec<(SecretPath, SecretValue)>, RunError> {
+) -> Result<Vec<(SecretPath, SecretValue)>, Error> {
     let layout = plan.layout();
     let mut files = Vec::new();
     for (secret, found) in plan.secrets.iter().zip(&resolution.found) {
@@ -86,12 +49,14 @@ fn files_of(
             files.push((path.clone(), found.value.clone()));
         }
         for (name, value) in &found.companions {
-            let path = layout.companion(&secret.files[0], name).map_err(|e| {
-                RunError::Failed(format!(
-                    "secret {}: companion file {name}: {e}",
-                    secret.request.name()
-                ))
-            })?;
+            let path =
+                layout
+                    .companion(&secret.files[0], name)
+                    .map_err(|source| Error::Companion {
+                        secret: secret.request.name().to_string(),
+                        name,
+                        source,
+                    })?;
             files.push((path, value.clone()));
         }
     }
@@ -116,47 +81,43 @@ fn log_resolution(plan: &FetchPlan, resolution: &Resolution) {
     }
 }
 
-fn failure_message(plan: &FetchPlan, resolution: &Resolution) -> String {
-    let lines: Vec<String> = resolution.failures.iter().map(|f| f.summary()).collect();
-    format!(
-        "flyte-secret-agent: {} of {} secrets failed: {}",
-        resolution.failures.len(),
-        plan.secrets.len(),
-        lines.join(" | ")
-    )
+/// `agent init`.
+pub async fn init(args: InitArgs) -> Result<(), Error> {
+    let result = init_inner(&args).await;
+    if let Err(e) = &result {
+        // A fetch failure's summary already starts with the product's name.
+        let message = match e {
+            Error::Fetch(failures) => failures.to_string(),
+            other => format!("flyte-secret-agent: {other}"),
+        };
+        termination::write(&args.termination_log, &message);
+    }
+    result
 }
 
-/// `agent init`.
-pub async fn init(args: InitArgs) -> Result<(), RunError> {
+async fn init_inner(args: &InitArgs) -> Result<(), Error> {
     let started = Instant::now();
-    let fail = |e: RunError| {
-        termination::write(&args.termination_log, &format!("flyte-secret-agent: {e}"));
-        e
-    };
-    let plan = read_plan(args.plan.as_deref(), args.plan_file.as_deref()).map_err(fail)?;
+    let plan = read_plan(&args.plan)?;
     let root = args
         .root
         .clone()
         .unwrap_or_else(|| PathBuf::from(&plan.mount_path));
     let ctx = context(&plan, &args.time);
     tracing::info!(secrets = plan.secrets.len(), backends = plan.backends.len(), root = %root.display(), "fetching");
-    let resolution = resolve(&plan, &kube_settings(&args.kube, None), &ctx).await;
+    let access = Access {
+        kube: args.kube.settings(None),
+    };
+    let resolution = resolve(&plan, &access, &ctx).await;
     log_resolution(&plan, &resolution);
-    if !resolution.failures.is_empty() {
-        let message = failure_message(&plan, &resolution);
-        termination::write(&args.termination_log, &message);
-        return Err(RunError::Failed(message));
+    if let Some(failures) = resolution.failures(plan.secrets.len()) {
+        return Err(Error::Fetch(failures));
     }
-    let files = files_of(&plan, &resolution).map_err(fail)?;
-    let written = Writer::new(&root, plan.access, plan.owner)
-        .write(&files)
-        .map_err(|e| fail(RunError::Failed(format!("writing secrets: {e}"))))?;
+    let files = files_of(&plan, &resolution)?;
+    let written = Writer::new(&root, plan.access, plan.owner).write(&files)?;
     if let Some(dir) = &args.copy_self_to {
-        copy_self(dir).map_err(|e| {
-            fail(RunError::Failed(format!(
-                "copying the agent to {}: {e}",
-                dir.display()
-            )))
+        copy_self(dir).map_err(|source| Error::CopySelf {
+            dir: dir.clone(),
+            source,
         })?;
     }
     let retries: u32 = resolution.found.iter().flatten().map(|f| f.retries).sum();
@@ -184,7 +145,7 @@ fn copy_self(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The plan `agent fetch` builds from its flags.
-pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, RunError> {
+pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, Error> {
     let layout = Layout {
         mount_path: args.mount_path.clone(),
         env_prefix: args.env_prefix.clone(),
@@ -217,26 +178,25 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, RunError> {
         mount_requirement: args.mount.into(),
         env_var: args.env_var.clone(),
     };
-    plan.push("", request)
-        .map_err(|e| RunError::Usage(e.to_string()))?;
-    plan.validate()
-        .map_err(|e| RunError::Usage(e.to_string()))?;
+    plan.push("", request)?;
+    plan.validate()?;
     Ok(plan)
 }
 
 /// `agent fetch`.
-pub async fn fetch(args: FetchArgs) -> Result<(), RunError> {
+pub async fn fetch(args: FetchArgs) -> Result<(), Error> {
     let plan = match &args.plan_file {
-        Some(path) => read_plan(None, Some(path))?,
+        Some(path) => read_plan(&PlanArgs {
+            plan: None,
+            plan_file: Some(path.clone()),
+        })?,
         None => plan_from_flags(&args)?,
     };
     let ctx = context(&plan, &args.time);
-    let resolution = resolve(
-        &plan,
-        &kube_settings(&args.kube, args.kubeconfig.clone()),
-        &ctx,
-    )
-    .await;
+    let access = Access {
+        kube: args.kube.settings(args.kubeconfig.clone()),
+    };
+    let resolution = resolve(&plan, &access, &ctx).await;
     log_resolution(&plan, &resolution);
     let layout = plan.layout();
     for (secret, found) in plan.secrets.iter().zip(&resolution.found) {
@@ -254,20 +214,19 @@ pub async fn fetch(args: FetchArgs) -> Result<(), RunError> {
             println!("{}", String::from_utf8_lossy(found.value.expose()));
         }
     }
-    if !resolution.failures.is_empty() {
-        let message = failure_message(&plan, &resolution);
+    if let Some(failures) = resolution.failures(plan.secrets.len()) {
         if let Some(path) = &args.termination_log {
-            termination::write(path, &message);
+            termination::write(path, &failures.to_string());
         }
-        return Err(RunError::Failed(message));
+        return Err(Error::Fetch(failures));
     }
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)
-            .map_err(|e| RunError::Usage(format!("creating {}: {e}", out.display())))?;
+        std::fs::create_dir_all(out).map_err(|source| Error::CreateOut {
+            path: out.clone(),
+            source,
+        })?;
         let files = files_of(&plan, &resolution)?;
-        let written = Writer::new(out, plan.access, plan.owner)
-            .write(&files)
-            .map_err(|e| RunError::Failed(format!("writing secrets: {e}")))?;
+        let written = Writer::new(out, plan.access, plan.owner).write(&files)?;
         eprintln!(
             "wrote {} files ({} bytes) under {}",
             written.files,

@@ -6,27 +6,23 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use flyte_secret_testkit::fixtures::{NAMESPACE, load_test_review};
 use flyte_secret_webhook::config::Settings;
 use flyte_secret_webhook::{admission, mutate};
 use k8s_openapi::api::core::v1::Pod;
-
-/// The load test's pod and AdmissionReview (`tls-echo review`, bench/run.sh), so that these
-/// benches time exactly the admission the load test sends.
-mod fixture {
-    include!("../../bench/fixture.rs");
-}
 
 fn benches(c: &mut Criterion) {
     let settings = Settings::default();
     let mut g = c.benchmark_group("webhook");
     for n in [1usize, 5, 20] {
-        let review = fixture::review(n);
+        // The load test's AdmissionReview (`tls-echo review`, bench/run.sh), so that these
+        // benches time exactly the admission the load test sends.
+        let review = load_test_review(n);
         let pod: Pod = serde_json::from_value(review["request"]["object"].clone()).expect("a pod");
         let body = serde_json::to_vec(&review).expect("serializes");
         g.bench_function(format!("mutate/{n}"), |b| {
             b.iter(|| {
-                mutate::mutate(black_box(&pod), Some("flytesnacks-development"), &settings)
-                    .expect("admitted")
+                mutate::mutate(black_box(&pod), Some(NAMESPACE), &settings).expect("admitted")
             })
         });
         g.bench_function(format!("review/{n}"), |b| {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::certs::InitCertsArgs;
 use crate::config::InjectArgs;
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 
 /// Flyte secret webhook: admits Flyte task pods by adding the flyte-secret agent.
 #[derive(Debug, Parser)]
@@ -19,8 +19,8 @@ pub struct Cli {
         long,
         global = true,
         env = "FLYTE_SECRET_WEBHOOK_LOG_FORMAT",
-        value_enum,
-        default_value = "plain"
+        default_value = "plain",
+        value_parser = log::format_parser()
     )]
     pub log_format: LogFormat,
     /// Log filter: `level` or `target=level`, comma-separated (e.g. `info,kube=warn`).

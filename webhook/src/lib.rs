@@ -20,6 +20,3 @@ pub mod metrics;
 pub mod mutate;
 pub mod server;
 pub mod shutdown;
-
-#[cfg(test)]
-mod fixtures;

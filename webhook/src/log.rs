@@ -1,17 +1,20 @@
-//! Logging: tracing to stderr, plain or JSON, filtered by `--log` (`level` or `target=level`, comma-separated).
-//! Nothing logs a secret value (the webhook never has one) or the pod at info level.
+//! Logging: tracing to stderr, plain or JSON ([`LogFormat`], shared with the agent: the same
+//! JSON shape, the event's fields at the top level), filtered by `--log` (`level` or
+//! `target=level`, comma-separated). Nothing logs a secret value (the webhook never has one)
+//! or the pod at info level.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+pub use flyte_secret_spec::env::LogFormat;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Plain,
-    /// One JSON object per line.
-    Json,
+/// The clap parser of `--log-format`: `--help` lists the formats.
+pub fn format_parser() -> impl TypedValueParser<Value = LogFormat> {
+    PossibleValuesParser::new(LogFormat::ALL.map(LogFormat::as_str)).map(|s| {
+        s.parse::<LogFormat>()
+            .unwrap_or_else(|_| unreachable!("clap admits only the listed formats"))
+    })
 }
 
 /// Installs the global subscriber.
@@ -26,7 +29,7 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
     let result = match format {
         LogFormat::Plain => registry.with(layer.with_ansi(false)).try_init(),
         LogFormat::Json => registry
-            .with(layer.json().with_current_span(false).with_span_list(true))
+            .with(layer.json().flatten_event(true).with_current_span(false))
             .try_init(),
     };
     result.map_err(|e| e.to_string())

@@ -59,7 +59,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mount_path = %settings.layout.mount_path,
         env_prefix = %settings.layout.env_prefix,
         backends = ?settings.backends.iter().map(|b| b.kind()).collect::<Vec<_>>(),
-        agent_image = %settings.agent_image,
+        agent_image = %settings.agent.image,
         "settings loaded"
     );
     let metrics = Arc::new(metrics::Metrics::default());

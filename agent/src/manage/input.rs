@@ -3,8 +3,8 @@
 //! copies behind; values the agent would refuse to deliver (empty, over 1 MiB) are refused
 //! here, before anything is written.
 
-use std::io::Read;
-use std::path::Path;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use crate::resolve::MAX_VALUE_BYTES;
 use crate::value::SecretValue;
@@ -29,27 +29,51 @@ fn read_bounded(reader: impl Read, hint: usize) -> std::io::Result<SecretValue> 
     Ok(SecretValue::new(buf))
 }
 
+/// Why a value cannot be stored (a usage error).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Stdin could not be read.
+    #[error("reading stdin: {0}")]
+    Stdin(#[source] io::Error),
+    /// Nothing to store.
+    #[error("the value is empty; the agent refuses to deliver empty secrets")]
+    Empty,
+    /// More than the agent delivers.
+    #[error("the value is over {MAX_VALUE_BYTES} bytes, the most the agent delivers")]
+    TooLarge,
+}
+
 /// The value, or why it is unusable (a usage error).
-pub fn read_value(source: Source<'_>) -> Result<SecretValue, String> {
+pub fn read_value(source: Source<'_>) -> Result<SecretValue, InputError> {
+    let file_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InputError::File { path, source }
+    };
     let value = match source {
         Source::Arg(v) => v.clone(),
         Source::File(path) => {
-            let file = std::fs::File::open(path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let file = std::fs::File::open(path).map_err(file_error(path))?;
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
             read_bounded(file, usize::try_from(len).unwrap_or(MAX_VALUE_BYTES))
-                .map_err(|e| format!("reading {}: {e}", path.display()))?
+                .map_err(file_error(path))?
         }
-        Source::Stdin => read_bounded(std::io::stdin().lock(), MAX_VALUE_BYTES)
-            .map_err(|e| format!("reading stdin: {e}"))?,
+        Source::Stdin => {
+            read_bounded(std::io::stdin().lock(), MAX_VALUE_BYTES).map_err(InputError::Stdin)?
+        }
     };
     if value.is_empty() {
-        return Err("the value is empty; the agent refuses to deliver empty secrets".into());
+        return Err(InputError::Empty);
     }
     if value.len() > MAX_VALUE_BYTES {
-        return Err(format!(
-            "the value is over {MAX_VALUE_BYTES} bytes, the most the agent delivers"
-        ));
+        return Err(InputError::TooLarge);
     }
     Ok(value)
 }
@@ -75,6 +99,7 @@ mod tests {
         assert!(
             read_value(Source::File(f.path()))
                 .unwrap_err()
+                .to_string()
                 .contains("empty")
         );
         let mut big = tempfile::NamedTempFile::new().unwrap();
@@ -82,6 +107,7 @@ mod tests {
         assert!(
             read_value(Source::File(big.path()))
                 .unwrap_err()
+                .to_string()
                 .contains("over")
         );
         let mut max = tempfile::NamedTempFile::new().unwrap();
@@ -93,6 +119,7 @@ mod tests {
         assert!(
             read_value(Source::File(Path::new("/nonexistent/x")))
                 .unwrap_err()
+                .to_string()
                 .contains("/nonexistent/x")
         );
     }

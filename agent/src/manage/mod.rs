@@ -9,32 +9,109 @@
 //! Exit codes as the agent's: 0 done, 1 the store refused or failed (including AlreadyExists
 //! and NotFound), 2 usage or configuration.
 
-pub mod args;
-mod aws_store;
+//! Each store's layout lives with its reader, in `backends/<store>/managed.rs`; this module
+//! is only the subcommand: flags → settings, the rules above, and what is printed.
+
 mod input;
-mod kube_store;
 mod output;
-mod store;
-mod vault_store;
 
 use flyte_secret_spec::Scope;
 use flyte_secret_spec::backend::{VaultBackend, VaultEngine};
 use flyte_secret_spec::plan::Timeouts;
 use flyte_secret_spec::scoped::{ScopeError, is_valid_secret_name};
 
-use self::args::{
+pub use self::input::InputError;
+use self::input::Source;
+use crate::backends::Context;
+use crate::backends::aws::managed::AwsStore;
+use crate::backends::kube::managed::KubeStore;
+use crate::backends::managed::{Error as StoreError, Filter, SecretId, SecretType, Store};
+use crate::backends::vault::managed::VaultStore;
+use crate::cli::flags::{TimeArgs, VaultAuthName};
+use crate::cli::secrets::{
     DeleteArgs, GetArgs, ListArgs, OutputFormat, ScopeArgs, SecretsArgs, SecretsCommand, StoreArgs,
     StoreName, WriteArgs,
 };
-use self::input::Source;
-use self::store::{Error, Filter, SecretId, SecretType, Store};
-use crate::backends::Context;
-use crate::cli::{TimeArgs, VaultAuthName};
-use crate::retry::Policy;
-use crate::run::RunError;
+use crate::retry::CallError;
+
+/// Why `agent secrets` failed. Messages name the secret and where it is, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// A bad name, scope or filter.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
+    /// `--update` given to `update`.
+    #[error("--update belongs to `create`; `update` always replaces the value")]
+    UpdateFlag,
+    /// An image-pull secret below org level.
+    #[error("image-pull secrets are org-wide only: drop --project and --domain")]
+    ImagePullScope,
+    /// No value source.
+    #[error("no value: give VALUE, --from-file or --from-stdin")]
+    NoValue,
+    /// The value could not be read or is unusable.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// `VAULT_ADDR` is not a URL.
+    #[error("Vault address {0:?} is not an http(s) URL (set VAULT_ADDR or --vault-addr)")]
+    VaultAddress(String),
+    /// Token auth without a token.
+    #[error("Vault token auth needs VAULT_TOKEN or --vault-token-file")]
+    VaultToken,
+    /// `create` of a secret that exists.
+    #[error(
+        "secret {id} already exists in {at}; use `agent secrets update` (or `create --update`) to replace its value [{source}]"
+    )]
+    AlreadyExists {
+        /// The secret.
+        id: String,
+        /// Where.
+        at: String,
+        /// What the store said.
+        source: StoreError,
+    },
+    /// `update` of a secret that does not exist.
+    #[error("secret {id} does not exist in {at}; create it with `agent secrets create` [{source}]")]
+    Missing {
+        /// The secret.
+        id: String,
+        /// Where.
+        at: String,
+        /// What the store said.
+        source: StoreError,
+    },
+    /// `get` of a secret that does not exist.
+    #[error("secret {id} not found in {at} [{source}]")]
+    NotFound {
+        /// The secret.
+        id: String,
+        /// Where.
+        at: String,
+        /// What the store said.
+        source: StoreError,
+    },
+    /// Anything else the store said, or its timeout.
+    #[error(transparent)]
+    Store(#[from] CallError<StoreError>),
+}
+
+impl ManageError {
+    /// Configuration and usage problems are exit 2; what a store said is exit 1.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Self::AlreadyExists { .. } | Self::Missing { .. } | Self::NotFound { .. } => false,
+            Self::Store(e) => matches!(e.failed(), Some(StoreError::Config(_))),
+            _ => true,
+        }
+    }
+}
 
 /// Runs one `agent secrets` subcommand.
-pub async fn run(args: SecretsArgs) -> Result<(), RunError> {
+pub async fn run(args: SecretsArgs) -> Result<(), crate::Error> {
+    Ok(subcommand(args).await?)
+}
+
+async fn subcommand(args: SecretsArgs) -> Result<(), ManageError> {
     match args.command {
         SecretsCommand::Create(a) => write(*a, true).await,
         SecretsCommand::Update(a) => write(*a, false).await,
@@ -44,24 +121,12 @@ pub async fn run(args: SecretsArgs) -> Result<(), RunError> {
     }
 }
 
-fn usage(e: impl ToString) -> RunError {
-    RunError::Usage(e.to_string())
-}
-
-/// Configuration problems are exit 2, everything else the store said is exit 1.
-fn failed(e: Error) -> RunError {
-    match e {
-        Error::Config(m) => RunError::Usage(m),
-        other => RunError::Failed(other.to_string()),
-    }
-}
-
-fn secret_id(name: &str, scope: &ScopeArgs) -> Result<SecretId, RunError> {
+fn secret_id(name: &str, scope: &ScopeArgs) -> Result<SecretId, ManageError> {
     if !is_valid_secret_name(name) {
-        return Err(usage(ScopeError::InvalidName(name.to_string())));
+        return Err(ScopeError::InvalidName(name.to_string()).into());
     }
     let scope = scope.scope();
-    scope.validate().map_err(usage)?;
+    scope.validate()?;
     Ok(SecretId {
         scope,
         name: name.to_string(),
@@ -69,66 +134,56 @@ fn secret_id(name: &str, scope: &ScopeArgs) -> Result<SecretId, RunError> {
 }
 
 fn context(time: &TimeArgs) -> Context {
-    let (attempt, deadline) = time.resolve(&Timeouts::default());
     Context {
-        policy: Policy::new(attempt, tokio::time::Instant::now() + deadline),
+        policy: time.policy(&Timeouts::default()),
         scope: None,
     }
 }
 
-fn vault_backend(s: &StoreArgs) -> Result<VaultBackend, RunError> {
+fn vault_backend(s: &StoreArgs) -> Result<VaultBackend, ManageError> {
     let v = &s.vault;
     let url_ok = url::Url::parse(&v.vault_addr)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if !url_ok {
-        return Err(usage(format!(
-            "Vault address {:?} is not an http(s) URL (set VAULT_ADDR or --vault-addr)",
-            v.vault_addr
-        )));
+        return Err(ManageError::VaultAddress(v.vault_addr.clone()));
     }
     if v.vault_auth == VaultAuthName::Token
         && v.vault_token_file.is_none()
         && std::env::var_os("VAULT_TOKEN").is_none()
     {
-        return Err(usage(
-            "Vault token auth needs VAULT_TOKEN or --vault-token-file",
-        ));
+        return Err(ManageError::VaultToken);
     }
     Ok(v.backend(VaultEngine::Kv2, &s.kube.kube_token_file))
 }
 
-async fn connect(s: &StoreArgs, ctx: &Context) -> Result<Store, RunError> {
+async fn connect(s: &StoreArgs, ctx: &Context) -> Result<Store, ManageError> {
     let store = match s.store {
-        StoreName::Kubernetes => kube_store::KubeStore::connect(
-            kube_store::kubeconfig(s.kubeconfig.as_deref(), &s.kube),
-            &s.kube,
-            &s.managed_namespace,
-            ctx,
-        )
-        .await
-        .map(Store::Kube),
-        StoreName::Aws => aws_store::AwsStore::connect(&s.aws.backend(), ctx)
+        StoreName::Kubernetes => {
+            let api = s
+                .kube
+                .settings(s.kube.kubeconfig_or_default(s.kubeconfig.as_deref()));
+            KubeStore::connect(&api, &s.managed_namespace, ctx)
+                .await
+                .map(Store::Kube)
+        }
+        StoreName::Aws => AwsStore::connect(&s.aws.backend(), ctx)
             .await
             .map(Store::Aws),
-        StoreName::Vault => vault_store::VaultStore::connect(&vault_backend(s)?, ctx)
+        StoreName::Vault => VaultStore::connect(&vault_backend(s)?, ctx)
             .await
             .map(Store::Vault),
     };
-    store.map_err(failed)
+    Ok(store?)
 }
 
 /// `create` (with `update = true` on AlreadyExists when `--update`) and `update`.
-async fn write(args: WriteArgs, create: bool) -> Result<(), RunError> {
+async fn write(args: WriteArgs, create: bool) -> Result<(), ManageError> {
     let id = secret_id(&args.name, &args.scope)?;
     if !create && args.update {
-        return Err(usage(
-            "--update belongs to `create`; `update` always replaces the value",
-        ));
+        return Err(ManageError::UpdateFlag);
     }
     if args.secret_type == Some(SecretType::ImagePull) && !id.scope.domain.is_empty() {
-        return Err(usage(
-            "image-pull secrets are org-wide only: drop --project and --domain",
-        ));
+        return Err(ManageError::ImagePullScope);
     }
     let source = match (&args.value, &args.from_file, args.from_stdin) {
         (_, Some(path), _) => Source::File(path),
@@ -141,11 +196,9 @@ async fn write(args: WriteArgs, create: bool) -> Result<(), RunError> {
             );
             Source::Arg(v)
         }
-        (None, None, false) => {
-            return Err(usage("no value: give VALUE, --from-file or --from-stdin"));
-        }
+        (None, None, false) => return Err(ManageError::NoValue),
     };
-    let value = input::read_value(source).map_err(usage)?;
+    let value = input::read_value(source)?;
     let ctx = context(&args.store.time);
     let store = connect(&args.store, &ctx).await?;
     let at = format!("{} ({})", store.kind(), store.location(&id));
@@ -158,15 +211,15 @@ async fn write(args: WriteArgs, create: bool) -> Result<(), RunError> {
                 println!("created secret {} in {at}", id.describe());
                 return Ok(());
             }
-            Err(Error::AlreadyExists(_)) if args.update => {}
-            Err(Error::AlreadyExists(detail)) => {
-                return Err(RunError::Failed(format!(
-                    "secret {} already exists in {at}; use `agent secrets update` (or `create \
-                     --update`) to replace its value [{detail}]",
-                    id.describe()
-                )));
+            Err(CallError::Failed(StoreError::AlreadyExists(_))) if args.update => {}
+            Err(CallError::Failed(source @ StoreError::AlreadyExists(_))) => {
+                return Err(ManageError::AlreadyExists {
+                    id: id.describe(),
+                    at,
+                    source,
+                });
             }
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(e.into()),
         }
     }
     match store.update(&ctx, &id, &value, args.secret_type).await {
@@ -174,15 +227,16 @@ async fn write(args: WriteArgs, create: bool) -> Result<(), RunError> {
             println!("updated secret {} in {at}", id.describe());
             Ok(())
         }
-        Err(Error::NotFound(detail)) => Err(RunError::Failed(format!(
-            "secret {} does not exist in {at}; create it with `agent secrets create` [{detail}]",
-            id.describe()
-        ))),
-        Err(e) => Err(failed(e)),
+        Err(CallError::Failed(source @ StoreError::NotFound(_))) => Err(ManageError::Missing {
+            id: id.describe(),
+            at,
+            source,
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn get(args: GetArgs) -> Result<(), RunError> {
+async fn get(args: GetArgs) -> Result<(), ManageError> {
     let id = secret_id(&args.name, &args.scope)?;
     let ctx = context(&args.store.time);
     let store = connect(&args.store, &ctx).await?;
@@ -194,17 +248,16 @@ async fn get(args: GetArgs) -> Result<(), RunError> {
             }
             Ok(())
         }
-        Err(Error::NotFound(detail)) => Err(RunError::Failed(format!(
-            "secret {} not found in {} ({}) [{detail}]",
-            id.describe(),
-            store.kind(),
-            store.location(&id)
-        ))),
-        Err(e) => Err(failed(e)),
+        Err(CallError::Failed(source @ StoreError::NotFound(_))) => Err(ManageError::NotFound {
+            id: id.describe(),
+            at: format!("{} ({})", store.kind(), store.location(&id)),
+            source,
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn list(args: ListArgs) -> Result<(), RunError> {
+async fn list(args: ListArgs) -> Result<(), ManageError> {
     let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     let filter = Filter {
         org: args.org.clone(),
@@ -218,11 +271,10 @@ async fn list(args: ListArgs) -> Result<(), RunError> {
         domain: filter.domain.clone().unwrap_or_else(|| "any".into()),
         project: filter.project.clone().unwrap_or_default(),
     }
-    .validate()
-    .map_err(usage)?;
+    .validate()?;
     let ctx = context(&args.store.time);
     let store = connect(&args.store, &ctx).await?;
-    let items = store.list(&ctx, &filter).await.map_err(failed)?;
+    let items = store.list(&ctx, &filter).await?;
     match args.output {
         OutputFormat::Json => println!("{}", output::json_list(&items, store.kind())),
         OutputFormat::Table if items.is_empty() => {
@@ -237,12 +289,12 @@ async fn list(args: ListArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn delete(args: DeleteArgs) -> Result<(), RunError> {
+async fn delete(args: DeleteArgs) -> Result<(), ManageError> {
     let id = secret_id(&args.name, &args.scope)?;
     let ctx = context(&args.store.time);
     let store = connect(&args.store, &ctx).await?;
     let at = format!("{} ({})", store.kind(), store.location(&id));
-    match store.delete(&ctx, &id).await.map_err(failed)? {
+    match store.delete(&ctx, &id).await? {
         true => println!("deleted secret {} from {at}", id.describe()),
         false => println!(
             "secret {} does not exist in {at}: nothing to delete",

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::store::{Metadata, SecretType};
+use crate::backends::managed::{Metadata, SecretType};
 
 /// One secret as printed in JSON.
 #[derive(Debug, Serialize)]
@@ -114,7 +114,7 @@ mod tests {
     use flyte_secret_spec::Scope;
 
     use super::*;
-    use crate::manage::store::SecretId;
+    use crate::backends::managed::SecretId;
 
     fn meta(name: &str, d: &str, p: &str) -> Metadata {
         Metadata {

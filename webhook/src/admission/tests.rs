@@ -1,10 +1,11 @@
 //! Handler tests with real AdmissionReview JSON.
 
-use base64::Engine;
+use flyte_secret_testkit::fixtures::{
+    Review, apply_response, flyte_pod, review as review_json, vector,
+};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::fixtures::{apply_json, flyte_pod, review as review_json, vector};
 
 fn answer(body: &Value) -> (Value, Verdict) {
     let a = review(body.to_string().as_bytes(), &Settings::default()).expect("answered");
@@ -26,13 +27,11 @@ fn patch_is_a_base64_jsonpatch_and_the_uid_round_trips() {
     assert_eq!(rsp["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
     assert_eq!(rsp["allowed"], true);
     assert_eq!(rsp["patchType"], "JSONPatch");
-    let encoded = rsp["patch"]
-        .as_str()
-        .expect("patch is a string, not a number array");
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap();
-    let (_, patched) = apply_json(&pod, &raw);
+    assert!(
+        rsp["patch"].is_string(),
+        "patch is a string, not a number array"
+    );
+    let (_, patched) = apply_response(&pod, &out);
     assert_eq!(
         patched.spec.unwrap().init_containers.unwrap()[0].name,
         crate::mutate::AGENT_CONTAINER
@@ -116,8 +115,10 @@ fn malformed_bodies_are_bad_reviews() {
 #[test]
 fn v1beta1_reviews_are_answered_in_kind() {
     let pod = flyte_pod(&[vector("user-info/user_secret")]);
-    let mut body = review_json("u7", "CREATE", &pod);
-    body["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let body = Review::new(&pod)
+        .uid("u7")
+        .api_version("admission.k8s.io/v1beta1")
+        .build();
     let (out, _) = answer(&body);
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1beta1");
     assert_eq!(out["response"]["uid"], "u7");

@@ -1,6 +1,10 @@
 //! File ownership: who the agent runs as and who may read the secret files.
 
-use super::*;
+use flyte_secret_spec::plan::{FileAccess, Owner};
+use k8s_openapi::api::core::v1::PodSpec;
+
+use super::patch::Op;
+use crate::config::Settings;
 
 /// Who the agent runs as and who may read the files.
 #[derive(Debug, Clone)]
@@ -52,7 +56,7 @@ pub(super) fn identity(spec: &PodSpec, settings: &Settings) -> Identity {
         _ => {
             let group = fs_group.or(gid).or(uid.map(|_| 0)).map(|g| (g, None, None));
             let (group, supplemental, warning) = group.unwrap_or_else(|| {
-                let g = settings.fallback_gid;
+                let g = settings.ownership.fallback_gid;
                 (
                     g,
                     Some(g),
@@ -64,7 +68,7 @@ pub(super) fn identity(spec: &PodSpec, settings: &Settings) -> Identity {
                 )
             });
             Identity {
-                owner: owner(settings.fallback_uid, group),
+                owner: owner(settings.ownership.fallback_uid, group),
                 access: FileAccess::Group,
                 supplemental_group: supplemental,
                 warning,

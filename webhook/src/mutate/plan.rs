@@ -1,7 +1,15 @@
 //! The fetch plan for a pod: each request validated alone (so a denial names its
-//! annotation), then all together; and the Flyte 2 scope from labels or namespace.
+//! annotation), then all together; the Flyte 2 scope from labels or namespace; and the size
+//! check of the plan's env var.
 
-use super::*;
+use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_ENV_BYTES, PlanError};
+use flyte_secret_spec::request::SecretRequest;
+use flyte_secret_spec::scoped::Scope;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::owner::Identity;
+use super::{Denial, LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
+use crate::config::Settings;
 
 pub(super) fn build_plan(
     pod: &Pod,
@@ -82,14 +90,14 @@ pub(super) fn scope(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> 
             .filter(|v| !v.is_empty())
             .cloned()
     };
-    let org = label(LABEL_ORG).unwrap_or_else(|| settings.default_org.clone());
+    let org = label(LABEL_ORG).unwrap_or_else(|| settings.scope.default_org.clone());
     match (label(LABEL_PROJECT), label(LABEL_DOMAIN)) {
         (project, Some(domain)) => Some(Scope {
             org,
             domain,
             project: project.unwrap_or_default(),
         }),
-        (None, None) if settings.scope_from_namespace => {
+        (None, None) if settings.scope.from_namespace => {
             let (project, domain) = namespace?.rsplit_once('-')?;
             (!project.is_empty() && !domain.is_empty()).then(|| Scope {
                 org,
@@ -105,4 +113,24 @@ pub(super) fn scope(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> 
         }),
         (None, None) => None,
     }
+}
+
+/// The plan travels in an env var ([`flyte_secret_spec::env::PLAN_ENV`]): refuse what no container could start with.
+pub(super) fn check_plan_size(plan: &FetchPlan, json: &str) -> Result<(), Denial> {
+    let bytes = json.len();
+    if bytes <= MAX_PLAN_ENV_BYTES {
+        return Ok(());
+    }
+    let first = plan.secrets.first().map(|s| s.annotation.as_str());
+    let last = plan.secrets.last().map(|s| s.annotation.as_str());
+    Err(Denial::PlanTooLarge {
+        annotations: match (first, last) {
+            (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
+            (Some(a), _) => a.to_string(),
+            _ => String::new(),
+        },
+        secrets: plan.secrets.len(),
+        bytes,
+        limit: MAX_PLAN_ENV_BYTES,
+    })
 }

@@ -1,15 +1,22 @@
 //! Mutation tests on pods as propeller creates them; every patch is applied with
 //! `json_patch` and the resulting pod is checked.
 
-use flyte_secret_spec::backend::{AwsBackend, KubernetesBackend};
-use flyte_secret_spec::base32;
-use flyte_secret_spec::plan::FetchPlan;
-use flyte_secret_spec::request::MountRequirement;
-use k8s_openapi::api::core::v1::Container;
+use flyte_secret_spec::backend::{AwsBackend, Backend, KubernetesBackend};
+use flyte_secret_spec::env::{LOG_FORMAT_ENV, PLAN_ENV, SERVICE_ACCOUNT_DIR};
+use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner};
+use flyte_secret_spec::request::{MountRequirement, SecretRequest};
+use flyte_secret_spec::{annotation, base32};
+use flyte_secret_testkit::fixtures::{apply_json, flyte_pod, vector, with_sidecars};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::fixtures::{apply, flyte_pod, vector, with_sidecars};
+use crate::config::ExecWrap;
+
+/// Applies `patch` to a copy of `pod` through its JSON, as the API server would read it.
+pub(crate) fn apply(pod: &Value, patch: &Patch) -> (Value, Pod) {
+    apply_json(pod, &patch.to_json())
+}
 
 const NS: Option<&str> = Some("flytesnacks-development");
 
@@ -99,7 +106,7 @@ fn propeller_pod_with_flyte_vectors() {
     assert_eq!(a.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(a.command, Some(vec!["/agent".to_string()]));
     assert_eq!(a.args, Some(vec!["init".to_string()]));
-    assert_eq!(value(a, AGENT_LOG_FORMAT_ENV), Some("json"));
+    assert_eq!(value(a, LOG_FORMAT_ENV), Some("json"));
     assert_eq!(
         a.termination_message_path.as_deref(),
         Some("/dev/termination-log")
@@ -113,7 +120,7 @@ fn propeller_pod_with_flyte_vectors() {
     assert_eq!(mounts[0].mount_path, "/etc/flyte/secrets");
     assert_ne!(mounts[0].read_only, Some(true));
     assert_eq!(mounts[1].name, "kube-api-access-7xq2p");
-    assert_eq!(mounts[1].mount_path, SERVICE_ACCOUNT_MOUNT);
+    assert_eq!(mounts[1].mount_path, SERVICE_ACCOUNT_DIR);
     assert_eq!(mounts[1].read_only, Some(true));
     let sc = a.security_context.as_ref().unwrap();
     assert_eq!(sc.run_as_non_root, Some(true));
@@ -492,7 +499,7 @@ fn groupless_secrets_need_a_scope() {
     assert!(msg.contains("labels"), "{msg}");
 
     // Opt-in: the Flyte 1 namespace template `<project>-<domain>`.
-    settings.scope_from_namespace = true;
+    settings.scope.from_namespace = true;
     let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
     let scope = plan_of(&out).scope.unwrap();
     assert_eq!(
@@ -544,7 +551,10 @@ fn env_var_secrets_from_other_backends_are_files_with_a_warning() {
             Backend::Aws(AwsBackend::default()),
             Backend::Kubernetes(KubernetesBackend::default()),
         ],
-        exec_wrap: false,
+        exec_wrap: ExecWrap {
+            enabled: false,
+            ..Settings::default().exec_wrap
+        },
         ..Settings::default()
     };
     let arn = vector("arn:aws:secretsmanager:us-east-2:123456789012:secret/my_secret");
@@ -570,7 +580,10 @@ fn env_var_secrets_from_other_backends_are_files_with_a_warning() {
             namespace: Some("secrets".into()),
             ..KubernetesBackend::default()
         })],
-        exec_wrap: false,
+        exec_wrap: ExecWrap {
+            enabled: false,
+            ..Settings::default().exec_wrap
+        },
         ..Settings::default()
     };
     let pod = flyte_pod(&[user_info()]);
@@ -598,7 +611,7 @@ fn configured_extras_reach_the_agent() {
     assert_eq!(a.image.as_deref(), Some("registry.local/agent:dev"));
     assert_eq!(a.image_pull_policy.as_deref(), Some("Always"));
     assert_eq!(value(a, "AWS_REGION"), Some("eu-west-1"));
-    assert_eq!(value(a, AGENT_LOG_FORMAT_ENV), Some("plain"));
+    assert_eq!(value(a, LOG_FORMAT_ENV), Some("plain"));
     let token_mount = a
         .volume_mounts
         .iter()

@@ -23,10 +23,12 @@
 //! nothing is wrapped, and (as without wrapping) every ENV_VAR secret no `secretKeyRef` can
 //! carry gets that warning.
 
-use flyte_secret_spec::backend::served_by_secret_key_ref;
-use flyte_secret_spec::plan::PlannedSecret;
+use flyte_secret_spec::backend::{Backend, secret_key_ref_possible, served_by_secret_key_ref};
+use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
-use super::*;
+use super::wiring::{plain_env, same_path};
+use crate::config::Settings;
 
 /// Name of the in-memory volume holding the agent binary for `agent exec`.
 pub const BIN_VOLUME_NAME: &str = "flyte-secret-agent-bin";
@@ -59,7 +61,7 @@ pub(super) fn unserved<'p>(
 /// `<agentBinPath>/agent exec --`.
 pub(super) fn prefix(settings: &Settings) -> Vec<String> {
     vec![
-        format!("{}/agent", settings.agent_bin_path),
+        format!("{}/agent", settings.exec_wrap.bin_path),
         "exec".into(),
         "--".into(),
     ]
@@ -90,7 +92,7 @@ pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
         .volume_mounts
         .iter()
         .flatten()
-        .find(|m| same_path(&m.mount_path, &settings.agent_bin_path))
+        .find(|m| same_path(&m.mount_path, &settings.exec_wrap.bin_path))
     {
         return ContainerWrap {
             not_wrapped: Some(format!(
@@ -116,7 +118,7 @@ pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
             "it has neither command nor args: the image's entrypoint runs and cannot be wrapped"
                 .into(),
         );
-    } else if settings.exec_wrap_args_only {
+    } else if settings.exec_wrap.args_only {
         w.command = Some(prefix(settings));
     } else {
         w.not_wrapped = Some(
@@ -188,7 +190,7 @@ impl Wrapping {
         settings: &Settings,
         bin_volume: bool,
     ) -> Self {
-        let mode = if !settings.exec_wrap || unserved.is_empty() {
+        let mode = if !settings.exec_wrap.enabled || unserved.is_empty() {
             Mode::Off
         } else if bin_volume {
             Mode::On
@@ -202,7 +204,7 @@ impl Wrapping {
             plan_env: plain_env(PLAN_ENV, plan_json.to_string()),
             bin_mount: VolumeMount {
                 name: BIN_VOLUME_NAME.into(),
-                mount_path: settings.agent_bin_path.clone(),
+                mount_path: settings.exec_wrap.bin_path.clone(),
                 read_only: Some(true),
                 ..Default::default()
             },
@@ -265,7 +267,7 @@ impl Wrapping {
             };
             let names = planned.env.join(", ");
             let tail = format!("it is in the file {file} (flytekit falls back to it)");
-            if !settings.exec_wrap {
+            if !settings.exec_wrap.enabled {
                 if by_ref {
                     // As without wrapping: the secretKeyRef is the best the spec can do.
                     continue;
@@ -297,7 +299,7 @@ pub(super) fn bin_volume(settings: &Settings) -> Volume {
         name: BIN_VOLUME_NAME.into(),
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".into()),
-            size_limit: Some(settings.agent_bin_size_limit.clone()),
+            size_limit: Some(settings.exec_wrap.bin_size_limit.clone()),
         }),
         ..Default::default()
     }

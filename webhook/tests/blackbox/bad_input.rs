@@ -9,6 +9,8 @@ use flyte_secret_spec::base32;
 use flyte_secret_spec::request::{MountRequirement, SecretRequest};
 use serde_json::{Value, json};
 
+use flyte_secret_testkit::fixtures::push_secret;
+
 use crate::common::{SecretVolume, Server, https, pki};
 use crate::{pod, review};
 
@@ -416,9 +418,7 @@ impl And for Body {
         let Body::Pod(mut p) = self else {
             return self;
         };
-        let n = p["metadata"]["annotations"].as_object().unwrap().len();
-        p["metadata"]["annotations"][format!("flyte.secrets/s{n}")] =
-            json!(annotation::encode(&req));
+        push_secret(&mut p, &req);
         Body::Pod(p)
     }
 }

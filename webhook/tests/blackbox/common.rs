@@ -151,8 +151,8 @@ impl Server {
             let Ok(line) = rx.recv_timeout(left) else {
                 panic!("webhook did not start: {:?}", logs.lock().unwrap());
             };
-            let parsed = line["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
-            match line["fields"]["message"].as_str() {
+            let parsed = line["addr"].as_str().and_then(|a| a.parse().ok());
+            match line["message"].as_str() {
                 Some("admission server listening") => addr = parsed,
                 Some("admin listening") => admin = parsed,
                 _ => {}

@@ -444,7 +444,7 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
             ..InjectArgs::default()
         })
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert_eq!(settings.agent_image, DEFAULT_IMAGE, "{dir}: agentImage");
+        assert_eq!(settings.agent.image, DEFAULT_IMAGE, "{dir}: agentImage");
         match (&settings.backends[..], backend) {
             ([Backend::Kubernetes(_)], "kubernetes") => {}
             ([Backend::Aws(aws)], "aws") => assert!(aws.region.is_some(), "{dir}: region"),

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use base64::Engine;
+use flyte_secret_spec::env::COPY_SELF_ENV;
+use flyte_secret_testkit::fixtures::{apply_response, patch_of};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
@@ -12,12 +13,9 @@ use crate::common::{
 };
 use crate::{pod, review, secrets};
 
-fn decode_patch(rsp: &Value) -> Vec<Value> {
-    let b64 = rsp["response"]["patch"].as_str().expect("a base64 patch");
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    serde_json::from_slice(&raw).unwrap()
+/// The response's patch, as text.
+fn patch_text(rsp: &Value) -> String {
+    String::from_utf8(patch_of(rsp)).expect("the patch is UTF-8 JSON")
 }
 
 #[tokio::test]
@@ -34,10 +32,7 @@ async fn admits_over_tls_and_reloads_swapped_certificates() {
     assert_eq!(rsp["response"]["uid"], "3f1c0c56-0001");
     assert_eq!(rsp["response"]["allowed"], true);
     assert_eq!(rsp["response"]["patchType"], "JSONPatch");
-    let mut doc = pod(&secrets());
-    let patch: json_patch::Patch =
-        serde_json::from_value(Value::Array(decode_patch(&rsp))).unwrap();
-    json_patch::patch(&mut doc, &patch).unwrap();
+    let (doc, _) = apply_response(&pod(&secrets()), &rsp);
     assert_eq!(
         doc["spec"]["initContainers"][0]["name"],
         "flyte-secret-agent"
@@ -249,7 +244,7 @@ async fn canary_value_never_leaves_the_webhook() {
     .await;
     assert_eq!(reply.status, 200);
     let rsp = reply.json();
-    let patch = serde_json::to_string(&decode_patch(&rsp)).unwrap();
+    let patch = patch_text(&rsp);
     assert!(patch.contains("secretKeyRef"), "{patch}");
     assert!(!patch.contains(CANARY));
     assert!(!String::from_utf8_lossy(&reply.body).contains(CANARY));
@@ -298,12 +293,12 @@ async fn canary_value_never_leaves_the_webhook_when_wrapping() {
     .await;
     assert_eq!(reply.status, 200);
     let rsp = reply.json();
-    let patch = serde_json::to_string(&decode_patch(&rsp)).unwrap();
+    let patch = patch_text(&rsp);
     assert!(
         patch.contains(r#"["/flyte/bin/agent","exec","--"]"#),
         "{patch}"
     );
-    assert!(patch.contains("FLYTE_SECRET_COPY_SELF_TO"), "{patch}");
+    assert!(patch.contains(COPY_SELF_ENV), "{patch}");
     assert!(!patch.contains("secretKeyRef"), "{patch}");
     assert!(!patch.contains(CANARY));
     assert!(!String::from_utf8_lossy(&reply.body).contains(CANARY));

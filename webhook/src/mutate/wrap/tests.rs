@@ -6,9 +6,17 @@ use flyte_secret_spec::request::MountRequirement;
 use k8s_openapi::api::core::v1::Container;
 use serde_json::{Value, json};
 
+use flyte_secret_spec::backend::Backend;
+use flyte_secret_spec::env::{COPY_SELF_ENV, PLAN_ENV};
+use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::request::SecretRequest;
+use flyte_secret_testkit::fixtures::{flyte_pod, vector, with_sidecars};
+use k8s_openapi::api::core::v1::Pod;
+
 use super::*;
-use crate::config::FileConfig;
-use crate::fixtures::{apply, flyte_pod, vector, with_sidecars};
+use crate::config::{FileConfig, Settings};
+use crate::mutate::tests::apply;
+use crate::mutate::{AGENT_CONTAINER, Mutation, Outcome, mutate};
 
 const NS: Option<&str> = Some("flytesnacks-development");
 const AGENT_EXEC: [&str; 3] = ["/flyte/bin/agent", "exec", "--"];
@@ -175,9 +183,10 @@ fn args_only_becomes_the_program_of_agent_exec() {
     assert!(env_warnings(&m).is_empty(), "{:?}", m.warnings);
 
     // Setting off: not wrapped, and a warning names the container, why, and the file.
-    let off = Settings {
-        exec_wrap_args_only: false,
-        ..aws()
+    let off = {
+        let mut s = aws();
+        s.exec_wrap.args_only = false;
+        s
     };
     let (m, _, out) = mutation(&pod, &off);
     let app = &out.spec.as_ref().unwrap().containers[0];
@@ -235,9 +244,10 @@ fn neither_command_nor_args_is_not_wrapped_and_warns() {
 
 #[test]
 fn wrapping_off_keeps_the_file_and_warning() {
-    let off = Settings {
-        exec_wrap: false,
-        ..aws()
+    let off = {
+        let mut s = aws();
+        s.exec_wrap.enabled = false;
+        s
     };
     let mut pod = with_sidecars(flyte_pod(&[env_secret()]));
     set_app(&mut pod, Some(&["python"]), None);
@@ -363,9 +373,10 @@ fn the_tasks_own_init_containers_and_sidecars_follow_the_same_rule() {
 
 #[test]
 fn bin_path_is_configurable_and_a_taken_path_is_not_wrapped() {
-    let custom = Settings {
-        agent_bin_path: "/opt/fsa".into(),
-        ..aws()
+    let custom = {
+        let mut s = aws();
+        s.exec_wrap.bin_path = "/opt/fsa".into();
+        s
     };
     let pod = flyte_pod(&[env_secret()]);
     let (_, doc, out) = mutation(&pod, &custom);
@@ -536,9 +547,10 @@ fn a_secret_a_later_backend_may_serve_keeps_its_secret_key_ref_and_is_wrapped() 
     assert!(env_warnings(&m).is_empty(), "{:?}", m.warnings);
 
     // Wrapping off: as before wrapping existed, the secretKeyRef alone, and no warning.
-    let off = Settings {
-        exec_wrap: false,
-        ..k8s_aws
+    let off = {
+        let mut s = k8s_aws;
+        s.exec_wrap.enabled = false;
+        s
     };
     set_app(&mut pod, Some(&["python"]), None);
     let (m, doc, _) = mutation(&pod, &off);

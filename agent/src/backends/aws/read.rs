@@ -1,0 +1,255 @@
+//! The read path of AWS Secrets Manager: unversioned ids batched into `BatchGetSecretValue`
+//! calls (at most 20 ids each, each id once, per region), versioned ids and Flyte 2 managed
+//! secrets with `GetSecretValue`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_secretsmanager::types::SecretValueEntry;
+use flyte_secret_spec::SecretRequest;
+use flyte_secret_spec::backend::{arn_region, aws_secret_id};
+
+use super::{AwsClient, BATCH_SIZE, Error, NAME, classify_code, sdk_error};
+use crate::backends::{Class, Context, Found, Lookup, Miss, search_scopes};
+use crate::value::SecretValue;
+
+impl AwsClient {
+    /// Looks up many requests: unversioned ids in batches, the rest one by one.
+    pub async fn fetch_many(&self, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup> {
+        let mut out: Vec<Option<Lookup>> = (0..reqs.len()).map(|_| None).collect();
+        // Unversioned, grouped ids → the indexes of the requests that want them, per region.
+        let mut batches: BTreeMap<Option<String>, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+        let mut singles = Vec::new();
+        for (i, req) in reqs.iter().enumerate() {
+            if req.is_groupless() || !req.group_version.is_empty() {
+                singles.push(i);
+            } else {
+                let id = aws_secret_id(req);
+                let region = arn_region(&id).map(str::to_string);
+                batches
+                    .entry(region)
+                    .or_default()
+                    .entry(id)
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let batch_futures = batches.into_iter().flat_map(|(region, ids)| {
+            let ids: Vec<(String, Vec<usize>)> = ids.into_iter().collect();
+            ids.chunks(BATCH_SIZE)
+                .map(|chunk| (region.clone(), chunk.to_vec()))
+                .collect::<Vec<_>>()
+        });
+        let batch_results =
+            futures::future::join_all(batch_futures.map(|(region, chunk)| async move {
+                (self.batch(ctx, region.as_deref(), &chunk).await, chunk)
+            }));
+        let single_results =
+            futures::future::join_all(singles.iter().map(|&i| self.single(ctx, reqs[i])));
+        let (batch_results, single_results) = futures::join!(batch_results, single_results);
+        for (results, chunk) in batch_results {
+            for ((_, indexes), result) in chunk.iter().zip(results) {
+                for &i in indexes {
+                    out[i] = Some(result.clone());
+                }
+            }
+        }
+        for (&i, result) in singles.iter().zip(single_results) {
+            out[i] = Some(result);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every request has a result"))
+            .collect()
+    }
+
+    /// One `BatchGetSecretValue` for up to 20 ids; one result per id, in order.
+    async fn batch(
+        &self,
+        ctx: &Context,
+        region: Option<&str>,
+        chunk: &[(String, Vec<usize>)],
+    ) -> Vec<Lookup> {
+        let client = match self.client(region) {
+            Ok(c) => c,
+            Err(e) => {
+                return chunk
+                    .iter()
+                    .map(|_| Err(Miss::from_error(NAME, &e, 0)))
+                    .collect();
+            }
+        };
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        let label = ids.join(", ");
+        let (result, retries) = ctx
+            .call(|| {
+                let client = client.clone();
+                let ids = ids.clone();
+                let label = label.clone();
+                async move {
+                    client
+                        .batch_get_secret_value()
+                        .set_secret_id_list(Some(ids))
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error(&label, e))
+                }
+            })
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return chunk
+                    .iter()
+                    .map(|_| Err(Miss::from_error(NAME, &e, retries)))
+                    .collect();
+            }
+        };
+        let values = response.secret_values();
+        let errors = response.errors();
+        ids.iter()
+            .map(|id| {
+                if let Some(entry) = values.iter().find(|v| entry_matches(v, id)) {
+                    return entry_value(entry, retries).ok_or_else(|| Miss {
+                        backend: NAME,
+                        class: Class::Permanent,
+                        message: format!(
+                            "AWS secret {id:?} has neither SecretString nor SecretBinary"
+                        ),
+                        retries,
+                    });
+                }
+                let err = match errors.iter().find(|e| e.secret_id() == Some(id.as_str())) {
+                    Some(e) => classify_code(
+                        id,
+                        e.error_code().unwrap_or("Unknown"),
+                        e.message().unwrap_or_default(),
+                        None,
+                    ),
+                    None => Error::Service {
+                        id: id.clone(),
+                        code: "Missing".into(),
+                        message: "BatchGetSecretValue returned neither a value nor an error for it"
+                            .into(),
+                        transient: false,
+                    },
+                };
+                Err(Miss::from_error(NAME, &err, retries))
+            })
+            .collect()
+    }
+
+    /// `GetSecretValue` for a versioned id, or the managed-scope search.
+    async fn single(&self, ctx: &Context, req: &SecretRequest) -> Lookup {
+        if req.is_groupless() {
+            return search_scopes(NAME, ctx, req, |scope| async move {
+                self.get(ctx, &scope.encode_name(&req.key), "").await
+            })
+            .await;
+        }
+        self.get(ctx, &aws_secret_id(req), &req.group_version).await
+    }
+
+    async fn get(&self, ctx: &Context, id: &str, version: &str) -> Lookup {
+        let client = self
+            .client(arn_region(id))
+            .map_err(|e| Miss::from_error(NAME, &e, 0))?;
+        let (result, retries) = ctx
+            .call(|| {
+                let mut call = client.get_secret_value().secret_id(id);
+                call = if version.is_empty() {
+                    call.version_stage("AWSCURRENT")
+                } else if is_version_id(version) {
+                    call.version_id(version)
+                } else {
+                    call.version_stage(version)
+                };
+                async move { call.send().await.map_err(|e| sdk_error(id, e)) }
+            })
+            .await;
+        let response = result.map_err(|e| Miss::from_error(NAME, &e, retries))?;
+        let value = match (response.secret_string(), response.secret_binary()) {
+            (Some(s), _) => SecretValue::new(s.as_bytes().to_vec()),
+            (None, Some(b)) => SecretValue::new(b.as_ref().to_vec()),
+            (None, None) => {
+                return Err(Miss {
+                    backend: NAME,
+                    class: Class::Permanent,
+                    message: format!("AWS secret {id:?} has neither SecretString nor SecretBinary"),
+                    retries,
+                });
+            }
+        };
+        Ok(Found {
+            backend: NAME,
+            value,
+            version: response.version_id().map(str::to_string),
+            companions: Vec::new(),
+            retries,
+        })
+    }
+}
+
+/// AWS version ids are UUIDs; anything else in `group_version` is a staging label.
+pub fn is_version_id(s: &str) -> bool {
+    s.len() >= 32 && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// Whether a batch entry answers `id`: by name, full ARN, or partial ARN (the full ARN
+/// without its `-xxxxxx` suffix, as Flyte's `group:key` ids usually are).
+fn entry_matches(entry: &SecretValueEntry, id: &str) -> bool {
+    if entry.name() == Some(id) || entry.arn() == Some(id) {
+        return true;
+    }
+    entry.arn().is_some_and(|arn| {
+        arn.len() == id.len() + 7 && arn.starts_with(id) && arn.as_bytes()[id.len()] == b'-'
+    })
+}
+
+fn entry_value(entry: &SecretValueEntry, retries: u32) -> Option<Found> {
+    let value = match (entry.secret_string(), entry.secret_binary()) {
+        (Some(s), _) => SecretValue::new(s.as_bytes().to_vec()),
+        (None, Some(b)) => SecretValue::new(b.as_ref().to_vec()),
+        (None, None) => return None,
+    };
+    Some(Found {
+        backend: NAME,
+        value,
+        version: entry.version_id().map(str::to_string),
+        companions: Vec::new(),
+        retries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids_and_stages() {
+        assert!(is_version_id("b9f2a5a4-3a45-4b0c-8ab8-0f8d4c1e2f3a"));
+        assert!(is_version_id("A1B2C3D4567890ABCDEF1234567890AB"));
+        assert!(!is_version_id("AWSPREVIOUS"));
+        assert!(!is_version_id("kv2"));
+    }
+
+    #[test]
+    fn partial_arns_match() {
+        let e = SecretValueEntry::builder()
+            .arn("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf")
+            .name("db")
+            .build();
+        assert!(entry_matches(&e, "db"));
+        assert!(entry_matches(
+            &e,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"
+        ));
+        assert!(entry_matches(
+            &e,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+        ));
+        assert!(!entry_matches(
+            &e,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:d"
+        ));
+        assert!(!entry_matches(&e, "other"));
+    }
+}

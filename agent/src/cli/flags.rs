@@ -1,0 +1,260 @@
+//! Flag groups shared by several subcommands (the plan, the Kubernetes API, timeouts, AWS,
+//! Vault) and the names flags accept. Each group turns into the settings the backends take,
+//! so no backend or store ever sees a clap type.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use flyte_secret_spec::MountRequirement;
+use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::env::{
+    PLAN_ENV, PLAN_FILE_ENV, SERVICE_ACCOUNT_CA_FILE, SERVICE_ACCOUNT_NAMESPACE_FILE,
+    SERVICE_ACCOUNT_TOKEN_FILE,
+};
+use flyte_secret_spec::plan::Timeouts;
+
+use crate::backends::kube::KubeSettings;
+use crate::retry::Policy;
+
+/// Where the plan comes from: inline (as the webhook sets it) or a file.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// The fetch plan (JSON), as the webhook sets it.
+    #[arg(long, env = PLAN_ENV, hide_env_values = true, conflicts_with = "plan_file")]
+    pub plan: Option<String>,
+    /// Read the plan from this file instead.
+    #[arg(long, env = PLAN_FILE_ENV)]
+    pub plan_file: Option<PathBuf>,
+}
+
+/// How the agent reaches the Kubernetes API (in-cluster defaults).
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// Kubernetes API server URL [default: from KUBERNETES_SERVICE_HOST/PORT].
+    #[arg(long, env = "FLYTE_SECRET_KUBE_API_SERVER")]
+    pub kube_api_server: Option<String>,
+    /// Service-account token file (re-read when it rotates).
+    #[arg(long, env = "FLYTE_SECRET_KUBE_TOKEN_FILE", default_value = SERVICE_ACCOUNT_TOKEN_FILE)]
+    pub kube_token_file: String,
+    /// CA bundle of the API server.
+    #[arg(long, env = "FLYTE_SECRET_KUBE_CA_FILE", default_value = SERVICE_ACCOUNT_CA_FILE)]
+    pub kube_ca_file: String,
+    /// File holding the pod's namespace.
+    #[arg(long, env = "FLYTE_SECRET_KUBE_NAMESPACE_FILE", default_value = SERVICE_ACCOUNT_NAMESPACE_FILE)]
+    pub kube_namespace_file: String,
+}
+
+/// Limits that apply to every network call.
+#[derive(Debug, Clone, Args)]
+pub struct TimeArgs {
+    /// Limit for one network call, in seconds [default: the plan's, else 10].
+    #[arg(long, env = "FLYTE_SECRET_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Limit for the whole run, retries included, in seconds [default: the plan's, else 60].
+    #[arg(long, env = "FLYTE_SECRET_DEADLINE")]
+    pub deadline: Option<u64>,
+}
+
+impl KubeArgs {
+    /// The kubeconfig to use: the flag / `KUBECONFIG`; else, outside a pod (no API server
+    /// given, no `KUBERNETES_SERVICE_HOST`), `~/.kube/config` when it exists, as kubectl does.
+    pub fn kubeconfig_or_default(&self, explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(path) = explicit {
+            return Some(path.to_path_buf());
+        }
+        if self.kube_api_server.is_some() || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+            return None;
+        }
+        let home = std::env::var_os("HOME")?;
+        let default = Path::new(&home).join(".kube/config");
+        default.is_file().then_some(default)
+    }
+
+    /// How to reach the API server: these flags, or `kubeconfig` when one is given.
+    pub fn settings(&self, kubeconfig: Option<PathBuf>) -> KubeSettings {
+        KubeSettings {
+            api_server: self.kube_api_server.clone(),
+            token_file: self.kube_token_file.clone().into(),
+            ca_file: self.kube_ca_file.clone().into(),
+            namespace_file: self.kube_namespace_file.clone().into(),
+            kubeconfig,
+        }
+    }
+}
+
+/// How to reach AWS Secrets Manager (shared by `fetch` and `secrets`). Credentials always
+/// come from the SDK's default chain.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// AWS region for ids that are not ARNs [default: the SDK's].
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// AWS Secrets Manager endpoint override (VPC endpoints, tests).
+    #[arg(long, env = "FLYTE_SECRET_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+}
+
+impl AwsArgs {
+    /// The backend settings these flags give.
+    pub fn backend(&self) -> AwsBackend {
+        AwsBackend {
+            region: self.aws_region.clone(),
+            endpoint: self.aws_endpoint.clone(),
+        }
+    }
+}
+
+/// How to reach Vault / OpenBao (shared by `fetch` and `secrets`).
+#[derive(Debug, Clone, Args)]
+pub struct VaultArgs {
+    /// Vault address.
+    #[arg(long, env = "VAULT_ADDR", default_value = "https://127.0.0.1:8200")]
+    pub vault_addr: String,
+    /// Vault auth method (token: VAULT_TOKEN or --vault-token-file).
+    #[arg(
+        long,
+        value_enum,
+        env = "FLYTE_SECRET_VAULT_AUTH",
+        default_value = "token"
+    )]
+    pub vault_auth: VaultAuthName,
+    /// Vault role (kubernetes and jwt auth).
+    #[arg(long, env = "FLYTE_SECRET_VAULT_ROLE", default_value = "flyte")]
+    pub vault_role: String,
+    /// Vault auth mount [default: kubernetes or jwt].
+    #[arg(long, env = "FLYTE_SECRET_VAULT_AUTH_MOUNT")]
+    pub vault_auth_mount: Option<String>,
+    /// JWT file for kubernetes/jwt auth [default: the service-account token], or token file
+    /// for token auth.
+    #[arg(long, env = "FLYTE_SECRET_VAULT_TOKEN_FILE")]
+    pub vault_token_file: Option<String>,
+    /// Vault namespace.
+    #[arg(long, env = "VAULT_NAMESPACE")]
+    pub vault_namespace: Option<String>,
+    /// PEM CA bundle to trust for Vault.
+    #[arg(long, env = "VAULT_CACERT")]
+    pub vault_cacert: Option<String>,
+    /// KV v2 mount of Flyte 2 managed secrets (`<mount>/data/<encoded id>`, field `value`).
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_VAULT_MANAGED_MOUNT",
+        default_value = "secret"
+    )]
+    pub vault_managed_mount: String,
+}
+
+impl VaultArgs {
+    /// The backend settings these flags give; kubernetes/jwt auth read `sa_token_file`
+    /// unless `--vault-token-file` names another JWT.
+    pub fn backend(&self, default_engine: VaultEngine, sa_token_file: &str) -> VaultBackend {
+        let jwt_file = || {
+            self.vault_token_file
+                .clone()
+                .unwrap_or_else(|| sa_token_file.to_string())
+        };
+        let auth = match self.vault_auth {
+            VaultAuthName::Token => VaultAuth::Token {
+                token_file: self.vault_token_file.clone(),
+            },
+            VaultAuthName::Kubernetes => VaultAuth::Kubernetes {
+                role: self.vault_role.clone(),
+                mount: self
+                    .vault_auth_mount
+                    .clone()
+                    .unwrap_or_else(|| "kubernetes".into()),
+                token_file: jwt_file(),
+            },
+            VaultAuthName::Jwt => VaultAuth::Jwt {
+                role: self.vault_role.clone(),
+                mount: self
+                    .vault_auth_mount
+                    .clone()
+                    .unwrap_or_else(|| "jwt".into()),
+                token_file: jwt_file(),
+            },
+        };
+        VaultBackend {
+            address: self.vault_addr.clone(),
+            auth,
+            namespace: self.vault_namespace.clone(),
+            ca_cert_file: self.vault_cacert.clone(),
+            default_engine,
+            managed_mount: self.vault_managed_mount.clone(),
+        }
+    }
+}
+
+impl TimeArgs {
+    /// The retry policy for a run starting now: these flags over the plan's timeouts.
+    pub fn policy(&self, plan: &Timeouts) -> Policy {
+        let attempt =
+            Duration::from_secs(self.request_timeout.unwrap_or(plan.request_seconds).max(1));
+        let deadline = Duration::from_secs(self.deadline.unwrap_or(plan.deadline_seconds).max(1));
+        Policy::new(attempt, tokio::time::Instant::now() + deadline)
+    }
+}
+
+/// Backend names for `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendName {
+    /// Kubernetes Secrets.
+    Kubernetes,
+    /// AWS Secrets Manager.
+    Aws,
+    /// Vault / OpenBao.
+    Vault,
+}
+
+/// Vault auth methods for `--vault-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VaultAuthName {
+    /// A token (VAULT_TOKEN or --vault-token-file).
+    Token,
+    /// Kubernetes auth with a service-account JWT.
+    Kubernetes,
+    /// JWT auth.
+    Jwt,
+}
+
+/// Mount requirement for `--mount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MountName {
+    /// ANY.
+    Any,
+    /// ENV_VAR.
+    EnvVar,
+    /// FILE.
+    File,
+}
+
+impl From<MountName> for MountRequirement {
+    fn from(m: MountName) -> Self {
+        match m {
+            MountName::Any => Self::Any,
+            MountName::EnvVar => Self::EnvVar,
+            MountName::File => Self::File,
+        }
+    }
+}
+
+/// Engine names for `--vault-engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineName {
+    /// KV v1.
+    Kv1,
+    /// KV v2.
+    Kv2,
+    /// Database credentials.
+    Db,
+}
+
+impl From<EngineName> for VaultEngine {
+    fn from(e: EngineName) -> Self {
+        match e {
+            EngineName::Kv1 => Self::Kv1,
+            EngineName::Kv2 => Self::Kv2,
+            EngineName::Db => Self::Db,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Command-line interface. Every flag has an environment fallback so the init container is
+//! configured by env alone (the names the webhook sets come from `flyte_secret_spec::env`);
+//! `--help` documents each. [`run`] sets up logging and the runtime, then dispatches.
+
+pub mod fetch;
+pub mod flags;
+pub mod secrets;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use flyte_secret_spec::env::{
+    COPY_SELF_ENV, DEFAULT_TERMINATION_LOG, LOG_FILTER_ENV, LOG_FORMAT_ENV, ROOT_ENV,
+    TERMINATION_LOG_ENV,
+};
+
+pub use self::fetch::FetchArgs;
+pub use self::flags::{KubeArgs, PlanArgs, TimeArgs};
+pub use self::secrets::SecretsArgs;
+use crate::error::Error;
+use crate::logging::{self, DEFAULT_FILTER, LogFormat};
+
+/// Delivers Flyte task secrets from Kubernetes, AWS Secrets Manager and Vault into files.
+///
+/// Exit codes: 0 every secret written; 1 a secret could not be fetched or written;
+/// 2 usage or configuration error (bad flags, unreadable or invalid plan); 127 `agent exec`
+/// could not run the program.
+#[derive(Debug, Parser)]
+#[command(name = "agent", version, about, long_about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = LOG_FORMAT_ENV, default_value = "plain",
+          value_parser = log_format())]
+    pub log_format: LogFormat,
+    /// Log filter: `level` or `target=level`, comma-separated (e.g. `warn,agent=debug`).
+    #[arg(long, global = true, env = LOG_FILTER_ENV, default_value = DEFAULT_FILTER)]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `plain` or `json`, listed in `--help`.
+fn log_format() -> impl TypedValueParser<Value = LogFormat> {
+    PossibleValuesParser::new(LogFormat::ALL.map(LogFormat::as_str)).map(|s| {
+        s.parse::<LogFormat>()
+            .unwrap_or_else(|_| unreachable!("clap admits only the listed formats"))
+    })
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as the task pod's init container: fetch every secret of the plan and write them.
+    Init(Box<InitArgs>),
+    /// Fetch secrets from the command line (same code path as `init`), for debugging.
+    Fetch(Box<FetchArgs>),
+    /// Set the plan's ENV_VAR secrets (read from the files `init` wrote) as env vars, then
+    /// replace this process with PROGRAM (same pid, signals and exit code).
+    Exec(ExecArgs),
+    /// Manage Flyte 2 secrets (org, domain or project+domain scoped) in Kubernetes, AWS
+    /// Secrets Manager or Vault, where `init` finds them. Values are never printed.
+    Secrets(Box<SecretsArgs>),
+}
+
+/// `agent init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Write into this directory instead of the plan's mount path.
+    #[arg(long, env = ROOT_ENV)]
+    pub root: Option<PathBuf>,
+    /// Where the one-line failure summary goes.
+    #[arg(long, env = TERMINATION_LOG_ENV, default_value = DEFAULT_TERMINATION_LOG)]
+    pub termination_log: PathBuf,
+    /// Also copy this (static) binary into DIR as `agent`, for app containers that run
+    /// `agent exec` from a shared volume.
+    #[arg(long, env = COPY_SELF_ENV)]
+    pub copy_self_to: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub time: TimeArgs,
+}
+
+/// `agent exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Read the secrets under this directory instead of the plan's mount path.
+    #[arg(long, env = ROOT_ENV)]
+    pub root: Option<PathBuf>,
+    /// The program and its arguments, unchanged.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<OsString>,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    logging::init(cli.log_format, &cli.log)?;
+    // rustls needs one crypto provider for the whole process (kube, AWS and Vault clients).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        // No runtime: exec only reads files, then becomes the program.
+        Command::Exec(args) => {
+            let plan = crate::run::read_plan(&args.plan)?;
+            Err(crate::exec::exec(&plan, args.root, &args.program))
+        }
+        Command::Init(args) => block_on(crate::run::init(*args)),
+        Command::Fetch(args) => block_on(crate::run::fetch(*args)),
+        Command::Secrets(args) => block_on(crate::manage::run(*args)),
+    }
+}
+
+/// One thread is enough: the agent's work is waiting on the network.
+fn block_on(work: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?
+        .block_on(work)
+}

@@ -1,0 +1,822 @@
+//! The bad-input table, agent side: hostile and malformed plans, flags and backend values
+//! through the real `agent init` / `agent fetch`. Every case must end with its documented
+//! exit code (2: the plan or flags are refused before any network call; 1: a value is refused)
+//! and a clear message naming the secret (in stderr and, for `init`, the termination
+//! message), never a panic, and nothing written under the secrets root.
+//! The webhook side is `webhook/tests/blackbox/bad_input.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::*;
+use flyte_secret_spec::backend::{KubernetesBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::plan::MAX_PLAN_BYTES;
+use flyte_secret_spec::{Backend, Layout, SecretRequest};
+use flyte_secret_testkit::kube::StandIn;
+use flyte_secret_testkit::servers::Servers;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Value, json};
+
+/// How a case runs the agent.
+enum Run {
+    /// `agent init` with this plan in FLYTE_SECRET_PLAN.
+    Init(Value),
+    /// `agent init` with these bytes as the plan file (too large or not UTF-8 for an env var).
+    InitFile(Vec<u8>),
+    /// `agent fetch` with these flags, writing to `--out ROOT`.
+    Fetch(Vec<String>),
+    /// `agent fetch --plan-file` with this plan.
+    FetchPlan(Value),
+}
+
+struct Case {
+    name: &'static str,
+    run: Run,
+    /// Expected exit code.
+    code: i32,
+    /// Expected in stderr (and the termination message for `init`).
+    want: String,
+}
+
+fn case(name: &'static str, run: Run, code: i32, want: impl Into<String>) -> Case {
+    Case {
+        name,
+        run,
+        code,
+        want: want.into(),
+    }
+}
+
+/// Backends that are never reached: every case here is refused before any network call (a
+/// plan that slipped through would fail on these after a short deadline, not hang).
+fn backends() -> Value {
+    json!([
+        {"type": "kubernetes"},
+        {"type": "aws", "region": "us-east-1", "endpoint": "http://127.0.0.1:9"},
+        {"type": "vault", "address": "http://127.0.0.1:9", "auth": {"method": "token"}}
+    ])
+}
+
+fn plan_with(secrets: Value) -> Value {
+    json!({
+        "version": 1,
+        "backends": backends(),
+        "scope": {"org": "flyte", "domain": "development", "project": "flytesnacks"},
+        "timeouts": {"requestSeconds": 1, "deadlineSeconds": 2},
+        "secrets": secrets
+    })
+}
+
+/// One secret with the files the naming rules give, or (for a request they refuse) what a
+/// naive plan writer would put.
+fn secret(request: Value) -> Value {
+    let files = match serde_json::from_value::<SecretRequest>(request.clone())
+        .ok()
+        .and_then(|r| Layout::default().files(&r).ok())
+    {
+        Some(files) => json!(files),
+        None => {
+            let group = request["group"].as_str().unwrap_or_default().to_lowercase();
+            let key = request["key"].as_str().unwrap_or_default().to_lowercase();
+            json!([if group.is_empty() {
+                key
+            } else {
+                format!("{group}/{key}")
+            }])
+        }
+    };
+    json!({"annotation": "flyte.secrets/s0", "request": request, "files": files})
+}
+
+fn one(request: Value) -> Run {
+    Run::Init(plan_with(json!([secret(request)])))
+}
+
+fn edit(mut plan: Value, key: &str, value: Value) -> Run {
+    plan[key] = value;
+    Run::Init(plan)
+}
+
+fn valid_plan() -> Value {
+    plan_with(json!([{"request": {"group": "g", "key": "k"}, "files": ["g/k"]}]))
+}
+
+fn fetch(args: &[&str]) -> Run {
+    Run::Fetch(args.iter().map(|a| a.to_string()).collect())
+}
+
+fn cases() -> Vec<Case> {
+    let deep = vec!["d"; 33].join("/");
+    let long = "x".repeat(256);
+    let value_300k = "k".repeat(300 * 1024);
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    vec![
+        // Traversal, absolute paths, reserved names.
+        case(
+            "traversal in group",
+            one(json!({"group": "../../etc", "key": "passwd"})),
+            2,
+            "secret ../../etc/passwd: group has a `.` or `..` path component",
+        ),
+        case(
+            "traversal in key",
+            one(json!({"group": "g", "key": "a/../../b"})),
+            2,
+            "secret g/a/../../b: key has a `.` or `..` path component",
+        ),
+        case(
+            "dot key",
+            one(json!({"group": "g", "key": "."})),
+            2,
+            "secret g/.: key has a `.` or `..` path component",
+        ),
+        case(
+            "absolute group",
+            one(json!({"group": "/etc", "key": "shadow"})),
+            2,
+            "secret /etc/shadow: group must be a relative path",
+        ),
+        case(
+            "absolute key",
+            one(json!({"group": "g", "key": "/etc/shadow"})),
+            2,
+            "secret g//etc/shadow: key must be a relative path",
+        ),
+        case(
+            "empty component",
+            one(json!({"group": "a//b", "key": "k"})),
+            2,
+            "secret a//b/k: group has an empty path component",
+        ),
+        case(
+            "trailing slash",
+            one(json!({"group": "a/", "key": "k"})),
+            2,
+            "secret a//k: group has an empty path component",
+        ),
+        case(
+            "..data group",
+            one(json!({"group": "..data", "key": "k"})),
+            2,
+            "secret ..data/k: group must not start with `..`",
+        ),
+        case(
+            "..data key without group",
+            one(json!({"key": "..data"})),
+            2,
+            "secret ..data: key must not start with `..`",
+        ),
+        case(
+            "staging-like group",
+            one(json!({"group": "..2026_01_01", "key": "k"})),
+            2,
+            "group must not start with `..`",
+        ),
+        case(
+            "traversal in group_version",
+            one(json!({"group": "g", "key": "k", "groupVersion": ".."})),
+            2,
+            "secret g/k@..: group_version has a `.` or `..` path component",
+        ),
+        case(
+            "slash in group_version",
+            one(json!({"group": "g", "key": "k", "groupVersion": "a/b"})),
+            2,
+            "secret g/k@a/b: group_version must be a single path component",
+        ),
+        // NUL and control characters (escaped in the message).
+        case(
+            "NUL in key",
+            one(json!({"group": "g", "key": "k\u{0}"})),
+            2,
+            "secret g/k\\0: key contains a control character",
+        ),
+        case(
+            "newline in group",
+            one(json!({"group": "g\n", "key": "k"})),
+            2,
+            "secret g\\n/k: group contains a control character",
+        ),
+        case(
+            "escape sequence in key",
+            one(json!({"group": "g", "key": "\u{1b}[31mred"})),
+            2,
+            "key contains a control character",
+        ),
+        case(
+            "C1 control in group",
+            one(json!({"group": "a\u{85}b", "key": "k"})),
+            2,
+            "group contains a control character",
+        ),
+        case(
+            "NUL in group_version",
+            one(json!({"group": "g", "key": "k", "groupVersion": "v\u{0}"})),
+            2,
+            "group_version contains a control character",
+        ),
+        // Sizes.
+        case(
+            "component over 255 bytes",
+            one(json!({"group": "g", "key": long})),
+            2,
+            "key has a path component longer than 255 bytes",
+        ),
+        case(
+            "33 components",
+            one(json!({"group": deep, "key": "k"})),
+            2,
+            "group has more than 32 path components",
+        ),
+        case(
+            "300 KB key",
+            Run::InitFile(
+                plan_with(json!([secret(json!({"group": "g", "key": value_300k}))]))
+                    .to_string()
+                    .into_bytes(),
+            ),
+            2,
+            "key has a path component longer than 255 bytes",
+        ),
+        case(
+            "plan over 1 MiB",
+            Run::InitFile(vec![b' '; MAX_PLAN_BYTES + 1]),
+            2,
+            format!("plan is {} bytes, over the limit", MAX_PLAN_BYTES + 1),
+        ),
+        case(
+            "empty key",
+            one(json!({"group": "g", "key": ""})),
+            2,
+            "secret g/: key is required",
+        ),
+        // Env var names.
+        case(
+            "lower-case env var",
+            one(json!({"group": "g", "key": "k", "envVar": "lower"})),
+            2,
+            "secret g/k: invalid environment variable name \"lower\"",
+        ),
+        case(
+            "dash in env var",
+            one(json!({"group": "g", "key": "k", "envVar": "A-B"})),
+            2,
+            "invalid environment variable name \"A-B\"",
+        ),
+        case(
+            "env var starting with a digit",
+            one(json!({"group": "g", "key": "k", "envVar": "1A"})),
+            2,
+            "invalid environment variable name \"1A\"",
+        ),
+        case(
+            "NUL in env var",
+            one(json!({"group": "g", "key": "k", "envVar": "A\u{0}B"})),
+            2,
+            "invalid environment variable name \"A\\0B\"",
+        ),
+        case(
+            "= in env var",
+            one(json!({"group": "g", "key": "k", "envVar": "A=B"})),
+            2,
+            "invalid environment variable name \"A=B\"",
+        ),
+        // Targets that are not the naming rules' targets.
+        case(
+            "duplicate targets",
+            Run::Init(plan_with(
+                json!([{"request": {"group": "g", "key": "k"}, "files": ["g/k", "g/k"]}]),
+            )),
+            2,
+            "secret g/k: files [\"g/k\", \"g/k\"] differ from the naming rules [\"g/k\"]",
+        ),
+        case(
+            "target outside the mount",
+            Run::Init(plan_with(
+                json!([{"request": {"group": "g", "key": "k"}, "files": ["../../etc/passwd"]}]),
+            )),
+            2,
+            "plan is not valid: secret g/k: files[0] has a `.` or `..` path component",
+        ),
+        case(
+            "absolute target",
+            Run::Init(plan_with(
+                json!([{"request": {"group": "g", "key": "k"}, "files": ["/etc/passwd"]}]),
+            )),
+            2,
+            "plan is not valid: secret g/k: files[0] must be a relative path",
+        ),
+        case(
+            "target elsewhere",
+            Run::Init(plan_with(
+                json!([{"request": {"group": "g", "key": "k"}, "files": ["other/k"]}]),
+            )),
+            2,
+            "secret g/k: files [\"other/k\"] differ from the naming rules",
+        ),
+        case(
+            "env target elsewhere",
+            Run::Init(plan_with(
+                json!([{"request": {"group": "g", "key": "k", "mountRequirement": "ENV_VAR"}, "files": ["g/k"], "env": ["PATH"]}]),
+            )),
+            2,
+            "secret g/k: env [\"PATH\"] differ from the naming rules",
+        ),
+        // Conflicting requests for one path.
+        case(
+            "two secrets, one file",
+            Run::Init(plan_with(
+                json!([secret(json!({"group": "g", "key": "k"})), {"request": {"group": "G", "key": "k"}, "files": ["g/k", "G/k"]}]),
+            )),
+            2,
+            "secrets g/k and G/k conflict: both need g/k",
+        ),
+        case(
+            "file and directory",
+            Run::Init(plan_with(json!([
+                secret(json!({"group": "a", "key": "b"})),
+                secret(json!({"group": "a/b", "key": "c"}))
+            ]))),
+            2,
+            "secrets a/b and a/b/c conflict: both need a/b as both a file and a directory",
+        ),
+        case(
+            "two secrets, one env var",
+            Run::Init(plan_with(json!([
+            {"request": {"group": "g", "key": "a", "mountRequirement": "ENV_VAR", "envVar": "X"}, "files": ["g/a"], "env": ["_FSEC_G_A", "X"]},
+            {"request": {"group": "g", "key": "b", "mountRequirement": "ENV_VAR", "envVar": "X"}, "files": ["g/b"], "env": ["_FSEC_G_B", "X"]}]))),
+            2,
+            "secrets g/a and g/b conflict: both need env var X",
+        ),
+        // Unknown and repeated fields, out-of-range enums, wrong types.
+        case(
+            "unknown field in a request",
+            one(json!({"group": "g", "key": "k", "extra": 1})),
+            2,
+            "plan is not valid: unknown field `extra`",
+        ),
+        case(
+            "unknown field in the plan",
+            edit(valid_plan(), "surprise", json!(1)),
+            2,
+            "plan is not valid: unknown field `surprise`",
+        ),
+        case(
+            "repeated field",
+            Run::InitFile(
+                br#"{"version":1,"version":1,"backends":[{"type":"kubernetes"}],"secrets":[]}"#
+                    .to_vec(),
+            ),
+            2,
+            "plan is not valid: duplicate field `version`",
+        ),
+        case(
+            "out-of-range mount requirement",
+            one(json!({"group": "g", "key": "k", "mountRequirement": "SECRET_VOLUME"})),
+            2,
+            "unknown variant `SECRET_VOLUME`",
+        ),
+        case(
+            "numeric mount requirement",
+            one(json!({"group": "g", "key": "k", "mountRequirement": 7})),
+            2,
+            "plan is not valid",
+        ),
+        case(
+            "unknown backend type",
+            edit(valid_plan(), "backends", json!([{"type": "gcp"}])),
+            2,
+            "unknown variant `gcp`",
+        ),
+        case(
+            "unknown access",
+            edit(valid_plan(), "access", json!("world")),
+            2,
+            "unknown variant `world`",
+        ),
+        case(
+            "negative uid",
+            edit(valid_plan(), "owner", json!({"uid": -1, "gid": 0})),
+            2,
+            "plan is not valid: invalid value: integer `-1`",
+        ),
+        case(
+            "unsupported version",
+            edit(valid_plan(), "version", json!(99)),
+            2,
+            "plan version 99 is not supported",
+        ),
+        case(
+            "relative mount path",
+            edit(valid_plan(), "mountPath", json!("etc/flyte")),
+            2,
+            "mountPath \"etc/flyte\" must be an absolute path",
+        ),
+        case(
+            "mount path with ..",
+            edit(valid_plan(), "mountPath", json!("/etc/../root")),
+            2,
+            "mountPath \"/etc/../root\" must be an absolute path",
+        ),
+        case(
+            "no backends",
+            edit(valid_plan(), "backends", json!([])),
+            2,
+            "plan lists no backends",
+        ),
+        case(
+            "not JSON",
+            Run::Init(json!("just a string")),
+            2,
+            "plan is not valid",
+        ),
+        case(
+            "not UTF-8",
+            Run::InitFile(vec![b'{', 0xff, 0xfe, b'}']),
+            2,
+            "stream did not contain valid UTF-8",
+        ),
+        case(
+            "deeply nested JSON",
+            Run::InitFile(nested.into_bytes()),
+            2,
+            "plan is not valid",
+        ),
+        case(
+            "empty plan",
+            Run::InitFile(Vec::new()),
+            2,
+            "plan is not valid: EOF while parsing",
+        ),
+        // Requests no configured backend can serve.
+        case(
+            "no backend fits",
+            Run::Init(json!({
+            "version": 1, "backends": [{"type": "kubernetes"}],
+            "secrets": [secret(json!({"group": "Bad_Name", "key": "k"}))]})),
+            2,
+            "secret Bad_Name/k: no configured backend can serve it: kubernetes: Kubernetes Secret name \"Bad_Name\" is not a DNS-1123 subdomain",
+        ),
+        case(
+            "managed secret without a scope",
+            Run::Init(json!({
+            "version": 1, "backends": [{"type": "kubernetes"}],
+            "secrets": [secret(json!({"key": "openai_key"}))]})),
+            2,
+            "secret openai_key: has no group, so it is a Flyte 2 managed secret, but the plan has no scope",
+        ),
+        case(
+            "project without domain",
+            edit(valid_plan(), "scope", json!({"project": "p"})),
+            2,
+            "project-scoped secrets must also specify a domain",
+        ),
+        case(
+            "fetch plan file with traversal",
+            Run::FetchPlan(plan_with(json!([secret(
+                json!({"group": "../x", "key": "k"})
+            )]))),
+            2,
+            "secret ../x/k: group has a `.` or `..` path component",
+        ),
+        // The same rules through `agent fetch` flags.
+        case(
+            "fetch: traversal",
+            fetch(&[
+                "--group",
+                "../../etc",
+                "--key",
+                "passwd",
+                "--backend",
+                "vault",
+                "--vault-addr",
+                "http://127.0.0.1:9",
+            ]),
+            2,
+            "secret ../../etc/passwd: group has a `.` or `..` path component",
+        ),
+        case(
+            "fetch: ..data",
+            fetch(&["--group", "..data", "--key", "k", "--backend", "aws"]),
+            2,
+            "secret ..data/k: group must not start with `..`",
+        ),
+        case(
+            "fetch: control character",
+            fetch(&["--group", "g", "--key", "k\u{7}", "--backend", "aws"]),
+            2,
+            "secret g/k\\u{7}: key contains a control character",
+        ),
+        case(
+            "fetch: empty key",
+            fetch(&["--group", "g", "--key", "", "--backend", "aws"]),
+            2,
+            "secret g/: key is required",
+        ),
+        case(
+            "fetch: bad env var",
+            fetch(&[
+                "--group",
+                "g",
+                "--key",
+                "k",
+                "--env-var",
+                "a-b",
+                "--backend",
+                "aws",
+            ]),
+            2,
+            "invalid environment variable name \"a-b\"",
+        ),
+        case(
+            "fetch: group_version traversal",
+            fetch(&[
+                "--group",
+                "g",
+                "--key",
+                "k",
+                "--group-version",
+                "../v",
+                "--backend",
+                "aws",
+            ]),
+            2,
+            "group_version must be a single path component",
+        ),
+        case(
+            "fetch: Secret name",
+            fetch(&[
+                "--group",
+                "Bad_Name",
+                "--key",
+                "k",
+                "--backend",
+                "kubernetes",
+            ]),
+            2,
+            "is not a DNS-1123 subdomain",
+        ),
+        case(
+            "fetch: project without domain",
+            fetch(&[
+                "--key",
+                "openai_key",
+                "--project",
+                "p",
+                "--backend",
+                "kubernetes",
+            ]),
+            2,
+            "project-scoped secrets must also specify a domain",
+        ),
+        case(
+            "fetch: relative mount path",
+            fetch(&[
+                "--group",
+                "g",
+                "--key",
+                "k",
+                "--mount-path",
+                "rel",
+                "--backend",
+                "aws",
+            ]),
+            2,
+            "mountPath \"rel\" must be an absolute path",
+        ),
+        case(
+            "fetch: unknown backend",
+            fetch(&["--group", "g", "--key", "k", "--backend", "gcp"]),
+            2,
+            "invalid value 'gcp' for '--backend",
+        ),
+    ]
+}
+
+fn run(case: &Case, home: &Path, root: &Path) -> (Output, Option<String>) {
+    let termination = home.join("termination-log");
+    let _ = std::fs::remove_file(&termination);
+    let mut cmd = agent(home);
+    let init = |cmd: &mut std::process::Command| {
+        cmd.arg("init")
+            .env("FLYTE_SECRET_ROOT", root)
+            .env("FLYTE_SECRET_TERMINATION_LOG", &termination);
+    };
+    match &case.run {
+        Run::Init(plan) => {
+            init(&mut cmd);
+            let text = match plan {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            cmd.env("FLYTE_SECRET_PLAN", text);
+        }
+        Run::InitFile(bytes) => {
+            init(&mut cmd);
+            let file = home.join("plan.json");
+            std::fs::write(&file, bytes).unwrap();
+            cmd.env("FLYTE_SECRET_PLAN_FILE", file);
+        }
+        Run::Fetch(args) => {
+            cmd.arg("fetch").args(args).arg("--out").arg(root);
+        }
+        Run::FetchPlan(plan) => {
+            let file = home.join("plan.json");
+            std::fs::write(&file, plan.to_string()).unwrap();
+            cmd.arg("fetch")
+                .arg("--plan-file")
+                .arg(file)
+                .arg("--out")
+                .arg(root);
+        }
+    }
+    let out = cmd.output().expect("run agent");
+    (out, std::fs::read_to_string(&termination).ok())
+}
+
+/// What every case must satisfy besides its own expectation.
+fn check_common(name: &str, out: &Output, termination: Option<&str>, root: &Path, canary: &str) {
+    let text = printed(out);
+    assert!(
+        !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
+        "{name}: the agent panicked:\n{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(root)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{name}: something was written: {left:?}");
+    assert!(!text.contains(canary), "{name}: the value leaked:\n{text}");
+    if let Some(t) = termination {
+        assert!(!t.contains(canary), "{name}: the value leaked: {t}");
+        assert!(
+            t.len() <= 4096 && !t.contains('\n'),
+            "{name}: the termination message is not one line of at most 4096 bytes: {t:?}"
+        );
+    }
+}
+
+#[test]
+fn hostile_plans_and_flags_are_refused_before_any_fetch() {
+    let table = cases();
+    assert!(table.len() >= 40, "{} cases", table.len());
+    let home = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for case in &table {
+        let root = tempfile::tempdir().unwrap();
+        let (out, termination) = run(case, home.path(), root.path());
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let mut problems = Vec::new();
+        if out.status.code() != Some(case.code) {
+            problems.push(format!("exit {:?}, want {}", out.status.code(), case.code));
+        }
+        if !stderr.contains(&case.want) {
+            problems.push(format!("stderr lacks {:?}", case.want));
+        }
+        let is_init = matches!(case.run, Run::Init(_) | Run::InitFile(_));
+        if is_init && !termination.as_deref().unwrap_or("").contains(&case.want) {
+            problems.push(format!(
+                "termination message {termination:?} lacks the reason"
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n  stderr: {}",
+                case.name,
+                problems.join("; "),
+                stderr.chars().take(600).collect::<String>()
+            ));
+        }
+        check_common(
+            case.name,
+            &out,
+            termination.as_deref(),
+            root.path(),
+            "CANARY",
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn vault(s: &Servers) -> Vec<Backend> {
+    vec![Backend::Vault(VaultBackend {
+        address: s.vault.addr.clone(),
+        auth: VaultAuth::Token { token_file: None },
+        namespace: None,
+        ca_cert_file: None,
+        default_engine: VaultEngine::Kv2,
+        managed_mount: "secret".into(),
+    })]
+}
+
+/// Empty and oversized values (over 1 MiB) from real backends fail the whole plan with exit 1
+/// and a message naming the secret; the good secret beside them is not written either. (The
+/// Kubernetes stand-in, like the API server, refuses Secrets over 1 MiB: the oversized value
+/// comes from OpenBao.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
+    let s = Servers::load();
+    let value = canary();
+    let huge = value.repeat((1 << 20) / value.len() + 1);
+    let name = unique("hostile-values");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = vault_admin(&s);
+    vaultrs::kv2::set(
+        &c,
+        "secret",
+        &name,
+        &HashMap::from([
+            ("good", value.as_str()),
+            ("empty", ""),
+            ("huge", huge.as_str()),
+        ]),
+    )
+    .await
+    .unwrap();
+
+    let standin = StandIn::start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let files = standin
+        .write_incluster_files(&home.path().join("sa"), "ns1", "default")
+        .unwrap();
+    let client = standin.client(standin.admin_token()).await.unwrap();
+    let api: kube::Api<Secret> = kube::Api::namespaced(client, "ns1");
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("hostile".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("good".to_string(), ByteString(value.clone().into_bytes())),
+            ("empty".to_string(), ByteString(Vec::new())),
+        ])),
+        ..Default::default()
+    };
+    api.create(&Default::default(), &secret).await.unwrap();
+    let kube_env = [
+        ("FLYTE_SECRET_KUBE_API_SERVER", standin.url()),
+        (
+            "FLYTE_SECRET_KUBE_TOKEN_FILE",
+            files.token.display().to_string(),
+        ),
+        (
+            "FLYTE_SECRET_KUBE_CA_FILE",
+            files.ca_crt.display().to_string(),
+        ),
+        (
+            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
+            files.namespace.display().to_string(),
+        ),
+    ];
+    let vault_env = [("VAULT_TOKEN", s.vault.token.clone())];
+    let group = format!("secret/{name}");
+    let k8s = vec![Backend::Kubernetes(KubernetesBackend::default())];
+    type Row<'a> = (
+        &'a str,
+        Vec<Backend>,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, String)],
+    );
+    let table: Vec<Row<'_>> = vec![
+        ("vault empty", vault(&s), &group, "empty", &vault_env),
+        ("vault huge", vault(&s), &group, "huge", &vault_env),
+        ("kubernetes empty", k8s, "hostile", "empty", &kube_env),
+    ];
+    for (name, backends, group, key, env) in table {
+        let root = tempfile::tempdir().unwrap();
+        let p = plan(
+            backends,
+            None,
+            &[
+                SecretRequest::new(group, "good"),
+                SecretRequest::new(group, key),
+            ],
+        );
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (out, termination) = init(home.path(), &p, root.path(), &env);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", printed(&out));
+        let summary = std::fs::read_to_string(&termination).unwrap();
+        let want = if key == "empty" {
+            "the value is empty".to_string()
+        } else {
+            format!(
+                "the value is {} bytes, over the limit of 1048576",
+                huge.len()
+            )
+        };
+        assert!(
+            summary.contains(&format!(
+                "secret {group}/{key} (flyte.secrets/s1) could not be fetched"
+            )) && summary.contains(&want),
+            "{name}: {summary}"
+        );
+        assert!(
+            summary.starts_with("flyte-secret-agent: 1 of 2 secrets failed"),
+            "{name}: {summary}"
+        );
+        check_common(name, &out, Some(&summary), root.path(), &value);
+        assert_no_leak(&out, &termination, &value);
+    }
+}

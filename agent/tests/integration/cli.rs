@@ -1,0 +1,114 @@
+//! The command line itself: documented flags, exit code 2 for usage and configuration errors
+//! (with the termination message written), strict plans, values never on stdout by default.
+
+use crate::common::*;
+
+#[test]
+fn help_documents_every_flag_with_its_env_var() {
+    let home = tempfile::tempdir().unwrap();
+    let out = agent(home.path())
+        .args(["init", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--plan",
+        "--plan-file",
+        "--root",
+        "--termination-log",
+        "--kube-token-file",
+        "--deadline",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(help.contains("[env: FLYTE_SECRET_PLAN]"), "{help}");
+    let out = agent(home.path())
+        .args(["fetch", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--group",
+        "--key",
+        "--group-version",
+        "--backend",
+        "--out",
+        "--show",
+        "--vault-addr",
+        "--aws-endpoint",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    let top = agent(home.path()).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&top.stdout).contains("Exit codes: 0"));
+    let version = agent(home.path()).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("agent "));
+}
+
+#[test]
+fn usage_and_plan_errors_exit_2_with_a_termination_message() {
+    let home = tempfile::tempdir().unwrap();
+    let termination = home.path().join("termination-log");
+    let run = |plan: &str| {
+        agent(home.path())
+            .arg("init")
+            .env("FLYTE_SECRET_PLAN", plan)
+            .env("FLYTE_SECRET_TERMINATION_LOG", &termination)
+            .output()
+            .unwrap()
+    };
+    for (plan, want) in [
+        ("not json", "plan is not valid"),
+        (
+            r#"{"version":2,"backends":[],"secrets":[]}"#,
+            "plan version 2 is not supported",
+        ),
+        (
+            r#"{"version":1,"backends":[{"type":"kubernetes"}],"secrets":[],"surprise":1}"#,
+            "unknown field `surprise`",
+        ),
+        (
+            r#"{"version":1,"backends":[{"type":"kubernetes"}],"secrets":[{"request":{"group":"..","key":"k"},"files":["../k"]}]}"#,
+            "has a `.` or `..` path component",
+        ),
+    ] {
+        let out = run(plan);
+        assert_eq!(out.status.code(), Some(2), "{plan}: {}", printed(&out));
+        let message = std::fs::read_to_string(&termination).unwrap();
+        assert!(message.contains(want), "{plan}: {message}");
+    }
+    let out = agent(home.path())
+        .arg("init")
+        .env("FLYTE_SECRET_TERMINATION_LOG", &termination)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(printed(&out).contains("no plan"));
+    let out = agent(home.path())
+        .args(["fetch", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn fetch_rejects_unsafe_requests_before_any_network_call() {
+    let home = tempfile::tempdir().unwrap();
+    let out = agent(home.path())
+        .args([
+            "fetch",
+            "--group",
+            "../../etc",
+            "--key",
+            "passwd",
+            "--backend",
+            "vault",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", printed(&out));
+    assert!(
+        printed(&out).contains("secret ../../etc/passwd: group has a `.` or `..` path component")
+    );
+}

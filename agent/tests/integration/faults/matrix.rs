@@ -1,0 +1,673 @@
+//! The fault matrix: the real `agent init` against each real backend — the Kubernetes API
+//! stand-in (over TLS), OpenBao and moto — behind the fault-injecting proxy
+//! (`testkit::fault`), for every kind of trouble a backend can be in:
+//!
+//! | scenario | expected |
+//! |---|---|
+//! | connection refused (nothing listens) | retried with backoff until the deadline, then exit 1 |
+//! | down, back within the deadline | retried, recovers: exit 0, every file |
+//! | 5xx twice, then fine | retried, recovers |
+//! | 5xx for good | retried until the deadline, exit 1 naming the status |
+//! | throttled twice (429 / ThrottlingException), then fine | retried, recovers |
+//! | one answer slower than the request timeout | that attempt times out, retried, recovers |
+//! | every answer slower than the timeout | exit 1 at the deadline |
+//! | connection dropped once | retried, recovers |
+//! | TLS certificate from a CA the agent does not trust | permanent: one attempt, exit 1 at once |
+//! | expired or invalid credentials | permanent: no retry, exit 1 at once |
+//! | the backend dies between two secrets | exit 1, and the secret already fetched is **not** written |
+//! | … and comes back within the deadline | exit 0, both secrets |
+//!
+//! Every failure has exit code 1 and a termination message naming the secret and the
+//! backend's reason; no failure leaves a file behind; retries are jittered (their delays
+//! differ); no secret value reaches any output.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use flyte_secret_spec::backend::{
+    AwsBackend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
+};
+use flyte_secret_spec::{Backend, SecretRequest};
+use flyte_secret_testkit::fault::{Fault, FaultProxy, ProxyTls, closed_port};
+use flyte_secret_testkit::kube::StandIn;
+use flyte_secret_testkit::servers::Servers;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Refused,
+    DownThenBack,
+    ServerErrors,
+    ServerErrorsForever,
+    Throttled,
+    SlowOnce,
+    SlowForever,
+    DroppedOnce,
+    WrongCa,
+    BadAuth,
+    DiesBetween,
+    DiesBetweenAndRecovers,
+}
+
+use Scenario::*;
+
+const ALL: [Scenario; 12] = [
+    Refused,
+    DownThenBack,
+    ServerErrors,
+    ServerErrorsForever,
+    Throttled,
+    SlowOnce,
+    SlowForever,
+    DroppedOnce,
+    WrongCa,
+    BadAuth,
+    DiesBetween,
+    DiesBetweenAndRecovers,
+];
+
+/// How a scenario should end.
+#[derive(Debug, PartialEq, Eq)]
+enum Expect {
+    /// Retried, then every file written.
+    Recovers,
+    /// Retried until the deadline, then exit 1.
+    GivesUp,
+    /// No retry, exit 1 well before the deadline.
+    FailsFast,
+}
+
+impl Scenario {
+    fn expect(self) -> Expect {
+        match self {
+            DownThenBack
+            | ServerErrors
+            | Throttled
+            | SlowOnce
+            | DroppedOnce
+            | DiesBetweenAndRecovers => Expect::Recovers,
+            Refused | ServerErrorsForever | SlowForever | DiesBetween => Expect::GivesUp,
+            WrongCa | BadAuth => Expect::FailsFast,
+        }
+    }
+
+    /// (request timeout, deadline) in seconds.
+    fn timeouts(self) -> (u64, u64) {
+        match self.expect() {
+            Expect::GivesUp => (1, 3),
+            Expect::Recovers | Expect::FailsFast => (1, 20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Kubernetes,
+    Vault,
+    Aws,
+}
+
+/// One backend, reachable through a proxy: what the agent needs to find it.
+struct Reach {
+    backends: Vec<Backend>,
+    env: Vec<(String, String)>,
+}
+
+/// How to reach a backend at (url, CA file to trust, home, bad credentials?).
+type MakeReach = Box<dyn Fn(&str, Option<&Path>, &Path, bool) -> Reach + Send + Sync>;
+
+/// A backend under test: its two secrets and how to reach it at an address.
+struct Setup {
+    kind: Kind,
+    upstream: SocketAddr,
+    upstream_ca: Option<String>,
+    requests: [SecretRequest; 2],
+    files: [String; 2],
+    values: [String; 2],
+    make: MakeReach,
+    /// Keeps an in-process server alive.
+    _standin: Option<StandIn>,
+}
+
+fn addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+async fn kube_setup() -> Setup {
+    let standin = StandIn::start().await.unwrap();
+    let client = standin.client(standin.admin_token()).await.unwrap();
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, "ns1");
+    let values = [canary(), canary() + "-b"];
+    for (name, value) in [("fm-a", &values[0]), ("fm-b", &values[1])] {
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                [(
+                    "k".to_string(),
+                    k8s_openapi::ByteString(value.clone().into_bytes()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        api.create(&Default::default(), &secret).await.unwrap();
+    }
+    let upstream = standin.addr();
+    let upstream_ca = Some(standin.ca_pem().to_string());
+    let good = standin.mint_token("ns1", "default", &[], Duration::from_secs(3600));
+    let expired = standin.mint_token("ns1", "default", &[], Duration::ZERO);
+    Setup {
+        kind: Kind::Kubernetes,
+        upstream,
+        upstream_ca,
+        requests: [
+            SecretRequest::new("fm-a", "k"),
+            SecretRequest::new("fm-b", "k"),
+        ],
+        files: ["fm-a/k".into(), "fm-b/k".into()],
+        values,
+        make: Box::new(move |url, ca, home, bad_auth| {
+            let token = home.join("token");
+            std::fs::write(&token, if bad_auth { &expired } else { &good }).unwrap();
+            std::fs::write(home.join("namespace"), "ns1").unwrap();
+            Reach {
+                backends: vec![Backend::Kubernetes(KubernetesBackend::default())],
+                env: vec![
+                    ("FLYTE_SECRET_KUBE_API_SERVER".into(), url.into()),
+                    (
+                        "FLYTE_SECRET_KUBE_TOKEN_FILE".into(),
+                        token.display().to_string(),
+                    ),
+                    (
+                        "FLYTE_SECRET_KUBE_CA_FILE".into(),
+                        ca.expect("Kubernetes is HTTPS").display().to_string(),
+                    ),
+                    (
+                        "FLYTE_SECRET_KUBE_NAMESPACE_FILE".into(),
+                        home.join("namespace").display().to_string(),
+                    ),
+                ],
+            }
+        }),
+        _standin: Some(standin),
+    }
+}
+
+async fn vault_setup(s: &Servers) -> Setup {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = vault_admin(s);
+    let name = unique("fault-matrix");
+    let values = [canary(), canary() + "-b"];
+    for (path, value) in [("a", &values[0]), ("b", &values[1])] {
+        vaultrs::kv2::set(
+            &c,
+            "secret",
+            &format!("{name}/{path}"),
+            &HashMap::from([("k", value.as_str())]),
+        )
+        .await
+        .unwrap();
+    }
+    let token = s.vault.token.clone();
+    Setup {
+        kind: Kind::Vault,
+        upstream: addr(&s.vault.addr),
+        upstream_ca: None,
+        requests: [
+            SecretRequest::new(format!("secret/{name}/a"), "k"),
+            SecretRequest::new(format!("secret/{name}/b"), "k"),
+        ],
+        files: [format!("secret/{name}/a/k"), format!("secret/{name}/b/k")],
+        values,
+        make: Box::new(move |url, ca, _home, bad_auth| Reach {
+            backends: vec![Backend::Vault(VaultBackend {
+                address: url.into(),
+                auth: VaultAuth::Token { token_file: None },
+                namespace: None,
+                ca_cert_file: ca.map(|p| p.display().to_string()),
+                default_engine: VaultEngine::Kv2,
+                managed_mount: "secret".into(),
+            })],
+            env: vec![(
+                "VAULT_TOKEN".into(),
+                if bad_auth {
+                    "hvs.not-a-token".into()
+                } else {
+                    token.clone()
+                },
+            )],
+        }),
+        _standin: None,
+    }
+}
+
+async fn aws_setup(s: &Servers) -> Setup {
+    let client = aws_admin(s);
+    let name = unique("fault-matrix");
+    let values = [canary(), canary() + "-b"];
+    for (suffix, value) in [("a", &values[0]), ("b", &values[1])] {
+        client
+            .create_secret()
+            .name(format!("{name}-{suffix}:k"))
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let region = s.aws.region.clone();
+    Setup {
+        kind: Kind::Aws,
+        upstream: addr(&s.aws.endpoint),
+        upstream_ca: None,
+        // A version stage each: one GetSecretValue per secret (unversioned ids would share
+        // one BatchGetSecretValue, with nothing "between" them).
+        requests: [
+            SecretRequest::new(format!("{name}-a"), "k").with_group_version("AWSCURRENT"),
+            SecretRequest::new(format!("{name}-b"), "k").with_group_version("AWSCURRENT"),
+        ],
+        files: [format!("{name}-a/k"), format!("{name}-b/k")],
+        values,
+        make: Box::new(move |url, _ca, _home, _bad_auth| Reach {
+            backends: vec![Backend::Aws(AwsBackend {
+                region: Some(region.clone()),
+                endpoint: Some(url.into()),
+            })],
+            env: Vec::new(),
+        }),
+        _standin: None,
+    }
+}
+
+/// What one scenario did.
+struct Outcome {
+    out: Output,
+    took: Duration,
+    termination: Option<String>,
+    root: tempfile::TempDir,
+    proxy: Option<Arc<FaultProxy>>,
+}
+
+/// Two throttling answers as each backend gives them (AWS: the JSON error code, then a bare
+/// 429).
+fn throttles(kind: Kind) -> [Fault; 2] {
+    let status = |body: &str| Fault::Status {
+        code: 429,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.into(),
+    };
+    match kind {
+        Kind::Aws => [
+            Fault::aws_throttling(),
+            Fault::aws_error(429, "TooManyRequestsException", "slow down"),
+        ],
+        Kind::Kubernetes => {
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too many requests","reason":"TooManyRequests","code":429}"#;
+            [status(body), status(body)]
+        }
+        Kind::Vault => {
+            let body = r#"{"errors":["request path \"secret/data\": rate limit quota exceeded"]}"#;
+            [status(body), status(body)]
+        }
+    }
+}
+
+fn server_error(kind: Kind) -> Fault {
+    match kind {
+        Kind::Kubernetes => Fault::Status {
+            code: 503,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcdserver: leader changed","reason":"ServiceUnavailable","code":503}"#.into(),
+        },
+        Kind::Aws => Fault::aws_error(500, "InternalServiceError", "injected"),
+        Kind::Vault => Fault::server_error(503),
+    }
+}
+
+async fn run_scenario(setup: &Setup, scenario: Scenario) -> Outcome {
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let tls_front = setup.kind == Kind::Kubernetes || scenario == WrongCa;
+    let proxy = if scenario == Refused {
+        None
+    } else {
+        let tls = ProxyTls {
+            front: tls_front,
+            upstream_ca_pem: setup.upstream_ca.clone(),
+        };
+        Some(Arc::new(
+            FaultProxy::start_with(setup.upstream, tls).await.unwrap(),
+        ))
+    };
+    let url = match &proxy {
+        Some(p) => p.url(),
+        None => {
+            let scheme = if tls_front { "https" } else { "http" };
+            format!("{scheme}://{}", closed_port())
+        }
+    };
+    // The CA the agent trusts: the proxy's, or (WrongCa) one that did not sign its certificate.
+    let ca = match (&proxy, scenario) {
+        (_, WrongCa) => {
+            let other = FaultProxy::start_with(
+                setup.upstream,
+                ProxyTls {
+                    front: true,
+                    upstream_ca_pem: None,
+                },
+            )
+            .await
+            .unwrap();
+            Some(other.ca_pem().unwrap().to_string())
+        }
+        (Some(p), _) => p.ca_pem().map(str::to_string),
+        (None, _) if tls_front => {
+            // Nothing listens, so any CA does.
+            Some(setup.upstream_ca.clone().unwrap_or_default())
+        }
+        (None, _) => None,
+    };
+    let ca_file = ca.map(|pem| {
+        let f = home.path().join("ca.pem");
+        std::fs::write(&f, pem).unwrap();
+        f
+    });
+    let kind = setup.kind;
+    if let Some(p) = &proxy {
+        match scenario {
+            DownThenBack => {
+                p.set_down(true);
+                let p = p.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    p.set_down(false);
+                });
+            }
+            ServerErrors => p.fail_next(2, server_error(kind)),
+            ServerErrorsForever => p.fail_next(10_000, server_error(kind)),
+            Throttled => {
+                for fault in throttles(kind) {
+                    p.fail_next(1, fault);
+                }
+            }
+            SlowOnce => p.fail_next(1, Fault::Delay(Duration::from_secs(3))),
+            SlowForever => p.fail_next(10_000, Fault::Delay(Duration::from_secs(3))),
+            DroppedOnce => p.fail_next(1, Fault::Drop),
+            BadAuth if kind == Kind::Aws => p.fail_next(
+                10_000,
+                Fault::aws_error(
+                    400,
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                ),
+            ),
+            DiesBetween => p.go_down_after(1),
+            DiesBetweenAndRecovers => {
+                p.go_down_after(1);
+                let p = p.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    p.set_down(false);
+                });
+            }
+            _ => {}
+        }
+    }
+    let reach = (setup.make)(&url, ca_file.as_deref(), home.path(), scenario == BadAuth);
+    let mut p = plan(reach.backends, None, &setup.requests);
+    (p.timeouts.request_seconds, p.timeouts.deadline_seconds) = scenario.timeouts();
+    let env = reach.env;
+    let (home_path, root_path) = (home.path().to_path_buf(), root.path().to_path_buf());
+    let started = Instant::now();
+    let (out, termination) = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        init(&home_path, &p, &root_path, &env)
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let termination = std::fs::read_to_string(termination).ok();
+    drop(home);
+    Outcome {
+        out,
+        took,
+        termination,
+        root,
+        proxy,
+    }
+}
+
+/// Words the termination message must contain (any one of them).
+fn reasons(kind: Kind, scenario: Scenario) -> &'static [&'static str] {
+    match (kind, scenario) {
+        (Kind::Kubernetes, Refused | DiesBetween) => &["Kubernetes API unreachable"],
+        (Kind::Kubernetes, ServerErrorsForever) => &["Kubernetes API answered 503"],
+        (Kind::Kubernetes, SlowForever) => &["did not answer within", "timed out", "timeout"],
+        (Kind::Kubernetes, BadAuth) => &["Kubernetes API answered 401"],
+        (Kind::Vault, Refused | DiesBetween) => &["Vault unreachable"],
+        (Kind::Vault, ServerErrorsForever) => &["Vault answered 503"],
+        (Kind::Vault, SlowForever) => &["did not answer within", "timed out", "timeout"],
+        (Kind::Vault, BadAuth) => &["Vault answered 403"],
+        (Kind::Aws, Refused | DiesBetween) => &["AWS Secrets Manager unreachable"],
+        (Kind::Aws, ServerErrorsForever) => &["InternalServiceError"],
+        (Kind::Aws, SlowForever) => &["did not answer within", "timed out", "timeout"],
+        (Kind::Aws, BadAuth) => &["ExpiredTokenException"],
+        (_, WrongCa) => &["certificate", "UnknownIssuer"],
+        _ => &[],
+    }
+}
+
+fn retry_delays(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter(|l| l.contains("transient failure, retrying"))
+        .filter_map(|l| l.split("delay_ms=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Checks one scenario; returns what is wrong with it.
+fn check(setup: &Setup, scenario: Scenario, o: &Outcome) -> Vec<String> {
+    let mut problems = Vec::new();
+    let text = printed(&o.out);
+    let code = o.out.status.code();
+    let delays = retry_delays(&text);
+    let (_, deadline) = scenario.timeouts();
+    if text.contains("panicked") {
+        problems.push("panicked".into());
+    }
+    for v in &setup.values {
+        if text.contains(v.as_str()) || o.termination.as_deref().unwrap_or("").contains(v.as_str())
+        {
+            problems.push("a value leaked into the output".into());
+        }
+    }
+    match scenario.expect() {
+        Expect::Recovers => {
+            if code != Some(0) {
+                problems.push(format!("exit {code:?}, want 0"));
+            }
+            for (file, value) in setup.files.iter().zip(&setup.values) {
+                if std::fs::read_to_string(o.root.path().join(file))
+                    .ok()
+                    .as_deref()
+                    != Some(value)
+                {
+                    problems.push(format!("{file} not written"));
+                }
+            }
+            if delays.is_empty() {
+                problems.push("recovered without a retry".into());
+            }
+        }
+        Expect::GivesUp | Expect::FailsFast => {
+            if code != Some(1) {
+                problems.push(format!("exit {code:?}, want 1"));
+            }
+            let left = listing(o.root.path());
+            if !left.is_empty() {
+                problems.push(format!("files left behind: {left:?}"));
+            }
+            let summary = o.termination.clone().unwrap_or_default();
+            if !summary.starts_with("flyte-secret-agent: ") || !summary.contains("secret ") {
+                problems.push(format!("termination message {summary:?}"));
+            }
+            let want = reasons(setup.kind, scenario);
+            if !want.iter().any(|w| summary.contains(w)) {
+                problems.push(format!(
+                    "termination message lacks one of {want:?}: {summary}"
+                ));
+            }
+        }
+    }
+    match scenario.expect() {
+        Expect::GivesUp => {
+            if delays.len() < 2 {
+                problems.push(format!("{} retries before giving up", delays.len()));
+            }
+            let limit = Duration::from_secs(deadline + 4);
+            if o.took < Duration::from_secs(deadline - 1) || o.took > limit {
+                problems.push(format!("took {:?} for a {deadline}s deadline", o.took));
+            }
+        }
+        Expect::FailsFast => {
+            if !delays.is_empty() {
+                problems.push(format!("retried a permanent error {} times", delays.len()));
+            }
+            if o.took > Duration::from_secs(6) {
+                problems.push(format!("took {:?} to fail on a permanent error", o.took));
+            }
+        }
+        Expect::Recovers => {}
+    }
+    // Full jitter: with several retries, the delays are not all the same.
+    if delays.len() >= 3 && delays.iter().all(|d| *d == delays[0]) {
+        problems.push(format!("backoff without jitter: {delays:?}"));
+    }
+    if let Some(p) = &o.proxy {
+        let trouble = p.faulted() + p.refused();
+        let needs_trouble = !matches!(scenario, WrongCa | BadAuth | Refused)
+            || (scenario == BadAuth && setup.kind == Kind::Aws);
+        if needs_trouble && trouble == 0 {
+            problems.push("the proxy injected nothing".into());
+        }
+        if scenario == BadAuth {
+            // Permanent: each secret asked once (AWS: the injected error, once per secret).
+            let asked = p.forwarded() + p.faulted();
+            if asked > 2 {
+                problems.push(format!(
+                    "{asked} requests for 2 secrets with bad credentials"
+                ));
+            }
+        }
+        if matches!(scenario, DiesBetween | DiesBetweenAndRecovers) && p.forwarded() < 1 {
+            problems.push("the backend died before the first secret".into());
+        }
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("{:?} {scenario:?}: {p}", setup.kind))
+        .collect()
+}
+
+async fn matrix(setup: Setup) {
+    let setup = Arc::new(setup);
+    let runs = ALL.map(|scenario| {
+        let setup = setup.clone();
+        tokio::spawn(async move {
+            let outcome = run_scenario(&setup, scenario).await;
+            (scenario, outcome)
+        })
+    });
+    let mut problems = Vec::new();
+    let mut rows = Vec::new();
+    for run in runs {
+        let (scenario, outcome) = run.await.unwrap();
+        let found = check(&setup, scenario, &outcome);
+        let reason = outcome
+            .termination
+            .as_deref()
+            .map(|t| format!("\n    {}", t.chars().take(300).collect::<String>()))
+            .unwrap_or_default();
+        rows.push(format!(
+            "{:?} {scenario:?}: exit {:?} in {:.1?}, {} retries{}{reason}",
+            setup.kind,
+            outcome.out.status.code(),
+            outcome.took,
+            retry_delays(&printed(&outcome.out)).len(),
+            if found.is_empty() { "" } else { "  <-- FAILED" }
+        ));
+        if !found.is_empty() {
+            problems.extend(found);
+            problems.push(format!(
+                "  output: {}",
+                printed(&outcome.out).chars().take(3000).collect::<String>()
+            ));
+        }
+    }
+    eprintln!("{}", rows.join("\n"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_fault_matrix() {
+    matrix(kube_setup().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_fault_matrix() {
+    let s = Servers::load();
+    matrix(vault_setup(&s).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_fault_matrix() {
+    let s = Servers::load();
+    matrix(aws_setup(&s).await).await;
+}
+
+/// Vault over TLS through the proxy with the right CA: the TLS path itself works, so the
+/// WrongCa failure above is about the CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_over_tls_with_the_right_ca_works() {
+    let s = Servers::load();
+    let setup = vault_setup(&s).await;
+    let proxy = FaultProxy::start_with(
+        setup.upstream,
+        ProxyTls {
+            front: true,
+            upstream_ca_pem: None,
+        },
+    )
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let ca: PathBuf = home.path().join("ca.pem");
+    std::fs::write(&ca, proxy.ca_pem().unwrap()).unwrap();
+    let reach = (setup.make)(&proxy.url(), Some(&ca), home.path(), false);
+    let p = plan(reach.backends, None, &setup.requests);
+    let env: Vec<(&str, &str)> = reach
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (out, termination) = init(home.path(), &p, root.path(), &env);
+    assert_ok(&out);
+    assert_eq!(proxy.forwarded(), 2);
+    for (file, value) in setup.files.iter().zip(&setup.values) {
+        assert_eq!(
+            &std::fs::read_to_string(root.path().join(file)).unwrap(),
+            value
+        );
+        assert_no_leak(&out, &termination, value);
+    }
+}

@@ -1,0 +1,167 @@
+//! Retries and fail-fast behaviour against real servers behind a fault-injecting proxy:
+//! throttling and 5xx are retried with backoff and recover; permanent errors fail at once;
+//! a backend that stays down fails cleanly within the plan's deadline, writing nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::{Backend, SecretRequest};
+use flyte_secret_testkit::fault::{Fault, FaultProxy};
+use flyte_secret_testkit::servers::Servers;
+
+fn addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+fn aws_via(s: &Servers, proxy: &FaultProxy) -> Vec<Backend> {
+    vec![Backend::Aws(AwsBackend {
+        region: Some(s.aws.region.clone()),
+        endpoint: Some(proxy.url()),
+    })]
+}
+
+fn vault_via(proxy: &FaultProxy) -> Vec<Backend> {
+    vec![Backend::Vault(VaultBackend {
+        address: proxy.url(),
+        auth: VaultAuth::Token { token_file: None },
+        namespace: None,
+        ca_cert_file: None,
+        default_engine: VaultEngine::Kv2,
+        managed_mount: "secret".into(),
+    })]
+}
+
+async fn aws_secret(s: &Servers, name: &str, value: &str) {
+    aws_admin(s)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_throttling_and_5xx_are_retried_and_recover() {
+    let s = Servers::load();
+    let group = unique("throttled");
+    aws_secret(&s, &format!("{group}:k"), "recovered").await;
+    let proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
+    proxy.fail_next(2, Fault::aws_throttling());
+    proxy.fail_next(1, Fault::server_error(503));
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let p = plan(
+        aws_via(&s, &proxy),
+        None,
+        &[SecretRequest::new(&group, "k")],
+    );
+    let (out, _) = init(home.path(), &p, root.path(), &[]);
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join(format!("{group}/k"))).unwrap(),
+        "recovered"
+    );
+    assert_eq!(proxy.faulted(), 3);
+    assert_eq!(proxy.forwarded(), 1);
+    assert!(printed(&out).contains("retries=3"), "{}", printed(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_access_denied_fails_at_once() {
+    let s = Servers::load();
+    let proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
+    proxy.fail_next(
+        10,
+        Fault::aws_error(400, "AccessDeniedException", "not allowed"),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let p = plan(
+        aws_via(&s, &proxy),
+        None,
+        &[SecretRequest::new("denied", "k")],
+    );
+    let started = Instant::now();
+    let (out, termination) = init(home.path(), &p, root.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    assert_eq!(proxy.faulted(), 1, "a permanent error is not retried");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let summary = std::fs::read_to_string(termination).unwrap();
+    assert!(summary.contains("AccessDeniedException"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_5xx_and_slow_answers_are_retried() {
+    let s = Servers::load();
+    let name = unique("flaky");
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let c = vault_admin(&s);
+        vaultrs::kv2::set(&c, "secret", &name, &HashMap::from([("k", "steady")]))
+            .await
+            .unwrap();
+    }
+    let proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
+    proxy.fail_next(1, Fault::server_error(503));
+    proxy.fail_next(1, Fault::Delay(Duration::from_secs(8)));
+    proxy.fail_next(1, Fault::Drop);
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mut p = plan(
+        vault_via(&proxy),
+        None,
+        &[SecretRequest::new(format!("secret/{name}"), "k")],
+    );
+    p.timeouts.request_seconds = 2;
+    let (out, _) = init(
+        home.path(),
+        &p,
+        root.path(),
+        &[("VAULT_TOKEN", s.vault.token.as_str())],
+    );
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join(format!("secret/{name}/k"))).unwrap(),
+        "steady"
+    );
+    assert_eq!(proxy.faulted(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_stays_down_fails_within_the_deadline() {
+    let s = Servers::load();
+    let proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
+    proxy.set_down(true);
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mut p = plan(
+        vault_via(&proxy),
+        None,
+        &[SecretRequest::new("secret/x", "k")],
+    );
+    p.timeouts.request_seconds = 1;
+    p.timeouts.deadline_seconds = 3;
+    let started = Instant::now();
+    let (out, termination) = init(
+        home.path(),
+        &p,
+        root.path(),
+        &[("VAULT_TOKEN", "irrelevant")],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+    let summary = std::fs::read_to_string(termination).unwrap();
+    assert!(summary.contains("Vault unreachable"), "{summary}");
+    assert!(listing(root.path()).is_empty());
+}

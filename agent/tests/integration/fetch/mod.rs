@@ -1,0 +1,5 @@
+//! The read path, one module per backend: what `agent init` and `agent fetch` write.
+
+mod aws;
+mod kube;
+mod vault;

@@ -1,0 +1,123 @@
+//! The first injection: refuse a pod that already uses our names or mount path, then the
+//! marker, the supplemental group when ownership needs one, the volumes (secrets, Vault
+//! token, agent binary), every container wired, and the agent inserted first among the init
+//! containers, last in the patch.
+
+use flyte_secret_spec::plan::FetchPlan;
+use k8s_openapi::api::core::v1::{
+    EmptyDirVolumeSource, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
+    VolumeProjection,
+};
+
+use super::container::agent_container;
+use super::owner::{Identity, add_supplemental_group};
+use super::patch::Op;
+use super::wiring::{AppWiring, append_all, check_mounts, wire_all};
+use super::wrap::{self, BIN_VOLUME_NAME, Wrapping};
+use super::{
+    AGENT_CONTAINER, Denial, INJECTED_ANNOTATION, Mutation, Patch, TOKEN_VOLUME_NAME, VOLUME_NAME,
+};
+use crate::config::Settings;
+
+/// The patch injecting the agent into a pod seen for the first time.
+pub(super) fn inject(
+    spec: &PodSpec,
+    plan: &FetchPlan,
+    plan_json: String,
+    identity: &Identity,
+    app: &AppWiring<'_>,
+    settings: &Settings,
+) -> Result<Mutation, Denial> {
+    check_conflicts(spec, settings)?;
+    let mut ops = vec![Op::add(
+        &["metadata", "annotations", INJECTED_ANNOTATION],
+        "true",
+    )];
+    if let Some(gid) = identity.supplemental_group {
+        add_supplemental_group(&mut ops, spec, gid);
+    }
+    let mut warnings: Vec<String> = identity.warning.iter().cloned().collect();
+    let mut volumes = volumes(settings);
+    let mut wrapping = Wrapping::new(&plan_json, &app.unserved, settings, true);
+    let mut wiring = Vec::new();
+    wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
+    let wraps = !wrapping.wrapped.is_empty();
+    if wraps {
+        volumes.push(wrap::bin_volume(settings));
+    }
+    append_all(
+        &mut ops,
+        &["spec", "volumes"],
+        spec.volumes.is_some(),
+        &volumes,
+    );
+    ops.extend(wiring);
+    warnings.extend(wrapping.warnings(&app.unserved, settings));
+    let agent = agent_container(spec, plan_json, identity, settings, wraps, &mut warnings);
+    if spec.init_containers.is_some() {
+        ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
+    } else {
+        ops.push(Op::add(&["spec", "initContainers"], &[agent]));
+    }
+    Ok(Mutation {
+        patch: Patch(ops),
+        warnings,
+        secrets: plan.secrets.len(),
+        rewired: false,
+        wrapped: wrapping.wrapped,
+    })
+}
+
+/// The secrets emptyDir and, when configured, the projected Vault token.
+fn volumes(settings: &Settings) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: VOLUME_NAME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(settings.volume_size_limit.clone()),
+        }),
+        ..Default::default()
+    }];
+    if let Some(token) = &settings.vault_token {
+        volumes.push(Volume {
+            name: TOKEN_VOLUME_NAME.into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(token.audience.clone()),
+                        expiration_seconds: Some(token.expiration_seconds),
+                        path: "token".into(),
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    volumes
+}
+
+fn check_conflicts(spec: &PodSpec, settings: &Settings) -> Result<(), Denial> {
+    for v in spec.volumes.iter().flatten() {
+        if [VOLUME_NAME, TOKEN_VOLUME_NAME, BIN_VOLUME_NAME].contains(&v.name.as_str()) {
+            return Err(Denial::Conflict(format!(
+                "the pod already has a volume named {}",
+                v.name
+            )));
+        }
+    }
+    let all = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in all {
+        if c.name == AGENT_CONTAINER {
+            return Err(Denial::Conflict(format!(
+                "the pod already has a container named {AGENT_CONTAINER}"
+            )));
+        }
+        check_mounts(c, settings)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The app containers' side of the injection: the env vars every container gets, the
+//! read-only mount of the secrets volume, and the patch operations that wire one container
+//! (our env first, same-named vars replaced; the `agent exec` command where [`super::wrap`]
+//! decided so).
+
+use std::collections::BTreeSet;
+
+use flyte_secret_spec::backend::secret_key_ref_possible;
+use flyte_secret_spec::naming::EnvValue;
+use flyte_secret_spec::plan::FetchPlan;
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, VolumeMount,
+};
+
+use super::patch::Op;
+use super::wrap::{self, ContainerWrap, Unserved, Wrapping};
+use super::{AGENT_CONTAINER, Denial, VOLUME_NAME};
+use crate::config::Settings;
+
+/// What every app container of one admission gets.
+#[derive(Debug)]
+pub(super) struct AppWiring<'p> {
+    /// The env vars, in order, without duplicates.
+    pub(super) env: Vec<EnvVar>,
+    /// The secrets volume, read-only at the mount path.
+    pub(super) mount: VolumeMount,
+    /// The ENV_VAR secrets only `agent exec` can deliver.
+    pub(super) unserved: Vec<Unserved<'p>>,
+}
+
+impl<'p> AppWiring<'p> {
+    pub(super) fn new(plan: &'p FetchPlan, namespace: Option<&str>, settings: &Settings) -> Self {
+        Self {
+            env: app_env(plan, namespace, settings),
+            mount: VolumeMount {
+                name: VOLUME_NAME.into(),
+                mount_path: settings.layout.mount_path.clone(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            unserved: wrap::unserved(plan, namespace, settings),
+        }
+    }
+}
+
+/// The env vars every app container gets, in order, without duplicates. ENV_VAR values go
+/// through a `secretKeyRef` where one can carry them ([`secret_key_ref_possible`]);
+/// [`super::wrap`] covers the others, and those a later backend may serve instead.
+fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Vec<EnvVar> {
+    let layout = &settings.layout;
+    let mut env: Vec<EnvVar> = layout
+        .common_env()
+        .into_iter()
+        .map(|(name, value)| plain_env(name, value))
+        .collect();
+    for planned in &plan.secrets {
+        let req = &planned.request;
+        // The plan's files are the naming rules' (validated with the plan).
+        let wires = layout.env_wiring_to(req, &planned.files[0]);
+        let by_ref = secret_key_ref_possible(&settings.backends, req, namespace);
+        for wire in wires {
+            match wire.value {
+                EnvValue::FilePath(path) => env.push(plain_env(&wire.name, path)),
+                EnvValue::SecretValue if by_ref => env.push(EnvVar {
+                    name: wire.name,
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: req.group.clone(),
+                            key: req.key.clone(),
+                            optional: Some(true),
+                        }),
+                        ..Default::default()
+                    }),
+                }),
+                EnvValue::SecretValue => {}
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    env.retain(|e| seen.insert(e.name.clone()));
+    env
+}
+
+/// An env var with a literal value.
+pub(super) fn plain_env(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    }
+}
+
+/// Whether two paths name the same directory (trailing slashes aside).
+pub(super) fn same_path(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Refuses a container that already mounts something at our mount path.
+pub(super) fn check_mounts(c: &Container, settings: &Settings) -> Result<(), Denial> {
+    for m in c.volume_mounts.iter().flatten() {
+        if same_path(&m.mount_path, &settings.layout.mount_path) {
+            return Err(Denial::Conflict(format!(
+                "container {} already mounts volume {} at {} (is another secret webhook \
+                 installed?)",
+                c.name, m.name, m.mount_path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Wires every container and init container (our agent excepted), wrapping what
+/// `wrapping` decides. With `only_missing`, containers that already mount the volume are
+/// left alone.
+pub(super) fn wire_all(
+    ops: &mut Vec<Op>,
+    spec: &PodSpec,
+    app: &AppWiring<'_>,
+    settings: &Settings,
+    only_missing: bool,
+    wrapping: &mut Wrapping,
+) -> Result<(), Denial> {
+    let lists = [
+        ("containers", Some(&spec.containers)),
+        ("initContainers", spec.init_containers.as_ref()),
+    ];
+    for (field, list) in lists {
+        for (i, c) in list.into_iter().flatten().enumerate() {
+            if c.name == AGENT_CONTAINER {
+                continue;
+            }
+            let wired = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == VOLUME_NAME);
+            if only_missing && wired {
+                continue;
+            }
+            if only_missing {
+                check_mounts(c, settings)?;
+            }
+            let w = wrapping.decide(c, settings);
+            let base = ["spec", field, &i.to_string()];
+            if w.wraps() {
+                let env = [&app.env[..], std::slice::from_ref(&wrapping.plan_env)].concat();
+                let mounts = [app.mount.clone(), wrapping.bin_mount.clone()];
+                wire_container(ops, &base, c, &env, &mounts, &w);
+            } else {
+                let mounts = std::slice::from_ref(&app.mount);
+                wire_container(ops, &base, c, &app.env, mounts, &w);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wire_container(
+    ops: &mut Vec<Op>,
+    base: &[&str],
+    c: &Container,
+    env: &[EnvVar],
+    mounts: &[VolumeMount],
+    wrap: &ContainerWrap,
+) {
+    fn at<'a>(base: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+        [base, tail].concat()
+    }
+    append_all(
+        ops,
+        &at(base, &["volumeMounts"]),
+        c.volume_mounts.is_some(),
+        mounts,
+    );
+    // `add` replaces an existing member: command and exec commands are set whole.
+    if let Some(command) = &wrap.command {
+        ops.push(Op::add(&at(base, &["command"]), command));
+    }
+    for (path, command) in &wrap.hooks {
+        ops.push(Op::add(&at(base, path), command));
+    }
+    match &c.env {
+        None => ops.push(Op::add(&at(base, &["env"]), env)),
+        Some(existing) => {
+            let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
+            for (i, e) in existing.iter().enumerate().rev() {
+                if ours.contains(e.name.as_str()) {
+                    ops.push(Op::remove(&at(base, &["env", &i.to_string()])));
+                }
+            }
+            for (i, e) in env.iter().enumerate() {
+                ops.push(Op::add(&at(base, &["env", &i.to_string()]), e));
+            }
+        }
+    }
+}
+
+/// Appends items to an array, creating it when absent.
+pub(super) fn append_all<T: serde::Serialize>(
+    ops: &mut Vec<Op>,
+    array: &[&str],
+    exists: bool,
+    items: &[T],
+) {
+    if exists {
+        let end = [array, &["-"]].concat();
+        for item in items {
+            ops.push(Op::add(&end, item));
+        }
+    } else {
+        ops.push(Op::add(array, items));
+    }
+}
