@@ -4,7 +4,8 @@
 //! on the pod, fetches every requested secret and writes strict files where Flyte's SDKs
 //! look. The data path, in module order:
 //!
-//! - [`cli`]: the subcommands and their flags (`init`, `fetch`, `exec`, `secrets`);
+//! - [`cli`]: the subcommands and their flags (`init`, `fetch`, `exec`, `secrets`), run by
+//!   [`app`];
 //! - [`run`]: `init` and `fetch` over one code path: plan → [`resolve`] → [`writer`];
 //! - [`backends`]: one interface (connect → fetch a batch → found or a typed miss) and one
 //!   folder per store (Kubernetes, AWS Secrets Manager, Vault), each owning its read path
@@ -17,6 +18,7 @@
 //!
 //! Secret bytes only ever live in a [`value::SecretValue`].
 
+pub mod app;
 pub mod backends;
 pub mod cli;
 pub mod error;

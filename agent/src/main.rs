@@ -8,7 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = agent::cli::Cli::parse();
-    match agent::cli::run(cli) {
+    match agent::app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, once: per-secret causes were already logged where they happened.

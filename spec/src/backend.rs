@@ -315,19 +315,24 @@ pub fn served_by_secret_key_ref(
 mod secret_key_ref_tests {
     use super::*;
 
-    #[test]
-    fn only_a_same_namespace_kubernetes_secret_first() {
-        let req = SecretRequest::new("user-info", "user_secret");
-        let k8s = Backend::Kubernetes(KubernetesBackend::default());
-        let aws = Backend::Aws(AwsBackend::default());
-        let vault = Backend::Vault(VaultBackend {
+    /// A Vault backend as the tests' plans have it.
+    pub(super) fn local_vault() -> Backend {
+        Backend::Vault(VaultBackend {
             address: "http://127.0.0.1:8200".into(),
             auth: VaultAuth::Token { token_file: None },
             namespace: None,
             ca_cert_file: None,
             default_engine: VaultEngine::Kv2,
             managed_mount: "secret".into(),
-        });
+        })
+    }
+
+    #[test]
+    fn only_a_same_namespace_kubernetes_secret_first() {
+        let req = SecretRequest::new("user-info", "user_secret");
+        let k8s = Backend::Kubernetes(KubernetesBackend::default());
+        let aws = Backend::Aws(AwsBackend::default());
+        let vault = local_vault();
         let ns = Some("flytesnacks-development");
         let possible =
             |backends: &[Backend], req: &SecretRequest| secret_key_ref_possible(backends, req, ns);
@@ -362,6 +367,7 @@ mod secret_key_ref_tests {
 
 #[cfg(test)]
 mod tests {
+    use super::secret_key_ref_tests::local_vault;
     use super::*;
 
     #[test]
@@ -395,14 +401,7 @@ mod tests {
         assert!(k8s.check(&SecretRequest::new("", "openai_key")).is_ok());
         assert!(k8s.check(&SecretRequest::new("", "my.key")).is_err());
 
-        let vault = Backend::Vault(VaultBackend {
-            address: "http://127.0.0.1:8200".into(),
-            auth: VaultAuth::Token { token_file: None },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-        });
+        let vault = local_vault();
         assert!(
             vault
                 .check(&SecretRequest::new("secret/data/x", "k").with_group_version("db"))

@@ -35,6 +35,7 @@ use thiserror::Error;
 
 use crate::config::Settings;
 
+mod common;
 mod container;
 mod inject;
 mod owner;

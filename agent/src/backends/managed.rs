@@ -1,8 +1,9 @@
 //! The Flyte 2 managed-secret model every backend stores (each backend's folder has its own
 //! layout, `<backend>/managed.rs`): the secret's identity ([`SecretId`]: scope + name,
 //! encoded `u__org__…` exactly as Flyte's SecretService does), its [`Metadata`] (never the
-//! value), the list [`Filter`] with Flyte's label semantics, one [`Error`] type whose class
-//! drives retries and exit codes, and dispatch over the closed set of stores ([`Store`]).
+//! value), the list [`Filter`] with Flyte's label semantics, and one [`Error`] type whose class
+//! drives retries and exit codes. `agent secrets` dispatches over the stores in
+//! `crate::manage`.
 //!
 //! Retries: reads (get, list, the existence check before delete/update) are retried on
 //! transient errors inside the deadline; writes (create, update, delete) are sent once, so a
@@ -13,9 +14,6 @@ use flyte_secret_spec::Scope;
 use flyte_secret_spec::scoped::k8s_secret_name;
 use serde::Serialize;
 
-use super::aws::managed::AwsStore;
-use super::kube::managed::KubeStore;
-use super::vault::managed::VaultStore;
 use super::{Class, Classify, Context};
 use crate::retry::CallError;
 use crate::value::SecretValue;
@@ -87,6 +85,17 @@ impl SecretId {
             (false, false) => "project",
         }
     }
+}
+
+/// What `create` and `update` write: a value under an id.
+#[derive(Debug, Clone, Copy)]
+pub struct Put<'a> {
+    /// Which secret.
+    pub id: &'a SecretId,
+    /// Its new value.
+    pub value: &'a SecretValue,
+    /// `create`: the type (absent: generic); `update`: a new type, or keep the current one.
+    pub secret_type: Option<SecretType>,
 }
 
 /// What `get` and `list` show. Never the value.
@@ -187,108 +196,6 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     ctx.once(op).await
-}
-
-/// A connected store.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per process; boxing buys nothing"
-)]
-pub enum Store {
-    /// Kubernetes Secrets.
-    Kube(KubeStore),
-    /// AWS Secrets Manager.
-    Aws(AwsStore),
-    /// Vault / OpenBao KV v2.
-    Vault(VaultStore),
-}
-
-// === impl Store ===
-
-impl Store {
-    /// The store's name in messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "kubernetes",
-            Self::Aws(_) => "aws",
-            Self::Vault(_) => "vault",
-        }
-    }
-
-    /// Where `id` lives in this store, for messages.
-    pub fn location(&self, id: &SecretId) -> String {
-        match self {
-            Self::Kube(s) => s.location(id),
-            Self::Aws(_) => format!("secret {}", id.encoded()),
-            Self::Vault(s) => s.location(id),
-        }
-    }
-
-    /// Creates `id`; [`Error::AlreadyExists`] if it is there.
-    pub async fn create(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: SecretType,
-    ) -> StoreResult<()> {
-        match self {
-            Self::Kube(s) => s.create(ctx, id, value, secret_type).await,
-            Self::Aws(s) => s.create(ctx, id, value, secret_type).await,
-            Self::Vault(s) => s.create(ctx, id, value, secret_type).await,
-        }
-    }
-
-    /// Replaces the value of `id` (and its type, when given); [`Error::NotFound`] if absent.
-    pub async fn update(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: Option<SecretType>,
-    ) -> StoreResult<()> {
-        match self {
-            Self::Kube(s) => s.update(ctx, id, value, secret_type).await,
-            Self::Aws(s) => s.update(ctx, id, value, secret_type).await,
-            Self::Vault(s) => s.update(ctx, id, value, secret_type).await,
-        }
-    }
-
-    /// The metadata of `id`; [`Error::NotFound`] if absent.
-    pub async fn get(&self, ctx: &Context, id: &SecretId) -> StoreResult<Metadata> {
-        match self {
-            Self::Kube(s) => s.get(ctx, id).await,
-            Self::Aws(s) => s.get(ctx, id).await,
-            Self::Vault(s) => s.get(ctx, id).await,
-        }
-    }
-
-    /// Every managed secret `filter` matches, sorted by name, then scope.
-    pub async fn list(&self, ctx: &Context, filter: &Filter) -> StoreResult<Vec<Metadata>> {
-        let mut out = match self {
-            Self::Kube(s) => s.list(ctx, filter).await?,
-            Self::Aws(s) => s.list(ctx, filter).await?,
-            Self::Vault(s) => s.list(ctx, filter).await?,
-        };
-        out.retain(|m| filter.matches(&m.id.scope));
-        out.sort_by(|a, b| {
-            (&a.id.name, &a.id.scope.domain, &a.id.scope.project).cmp(&(
-                &b.id.name,
-                &b.id.scope.domain,
-                &b.id.scope.project,
-            ))
-        });
-        Ok(out)
-    }
-
-    /// Deletes `id`; `Ok(false)` when it was not there.
-    pub async fn delete(&self, ctx: &Context, id: &SecretId) -> StoreResult<bool> {
-        match self {
-            Self::Kube(s) => s.delete(ctx, id).await,
-            Self::Aws(s) => s.delete(ctx, id).await,
-            Self::Vault(s) => s.delete(ctx, id).await,
-        }
-    }
 }
 
 /// Whether the value is text (stored as a string: `stringData`, `SecretString`, a plain KV

@@ -1,6 +1,6 @@
 //! Command-line interface. Every flag has an environment fallback so the init container is
 //! configured by env alone (the names the webhook sets come from `flyte_secret_spec::env`);
-//! `--help` documents each. [`run`] sets up logging and the runtime, then dispatches.
+//! `--help` documents each. Only flags live here: [`crate::app`] runs them.
 
 pub mod fetch;
 pub mod flags;
@@ -19,8 +19,7 @@ use flyte_secret_spec::env::{
 pub use self::fetch::FetchArgs;
 pub use self::flags::{KubeArgs, PlanArgs, TimeArgs};
 pub use self::secrets::SecretsArgs;
-use crate::error::Error;
-use crate::logging::{self, DEFAULT_FILTER, LogFormat};
+use crate::logging::{DEFAULT_FILTER, LogFormat};
 
 /// Delivers Flyte task secrets from Kubernetes, AWS Secrets Manager and Vault into files.
 ///
@@ -97,30 +96,4 @@ pub struct ExecArgs {
     /// The program and its arguments, unchanged.
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub program: Vec<OsString>,
-}
-
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<(), Error> {
-    logging::init(cli.log_format, &cli.log)?;
-    // rustls needs one crypto provider for the whole process (kube, AWS and Vault clients).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    match cli.command {
-        // No runtime: exec only reads files, then becomes the program.
-        Command::Exec(args) => {
-            let plan = crate::run::read_plan(&args.plan)?;
-            Err(crate::exec::exec(&plan, args.root, &args.program))
-        }
-        Command::Init(args) => block_on(crate::run::init(*args)),
-        Command::Fetch(args) => block_on(crate::run::fetch(*args)),
-        Command::Secrets(args) => block_on(crate::manage::run(*args)),
-    }
-}
-
-/// One thread is enough: the agent's work is waiting on the network.
-fn block_on(work: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?
-        .block_on(work)
 }

@@ -14,6 +14,7 @@
 
 mod input;
 mod output;
+mod store;
 
 use flyte_secret_spec::Scope;
 use flyte_secret_spec::backend::{VaultBackend, VaultEngine};
@@ -22,10 +23,11 @@ use flyte_secret_spec::scoped::{ScopeError, is_valid_secret_name};
 
 pub use self::input::InputError;
 use self::input::Source;
+use self::store::Store;
 use crate::backends::Context;
 use crate::backends::aws::managed::AwsStore;
 use crate::backends::kube::managed::KubeStore;
-use crate::backends::managed::{Error as StoreError, Filter, SecretId, SecretType, Store};
+use crate::backends::managed::{Error as StoreError, Filter, Put, SecretId, SecretType};
 use crate::backends::vault::managed::VaultStore;
 use crate::cli::flags::{TimeArgs, VaultAuthName};
 use crate::cli::secrets::{
@@ -107,11 +109,7 @@ impl ManageError {
 }
 
 /// Runs one `agent secrets` subcommand.
-pub async fn run(args: SecretsArgs) -> Result<(), crate::Error> {
-    Ok(subcommand(args).await?)
-}
-
-async fn subcommand(args: SecretsArgs) -> Result<(), ManageError> {
+pub async fn run(args: SecretsArgs) -> Result<(), ManageError> {
     match args.command {
         SecretsCommand::Create(a) => write(*a, true).await,
         SecretsCommand::Update(a) => write(*a, false).await,
@@ -202,10 +200,13 @@ async fn write(args: WriteArgs, create: bool) -> Result<(), ManageError> {
     let ctx = context(&args.store.time);
     let store = connect(&args.store, &ctx).await?;
     let at = format!("{} ({})", store.kind(), store.location(&id));
+    let put = Put {
+        id: &id,
+        value: &value,
+        secret_type: args.secret_type,
+    };
     if create {
-        let created = store
-            .create(&ctx, &id, &value, args.secret_type.unwrap_or_default())
-            .await;
+        let created = store.create(&ctx, put).await;
         match created {
             Ok(()) => {
                 println!("created secret {} in {at}", id.describe());
@@ -222,7 +223,7 @@ async fn write(args: WriteArgs, create: bool) -> Result<(), ManageError> {
             Err(e) => return Err(e.into()),
         }
     }
-    match store.update(&ctx, &id, &value, args.secret_type).await {
+    match store.update(&ctx, put).await {
         Ok(()) => {
             println!("updated secret {} in {at}", id.describe());
             Ok(())

@@ -11,6 +11,7 @@ use std::process::Output;
 
 use crate::common::*;
 use flyte_secret_spec::backend::{KubernetesBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::MAX_PLAN_BYTES;
 use flyte_secret_spec::{Backend, Layout, SecretRequest};
 use flyte_secret_testkit::kube::StandIn;
@@ -611,7 +612,7 @@ fn run(case: &Case, home: &Path, root: &Path) -> (Output, Option<String>) {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            cmd.env("FLYTE_SECRET_PLAN", text);
+            cmd.env(PLAN_ENV, text);
         }
         Run::InitFile(bytes) => {
             init(&mut cmd);

@@ -2,6 +2,7 @@
 //! (with the termination message written), strict plans, values never on stdout by default.
 
 use crate::common::*;
+use flyte_secret_spec::env::PLAN_ENV;
 
 #[test]
 fn help_documents_every_flag_with_its_env_var() {
@@ -53,7 +54,7 @@ fn usage_and_plan_errors_exit_2_with_a_termination_message() {
     let run = |plan: &str| {
         agent(home.path())
             .arg("init")
-            .env("FLYTE_SECRET_PLAN", plan)
+            .env(PLAN_ENV, plan)
             .env("FLYTE_SECRET_TERMINATION_LOG", &termination)
             .output()
             .unwrap()

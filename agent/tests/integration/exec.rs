@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::common::*;
 use flyte_secret_spec::backend::KubernetesBackend;
+use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::{Backend, MountRequirement, Scope, SecretRequest};
 
@@ -35,7 +36,7 @@ fn deliver(root: &Path, files: &[(&str, &str)]) {
 fn exec(home: &Path, root: &Path, plan: &FetchPlan, program: &[&str]) -> std::process::Command {
     let mut cmd = agent(home);
     cmd.arg("exec")
-        .env("FLYTE_SECRET_PLAN", plan.to_json())
+        .env(PLAN_ENV, plan.to_json())
         .env("FLYTE_SECRET_ROOT", root)
         .arg("--")
         .args(program);

@@ -30,6 +30,7 @@ mod policy;
 mod routes;
 mod selector;
 mod server;
+mod state;
 mod status;
 mod store;
 pub(crate) mod tls;
@@ -48,7 +49,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use policy::{OWN_NAMESPACE, Policy, Rule};
-pub use server::ADMIN_USER;
+pub use state::ADMIN_USER;
 
 /// The issuer of service-account tokens, as on a default cluster.
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -140,7 +141,7 @@ pub struct StandIn {
     task: JoinHandle<()>,
 }
 
-use server::Shared;
+use state::Shared;
 
 /// Installs the ring crypto provider as the process default (kube's rustls client needs one);
 /// a provider installed earlier is kept.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::policy::Attributes;
 use super::selector::{FieldSelector, LabelSelector};
-use super::server::{Shared, User};
+use super::state::{Shared, User};
 use super::status::{self, ApiError, FieldError, GroupResource};
 use super::store::{self, Kind, ListQuery, Preconditions, Store};
 

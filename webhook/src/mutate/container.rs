@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, PodSpec, SeccompProfile, SecurityContext, VolumeMount,
 };
 
+use super::common::{plain_env, same_path};
 use super::owner::Identity;
-use super::wiring::{plain_env, same_path};
 use super::wrap::BIN_VOLUME_NAME;
 use super::{AGENT_CONTAINER, TOKEN_VOLUME_NAME, VOLUME_NAME};
 use crate::config::Settings;

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, VolumeMount,
 };
 
+use super::common::{plain_env, same_path};
 use super::patch::Op;
 use super::wrap::{self, ContainerWrap, Unserved, Wrapping};
 use super::{AGENT_CONTAINER, Denial, VOLUME_NAME};
@@ -80,20 +81,6 @@ fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Ve
     let mut seen = BTreeSet::new();
     env.retain(|e| seen.insert(e.name.clone()));
     env
-}
-
-/// An env var with a literal value.
-pub(super) fn plain_env(name: &str, value: String) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value),
-        value_from: None,
-    }
-}
-
-/// Whether two paths name the same directory (trailing slashes aside).
-pub(super) fn same_path(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// Refuses a container that already mounts something at our mount path.

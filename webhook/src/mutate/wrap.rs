@@ -27,7 +27,7 @@ use flyte_secret_spec::backend::{Backend, secret_key_ref_possible, served_by_sec
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
 use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
-use super::wiring::{plain_env, same_path};
+use super::common::{plain_env, same_path};
 use crate::config::Settings;
 
 /// Name of the in-memory volume holding the agent binary for `agent exec`.

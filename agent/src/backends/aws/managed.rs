@@ -23,10 +23,10 @@ use flyte_secret_spec::scoped::{LABEL_DOMAIN, LABEL_MANAGED, LABEL_PROJECT, deco
 use crate::backends::Context;
 use crate::backends::aws::AwsClient;
 use crate::backends::managed::{
-    self as store, Error, Filter, Metadata, SecretId, SecretType, StoreResult, TYPE_KEY, as_text,
+    self as store, Error, Filter, Metadata, Put, SecretId, SecretType, StoreResult, TYPE_KEY,
+    as_text,
 };
 use crate::retry::CallError;
-use crate::value::SecretValue;
 
 /// Managed secrets in one account and region.
 pub struct AwsStore {
@@ -114,17 +114,23 @@ impl AwsStore {
         Ok(Self { client })
     }
 
-    async fn describe(&self, ctx: &Context, id: &SecretId) -> StoreResult<DescribeSecretOutput> {
-        let name = id.encoded();
-        let out = store::read(ctx, || async {
+    /// `DescribeSecret`, a secret scheduled for deletion included.
+    async fn describe_any(&self, ctx: &Context, name: &str) -> StoreResult<DescribeSecretOutput> {
+        store::read(ctx, || async {
             self.client
                 .describe_secret()
-                .secret_id(&name)
+                .secret_id(name)
                 .send()
                 .await
-                .map_err(|e| aws_error(&name, e))
+                .map_err(|e| aws_error(name, e))
         })
-        .await?;
+        .await
+    }
+
+    /// `DescribeSecret`; a secret scheduled for deletion is not found.
+    async fn describe(&self, ctx: &Context, id: &SecretId) -> StoreResult<DescribeSecretOutput> {
+        let name = id.encoded();
+        let out = self.describe_any(ctx, &name).await?;
         if out.deleted_date().is_some() {
             return Err(
                 Error::NotFound(format!("AWS secret {name} is scheduled for deletion")).into(),
@@ -134,13 +140,9 @@ impl AwsStore {
     }
 
     /// `CreateSecret`.
-    pub async fn create(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: SecretType,
-    ) -> StoreResult<()> {
+    pub async fn create(&self, ctx: &Context, put: Put<'_>) -> StoreResult<()> {
+        let (id, value) = (put.id, put.value);
+        let secret_type = put.secret_type.unwrap_or_default();
         let name = id.encoded();
         let mut call = self
             .client
@@ -159,13 +161,8 @@ impl AwsStore {
     }
 
     /// `PutSecretValue` (and the type tag, when given).
-    pub async fn update(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: Option<SecretType>,
-    ) -> StoreResult<()> {
+    pub async fn update(&self, ctx: &Context, put: Put<'_>) -> StoreResult<()> {
+        let (id, value, secret_type) = (put.id, put.value, put.secret_type);
         let name = id.encoded();
         self.describe(ctx, id).await?;
         let mut call = self.client.put_secret_value().secret_id(&name);
@@ -254,16 +251,7 @@ impl AwsStore {
     /// delete of an absent secret with success, so existence is checked first.)
     pub async fn delete(&self, ctx: &Context, id: &SecretId) -> StoreResult<bool> {
         let name = id.encoded();
-        let exists = store::read(ctx, || async {
-            self.client
-                .describe_secret()
-                .secret_id(&name)
-                .send()
-                .await
-                .map_err(|e| aws_error(&name, e))
-        })
-        .await;
-        match exists {
+        match self.describe_any(ctx, &name).await {
             Ok(_) => {}
             Err(CallError::Failed(Error::NotFound(_))) => return Ok(false),
             Err(e) => return Err(e),

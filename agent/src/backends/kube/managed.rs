@@ -25,7 +25,8 @@ use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use crate::backends::Context;
 use crate::backends::kube::{self as kube_backend, KubeBackend, KubeSettings};
 use crate::backends::managed::{
-    self as store, Error, Filter, Metadata, SecretId, SecretType, StoreResult, TYPE_KEY, as_text,
+    self as store, Error, Filter, Metadata, Put, SecretId, SecretType, StoreResult, TYPE_KEY,
+    as_text,
 };
 use crate::retry::CallError;
 use crate::value::SecretValue;
@@ -178,13 +179,9 @@ impl KubeStore {
     }
 
     /// `POST` the Secret Flyte would write.
-    pub async fn create(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: SecretType,
-    ) -> StoreResult<()> {
+    pub async fn create(&self, ctx: &Context, put: Put<'_>) -> StoreResult<()> {
+        let (id, value) = (put.id, put.value);
+        let secret_type = put.secret_type.unwrap_or_default();
         let mut secret = Secret {
             metadata: ObjectMeta {
                 name: Some(id.k8s_name()),
@@ -212,13 +209,8 @@ impl KubeStore {
 
     /// Get, replace the single data entry (as Flyte's UpdateSecret does), `PUT` with the
     /// read resourceVersion so a concurrent change is a conflict, not a lost write.
-    pub async fn update(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: Option<SecretType>,
-    ) -> StoreResult<()> {
+    pub async fn update(&self, ctx: &Context, put: Put<'_>) -> StoreResult<()> {
+        let (id, value, secret_type) = (put.id, put.value, put.secret_type);
         let name = id.k8s_name();
         let mut secret = self.fetch(ctx, &name).await?;
         secret.metadata.managed_fields = None;

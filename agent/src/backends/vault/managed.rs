@@ -19,7 +19,8 @@ use vaultrs::api::kv2::responses::ReadSecretMetadataResponse;
 use vaultrs::error::ClientError;
 
 use crate::backends::managed::{
-    self as store, Error, Filter, Metadata, SecretId, SecretType, StoreResult, TYPE_KEY, as_text,
+    self as store, Error, Filter, Metadata, Put, SecretId, SecretType, StoreResult, TYPE_KEY,
+    as_text,
 };
 use crate::backends::vault::{MANAGED_BASE64, MANAGED_ENCODING_FIELD, VaultClient};
 use crate::backends::{Backend, Class, Context};
@@ -178,26 +179,17 @@ impl VaultStore {
     }
 
     /// Writes version 1 with `cas=0`, then the custom metadata.
-    pub async fn create(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: SecretType,
-    ) -> StoreResult<()> {
+    pub async fn create(&self, ctx: &Context, put: Put<'_>) -> StoreResult<()> {
+        let (id, value) = (put.id, put.value);
+        let secret_type = put.secret_type.unwrap_or_default();
         self.write_data(ctx, id, value, 0).await?;
         self.write_metadata(ctx, &id.encoded(), custom_metadata(id, secret_type))
             .await
     }
 
     /// Writes a new version with `cas=<the version read>`; updates the type when given.
-    pub async fn update(
-        &self,
-        ctx: &Context,
-        id: &SecretId,
-        value: &SecretValue,
-        secret_type: Option<SecretType>,
-    ) -> StoreResult<()> {
+    pub async fn update(&self, ctx: &Context, put: Put<'_>) -> StoreResult<()> {
+        let (id, value, secret_type) = (put.id, put.value, put.secret_type);
         let path = id.encoded();
         let meta = self.read_metadata(ctx, &path).await?;
         let cas = u32::try_from(meta.current_version).unwrap_or(u32::MAX);

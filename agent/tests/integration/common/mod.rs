@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::{Backend, Layout, Scope, SecretRequest};
 
@@ -89,7 +90,7 @@ pub fn init(
     let termination = home.join("termination-log");
     let mut cmd = agent(home);
     cmd.arg("init")
-        .env("FLYTE_SECRET_PLAN", plan.to_json())
+        .env(PLAN_ENV, plan.to_json())
         .env("FLYTE_SECRET_ROOT", root)
         .env("FLYTE_SECRET_TERMINATION_LOG", &termination);
     for (k, v) in extra {

@@ -1,0 +1,32 @@
+//! The entry point behind `main`: logging, the TLS provider and the runtime, then the
+//! subcommand. Kept apart from [`crate::cli`] so the flags depend on nothing that runs them.
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::logging;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    logging::init(cli.log_format, &cli.log)?;
+    // rustls needs one crypto provider for the whole process (kube, AWS and Vault clients).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        // No runtime: exec only reads files, then becomes the program.
+        Command::Exec(args) => {
+            let plan = crate::run::read_plan(&args.plan)?;
+            Err(crate::exec::exec(&plan, args.root, &args.program))
+        }
+        Command::Init(args) => block_on(crate::run::init(*args)),
+        Command::Fetch(args) => block_on(crate::run::fetch(*args)),
+        Command::Secrets(args) => block_on(async { Ok(crate::manage::run(*args).await?) }),
+    }
+}
+
+/// One thread is enough: the agent's work is waiting on the network.
+fn block_on(work: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?
+        .block_on(work)
+}
