@@ -59,6 +59,9 @@ AGENT=$CARGO_TARGET/$MUSL_TARGET/release/agent
 WEBHOOK=$CARGO_TARGET/$MUSL_TARGET/release/webhook
 ECHO_TARGET=$CARGO_TARGET/bench
 TLS_ECHO=$ECHO_TARGET/release/tls-echo
+# Prints the load test's AdmissionReview: the shared fixture (testkit/src/fixtures.rs), the
+# body the webhook's criterion bench times too.
+LOAD_TEST_REVIEW=$CARGO_TARGET/debug/load-test-review
 PY=python3
 BENCH_PY=$ROOT/bench/bench.py
 
@@ -121,8 +124,9 @@ if [[ $BUILD == 1 ]]; then
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-webhook --bin webhook
   cargo build --release --locked --manifest-path bench/tls-echo/Cargo.toml --target-dir "$ECHO_TARGET"
+  cargo build --locked -p flyte-secret-testkit --bin load-test-review
 fi
-for b in "$AGENT" "$WEBHOOK" "$TLS_ECHO"; do
+for b in "$AGENT" "$WEBHOOK" "$TLS_ECHO" "$LOAD_TEST_REVIEW"; do
   [[ -x $b ]] || die "$b is missing (run without BENCH_BUILD=0)"
 done
 
@@ -315,7 +319,7 @@ section "4. Webhook under load (wrk)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
   -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
-"$TLS_ECHO" review 5 >"$WORK/review.json"
+"$LOAD_TEST_REVIEW" 5 >"$WORK/review.json"
 "${CLEAN_ENV[@]}" "$WEBHOOK" serve --listen "$HOST:$WEBHOOK_PORT" --admin-listen "$HOST:$WEBHOOK_ADMIN_PORT" \
   --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" >"$WORK/webhook.log" 2>&1 &
 PIDS+=($!)
@@ -419,6 +423,7 @@ git_sha=$(git rev-parse --short=12 HEAD)
 [[ -z $(git status --porcelain -- agent webhook spec Cargo.toml Cargo.lock 2>/dev/null) ]] || git_sha="$git_sha (+ uncommitted changes)"
 loads_json=$(printf '%s\n' "${LOADS[@]}" |
   $PY -c 'import json,sys; print(json.dumps([l.rstrip("\n").split("\t") for l in sys.stdin]))')
+# shellcheck disable=SC1091  # /etc/os-release is the machine's, not part of the repository
 $PY - "$RES/meta.json" <<EOF
 import json, sys
 meta = {

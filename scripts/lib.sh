@@ -1,8 +1,10 @@
 # shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this
 # Shared settings and helpers for scripts/*.sh. Source it; do not run it.
 #
-# Everything the scripts create lives under $LOCAL (git-ignored): the Python venv, the private
-# PostgreSQL cluster, the Kubernetes API stand-in's state, pidfiles, logs and the env file.
+# Everything the scripts create lives under $LOCAL (git-ignored). The Python venv is shared; the
+# state of one set of local servers (the private PostgreSQL cluster, the Kubernetes API
+# stand-in's state, pidfiles, logs and the env file) lives in $STATE: $LOCAL itself for the
+# default set, $LOCAL/offset-<N> for the set started with FSA_PORT_OFFSET=<N>.
 
 set -euo pipefail
 
@@ -13,24 +15,35 @@ fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCAL=$ROOT/.local
-LOGS=$LOCAL/logs
-RUN=$LOCAL/run
 VENV=$LOCAL/venv
-ENV_FILE=$LOCAL/servers.env
 
 # All servers listen on loopback only, on fixed ports (not the usual ones: 5432 and 8200 may be
 # taken by the machine's own services, which are left alone).
 HOST=127.0.0.1
-# FSA_PORT_OFFSET shifts all four, so a second checkout can run its own set beside these.
+# FSA_PORT_OFFSET shifts all four ports and gives the set its own state directory, so a second
+# set (another checkout, or a second suite in this one) runs beside the default one.
 PORT_OFFSET=${FSA_PORT_OFFSET:-0}
+if [[ ! $PORT_OFFSET =~ ^[0-9]+$ ]] || ((10#$PORT_OFFSET > 40000)); then
+  printf 'ERROR: FSA_PORT_OFFSET=%q is not a number from 0 to 40000\n' "$PORT_OFFSET" >&2
+  exit 2
+fi
+PORT_OFFSET=$((10#$PORT_OFFSET))
+if ((PORT_OFFSET == 0)); then
+  STATE=$LOCAL
+else
+  STATE=$LOCAL/offset-$PORT_OFFSET
+fi
+LOGS=$STATE/logs
+RUN=$STATE/run
+ENV_FILE=$STATE/servers.env
 PG_PORT=$((15432 + PORT_OFFSET))
 BAO_PORT=$((18200 + PORT_OFFSET))
 MOTO_PORT=$((15000 + PORT_OFFSET))
 KUBE_PORT=$((16443 + PORT_OFFSET))
 
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_DIR=$LOCAL/pg
-KUBE_STATE=$LOCAL/kube
+PG_DIR=$STATE/pg
+KUBE_STATE=$STATE/kube
 CARGO_TARGET=${CARGO_TARGET_DIR:-target}
 [[ $CARGO_TARGET == /* ]] || CARGO_TARGET=$ROOT/$CARGO_TARGET
 KUBE_STANDIN_BIN=$CARGO_TARGET/debug/kube-standin

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local real servers the tests and the demo use, all on 127.0.0.1:
 #
-#   PostgreSQL 15   :15432  private cluster in .local/pg, run as user postgres, scram auth
+#   PostgreSQL 15   :15432  private cluster in $STATE/pg, run as user postgres, scram auth
 #   OpenBao (dev)   :18200  in memory, root token "root"; kv v2 secret/, kv v1 kv1/, database/,
 #                           kubernetes and jwt auth, policy flyte-read (configured on start)
 #   moto            :15000  AWS Secrets Manager
-#   kube-standin    :16443  the Kubernetes API stand-in (testkit), HTTPS, state in .local/kube
+#   kube-standin    :16443  the Kubernetes API stand-in (testkit), HTTPS, state in $STATE/kube
 #
 #   scripts/servers.sh start    start what is not running and healthy, configure OpenBao,
-#                               write .local/servers.env (a no-op when all is up and configured)
-#   scripts/servers.sh stop     stop them all (pidfiles in .local/run)
+#                               write $STATE/servers.env (a no-op when all is up and configured)
+#   scripts/servers.sh stop     stop them all (pidfiles in $STATE/run)
 #   scripts/servers.sh status   one line per server; exits 1 unless all are healthy
 #   scripts/servers.sh env      print the path of the env file (`source "$(scripts/servers.sh env)"`)
 #
-# Needs scripts/deps.sh to have run. Logs: .local/logs/.
+# $STATE is .local for the default set. FSA_PORT_OFFSET=<N> adds N to every port and keeps that
+# set's state in .local/offset-<N>, so two sets run side by side (the venv is shared).
+# Needs scripts/deps.sh to have run. Logs: $STATE/logs/.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -76,7 +78,7 @@ alive() {
   [[ $state != Z ]]
 }
 
-# pid_of NAME: the pid in .local/run/NAME.pid if that process is alive, else nothing.
+# pid_of NAME: the pid in $RUN/NAME.pid if that process is alive, else nothing.
 pid_of() {
   local file=$RUN/$1.pid pid
   [[ -f $file ]] || return 0
@@ -86,7 +88,7 @@ pid_of() {
 }
 
 # spawn NAME LOG COMMAND...: runs COMMAND detached (own session, stdin /dev/null, output
-# appended to LOG) and records its pid in .local/run/NAME.pid.
+# appended to LOG) and records its pid in $RUN/NAME.pid.
 spawn() {
   local name=$1 logfile=$2
   shift 2
@@ -155,17 +157,19 @@ pg_healthy() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -t 2; }
 
 pg_running() { [[ -f $PG_DATA/PG_VERSION ]] && pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
 
-# The cluster lives in .local/pg, which user postgres must be able to reach. When it cannot (a
-# checkout under a 0700 directory), the cluster goes to /var/tmp and .local/pg links to it.
+# The cluster lives in $STATE/pg, which user postgres must be able to reach. When it cannot (a
+# checkout under a 0700 directory), the cluster goes to /var/tmp (one per checkout and offset)
+# and $STATE/pg links to it.
 pg_choose_dir() {
-  if [[ -f $PG_DATA/PG_VERSION ]] || runuser -u postgres -- test -x "$LOCAL"; then
+  if [[ -f $PG_DATA/PG_VERSION ]] || runuser -u postgres -- test -x "$STATE"; then
     return
   fi
   local fallback
   fallback=/var/tmp/flyte-secret-agent-pg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
-  warn "user postgres cannot enter $LOCAL (a parent directory lacks o+x): using $fallback, linked from $LOCAL/pg"
-  [[ -L $LOCAL/pg || ! -e $LOCAL/pg ]] || rm -rf "$LOCAL/pg"
-  ln -sfn "$fallback" "$LOCAL/pg"
+  ((PORT_OFFSET == 0)) || fallback=$fallback-offset-$PORT_OFFSET
+  warn "user postgres cannot enter $STATE (a parent directory lacks o+x): using $fallback, linked from $STATE/pg"
+  [[ -L $STATE/pg || ! -e $STATE/pg ]] || rm -rf "$STATE/pg"
+  ln -sfn "$fallback" "$STATE/pg"
   PG_DIR=$fallback
   PG_DATA=$PG_DIR/data
   PG_SOCKETS=$PG_DIR/run
@@ -211,7 +215,7 @@ pg_start() {
   log "postgres: starting on $HOST:$PG_PORT"
   # pg_ctl -w waits until the server accepts connections; setsid -w detaches the server from our
   # session (a Ctrl-C here does not reach it) and still waits for pg_ctl. The log is opened by
-  # this script and inherited, so user postgres needs no access to .local/logs.
+  # this script and inherited, so user postgres needs no access to $LOGS.
   printf '\n=== %s: pg_ctl start\n' "$(date -Is)" >>"$PG_LOG"
   if ! pg setsid -w "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t "$START_TIMEOUT" -s \
     -o "-p $PG_PORT -c listen_addresses=$HOST -k $PG_SOCKETS" start </dev/null >>"$PG_LOG" 2>&1 9>&-; then
@@ -407,6 +411,8 @@ write_env() {
     {
       printf '# Written by scripts/servers.sh start; source it: . %s\n' "$ENV_FILE"
       env_line FSA_ROOT "$ROOT"
+      env_line FSA_PORT_OFFSET "$PORT_OFFSET"
+      env_line FSA_STATE_DIR "$STATE"
       env_line FSA_LOGS_DIR "$LOGS"
       env_line FSA_VAULT_ADDR "$BAO_ADDR"
       env_line FSA_VAULT_TOKEN "$BAO_TOKEN"

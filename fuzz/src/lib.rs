@@ -20,7 +20,9 @@
 //! | `paths` | path-like bytes; `0xff` separates group, key, group_version, env_var, scope | never panics; whatever is accepted is a safe relative path below the mount; names and scopes round-trip |
 
 pub mod corpus;
+pub mod driver;
 pub mod mutate;
+pub mod seed;
 pub mod targets;
 
 pub use targets::Target;

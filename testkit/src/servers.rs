@@ -1,6 +1,8 @@
 //! Where the local real servers started by `scripts/servers.sh start` listen, and how to reach
 //! them: addresses, credentials and paths, read from the env file that script writes
-//! (`<workspace>/.local/servers.env`, or the file named by `FSA_SERVERS_ENV`).
+//! (`<workspace>/.local/servers.env`, or the file named by `FSA_SERVERS_ENV`). A second set of
+//! servers started with `FSA_PORT_OFFSET=<N>` keeps its state, env file included, in
+//! `<workspace>/.local/offset-<N>/`; with `FSA_PORT_OFFSET` set, that set is the one used.
 //!
 //! A test that needs these servers calls [`Servers::load`], which **panics** with instructions
 //! when the env file is missing or a server does not accept a TCP connection: such a test never
@@ -15,8 +17,12 @@ use std::time::Duration;
 /// Environment variable naming the env file to read instead of the default.
 pub const SERVERS_ENV_VAR: &str = "FSA_SERVERS_ENV";
 
+/// Environment variable selecting a set of servers by its port offset (`scripts/lib.sh`).
+pub const PORT_OFFSET_VAR: &str = "FSA_PORT_OFFSET";
+
 const HOW_TO_START: &str = "start the local test servers from the workspace root with \
-     `scripts/deps.sh && scripts/servers.sh start` (`scripts/servers.sh status` shows their state)";
+     `scripts/deps.sh && scripts/servers.sh start` (`scripts/servers.sh status` shows their state; \
+     both with the FSA_PORT_OFFSET the tests run with, if any)";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -292,11 +298,36 @@ impl Kube {
     }
 }
 
-/// The env file: `$FSA_SERVERS_ENV`, else `<workspace root>/.local/servers.env`.
+/// The env file: `$FSA_SERVERS_ENV`, else `servers.env` in the state directory of the set
+/// selected by `$FSA_PORT_OFFSET` ([`state_dir`]).
 pub fn env_file_path() -> PathBuf {
     match std::env::var_os(SERVERS_ENV_VAR) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => workspace_root().join(".local").join("servers.env"),
+        _ => state_dir(std::env::var(PORT_OFFSET_VAR).ok().as_deref()).join("servers.env"),
+    }
+}
+
+/// The port offset of the selected set of servers: `$FSA_PORT_OFFSET`, 0 when unset or not a
+/// number (scripts/lib.sh refuses such a value, so no set runs there).
+pub fn port_offset() -> u16 {
+    std::env::var(PORT_OFFSET_VAR)
+        .ok()
+        .and_then(|offset| offset.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The state directory `scripts/servers.sh` uses for a port offset: `<workspace>/.local` for
+/// none (or 0), `<workspace>/.local/offset-<N>` otherwise. An offset that is not a number names a
+/// directory no set uses, so the error that follows shows the offset that was asked for.
+pub fn state_dir(offset: Option<&str>) -> PathBuf {
+    let local = workspace_root().join(".local");
+    match offset.map(str::trim).filter(|offset| !offset.is_empty()) {
+        None => local,
+        Some(offset) => match offset.parse::<u32>() {
+            Ok(0) => local,
+            Ok(n) => local.join(format!("offset-{n}")),
+            Err(_) => local.join(format!("offset-{offset}")),
+        },
     }
 }
 
@@ -440,6 +471,17 @@ mod tests {
         assert!(loopback_addr("http://10.1.2.3:8200").is_err());
         assert!(loopback_addr("http://169.254.169.254").is_err());
         assert!(loopback_addr("127.0.0.1:80").is_err());
+    }
+
+    #[test]
+    fn each_port_offset_has_its_own_state_dir() {
+        let local = workspace_root().join(".local");
+        assert_eq!(state_dir(None), local);
+        assert_eq!(state_dir(Some("")), local);
+        assert_eq!(state_dir(Some("0")), local);
+        assert_eq!(state_dir(Some("100")), local.join("offset-100"));
+        assert_eq!(state_dir(Some("0100")), local.join("offset-100"));
+        assert_eq!(state_dir(Some("x")), local.join("offset-x"));
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //!   empty root holding only the static agent binary and a CA bundle;
 //! - [`world`]: the local real servers and how to store secrets in each backend;
 //! - [`pods`]: Flyte task pods as propeller creates them;
-//! - [`cases`]: secrets per backend, what the in-pod checker expects, admit-and-run.
+//! - [`cases`]: secrets per backend, what the in-pod checker expects, admit-and-run;
+//! - [`agent`]: the agent binary run directly, outside any pod (canary audit, burst).
 
+pub mod agent;
 pub mod cases;
 pub mod kubelet;
 pub mod pods;

@@ -1,18 +1,23 @@
-//! Flyte task pods as propeller creates them: the `inject-flyte-secrets` label, one
+//! Flyte task pods as propeller creates them, built on the shared fixture
+//! ([`flyte_secret_testkit::fixtures::FlytePod`]): the `inject-flyte-secrets` label, one
 //! `flyte.secrets/s<N>` annotation per request (Flyte base32 of the protobuf text format),
-//! Flyte 2's `organization`/`project`/`domain` labels, the projected service-account token
-//! volume the ServiceAccount admission plugin adds, and an app container that checks every
-//! secret with flytekit.
+//! Flyte 2's `organization`/`project`/`domain` labels when the case has a scope, the projected
+//! service-account token volume the ServiceAccount admission plugin adds, and an app container
+//! that checks every secret with flytekit.
 
 use std::path::Path;
 
-use flyte_secret_spec::{SecretRequest, annotation};
+use flyte_secret_spec::SecretRequest;
+use flyte_secret_spec::env::SERVICE_ACCOUNT_DIR;
+use flyte_secret_testkit::fixtures::{self, FlytePod};
 use serde_json::{Value, json};
 
 /// Image name of the task (the host's root, with Python and flytekit in `.local/venv`).
 pub const TASK_IMAGE: &str = "cr.flyte.org/flyteorg/flytekit:py3.11-e2e";
-/// Name of the projected token volume (random suffix in real clusters).
-pub const SA_VOLUME: &str = "kube-api-access-x7k2p";
+/// Name of the projected token volume (random suffix in real clusters): the shared pod's.
+pub const SA_VOLUME: &str = fixtures::SERVICE_ACCOUNT_VOLUME;
+/// The Flyte execution the task pods belong to (their container is `<id>-n0-0`).
+const EXECUTION_ID: &str = "a7x2k9m4p1";
 
 /// What the pod looks like.
 #[derive(Debug, Clone, Default)]
@@ -64,80 +69,60 @@ pub fn checker_command(expectations: &str) -> Vec<String> {
 
 impl TaskPod {
     /// The pod JSON; `command` is the app container's command, `e2e_dir` the host directory
-    /// mounted at `/e2e` (checker script and expectations).
+    /// mounted at `/e2e` (checker script and expectations). The shared Flyte task pod
+    /// ([`FlytePod`]: propeller's labels, annotations, owner reference and service-account
+    /// token volume) with this task's container, the `/e2e` volume, and Flyte 2's scope labels
+    /// only when [`TaskPod::scope`] asks for them.
     pub fn build(&self, command: &[String], e2e_dir: &Path) -> Value {
-        let annotations: serde_json::Map<String, Value> = annotation::encode_all(&self.secrets)
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .chain([(
-                "cluster-autoscaler.kubernetes.io/safe-to-evict".to_string(),
-                json!("false"),
-            )])
-            .collect();
-        let mut labels = json!({
-            "inject-flyte-secrets": "true",
-            "execution-id": "a7x2k9m4p1",
-            "node-id": "n0",
-            "task-name": "e2e-secrets-check",
-            "interruptible": "false",
-        });
-        if let Some((project, domain)) = &self.scope {
-            labels["organization"] = json!("flyte");
-            labels["project"] = json!(project);
-            labels["domain"] = json!(domain);
-        }
         let sa_mount = json!({
             "name": SA_VOLUME,
-            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            "mountPath": SERVICE_ACCOUNT_DIR,
             "readOnly": true
         });
         let mut app = json!({
-            "name": "a7x2k9m4p1-n0-0",
+            "name": format!("{}-n0-0", EXECUTION_ID),
             "image": TASK_IMAGE,
             (if self.args_only { "args" } else { "command" }): command,
             "env": [
-                {"name": "FLYTE_INTERNAL_EXECUTION_ID", "value": "a7x2k9m4p1"},
+                {"name": "FLYTE_INTERNAL_EXECUTION_ID", "value": EXECUTION_ID},
                 {"name": "FLYTE_INTERNAL_TASK_PROJECT", "value": "flytesnacks"},
                 {"name": "PYTHONPATH", "value": self.python_path},
             ],
             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}},
             "terminationMessagePath": "/dev/termination-log",
             "terminationMessagePolicy": "FallbackToLogsOnError",
-            "volumeMounts": [sa_mount.clone(), {"name": "e2e", "mountPath": "/e2e", "readOnly": true}],
+            "volumeMounts": [sa_mount, {"name": "e2e", "mountPath": "/e2e", "readOnly": true}],
         });
         if let Some((uid, gid)) = self.run_as {
             app["securityContext"] = json!({"runAsUser": uid, "runAsGroup": gid});
         }
-        let mut spec = json!({
-            "restartPolicy": "Never",
-            "serviceAccountName": "default",
-            "containers": [app],
-            "volumes": [
-                {"name": SA_VOLUME, "projected": {"defaultMode": 420, "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
-                ]}},
-                {"name": "e2e", "hostPath": {"path": e2e_dir.display().to_string(), "type": "Directory"}}
-            ],
+        let e2e_volume = json!({
+            "name": "e2e",
+            "hostPath": {"path": e2e_dir.display().to_string(), "type": "Directory"}
         });
+        let mut pod = FlytePod::new(&self.secrets)
+            .name(&self.name)
+            .namespace(&self.namespace)
+            .without_label("project")
+            .without_label("domain")
+            .edit(|p| {
+                p["spec"]["containers"] = json!([app]);
+                if let Some(volumes) = p["spec"]["volumes"].as_array_mut() {
+                    volumes.push(e2e_volume);
+                }
+            });
+        if let Some((project, domain)) = &self.scope {
+            pod = pod
+                .label("organization", "flyte")
+                .label("project", project)
+                .label("domain", domain);
+        }
         if let Some(g) = self.fs_group {
-            spec["securityContext"] = json!({"fsGroup": g});
+            pod = pod.pod_security_context(json!({"fsGroup": g}));
         }
         if let Some(init) = &self.extra_init {
-            spec["initContainers"] = json!([init]);
+            pod = pod.init_container(init.clone());
         }
-        json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "labels": labels,
-                "annotations": annotations,
-                "ownerReferences": [{"apiVersion": "flyte.lyft.com/v1alpha1", "kind": "flyteworkflow", "name": "a7x2k9m4p1", "uid": "5b8b1d3e-2f7a-4c1e-9d2a-0c1f2e3d4a5b", "controller": true, "blockOwnerDeletion": true}]
-            },
-            "spec": spec
-        })
+        pod.build()
     }
 }

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use base64::Engine;
+use flyte_secret_testkit::fixtures;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The name the serving certificate is for (the in-cluster service name).
 pub const SERVICE_NAME: &str = "flyte-pod-webhook.flyte.svc";
@@ -109,10 +109,13 @@ impl Webhook {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["fields"]["message"] == "admission server listening"
-                {
-                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                // The JSON log line's fields: at its top level, or under `fields` (tracing's
+                // default JSON layout).
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let fields = v.get("fields").unwrap_or(&v);
+                    if fields["message"] == "admission server listening" {
+                        let _ = tx.send(fields["addr"].as_str().unwrap_or_default().to_string());
+                    }
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -138,25 +141,7 @@ impl Webhook {
     /// Sends `pod` as a CREATE AdmissionReview and applies the answer.
     pub async fn admit(&self, pod: &Value) -> anyhow::Result<Admission> {
         let uid = format!("e2e-{}", nanos());
-        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": uid,
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-                "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-                "namespace": namespace,
-                "operation": "CREATE",
-                "userInfo": {"username": "system:serviceaccount:flyte:flytepropeller"},
-                "object": pod,
-                "oldObject": null,
-                "dryRun": false,
-                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
-            }
-        });
+        let review = fixtures::review(&uid, "CREATE", pod);
         let body = self
             .post("/mutate--v1-pod", serde_json::to_vec(&review)?)
             .await?;
@@ -183,15 +168,14 @@ impl Webhook {
             .to_string();
         let mut patched = pod.clone();
         let mut patch = Value::Null;
-        if let Some(encoded) = response["patch"].as_str() {
+        if response["patch"].is_string() {
             if response["patchType"] != "JSONPatch" {
                 bail!("patchType is {}", response["patchType"]);
             }
-            patch = serde_json::from_slice(
-                &base64::engine::general_purpose::STANDARD.decode(encoded)?,
-            )?;
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())?;
-            json_patch::patch(&mut patched, &ops).context("applying the webhook's patch")?;
+            let raw = fixtures::patch_of(&answer);
+            patch = serde_json::from_slice(&raw)?;
+            // As the API server would; the result must be a Pod.
+            (patched, _) = fixtures::apply_json(pod, &raw);
         }
         Ok(Admission {
             allowed,

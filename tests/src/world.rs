@@ -33,32 +33,8 @@ impl World {
         let kubeconfig = kube::config::Kubeconfig::read_from(&servers.kube.kubeconfig)?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
         let kube = kube::Client::try_from(config)?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let aws = aws_sdk_secretsmanager::Client::from_conf(
-            aws_sdk_secretsmanager::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .http_client(http)
-                .region(Region::new(servers.aws.region.clone()))
-                .endpoint_url(&servers.aws.endpoint)
-                .credentials_provider(Credentials::new(
-                    &servers.aws.access_key_id,
-                    &servers.aws.secret_access_key,
-                    None,
-                    None,
-                    "e2e",
-                ))
-                .build(),
-        );
-        let vault = vaultrs::client::VaultClient::new(
-            vaultrs::client::VaultClientSettingsBuilder::default()
-                .address(&servers.vault.addr)
-                .token(&servers.vault.token)
-                .build()?,
-        )?;
+        let aws = aws_admin(&servers);
+        let vault = vault_admin(&servers);
         Ok(Self {
             servers,
             kube,
@@ -170,6 +146,46 @@ impl World {
         }
         args
     }
+}
+
+/// A root-token client of the local OpenBao, to seed and inspect what the suites read (never
+/// the code under test: the agent runs as its own process).
+pub fn vault_admin(servers: &Servers) -> vaultrs::client::VaultClient {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    vaultrs::client::VaultClient::new(
+        vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(&servers.vault.addr)
+            .token(&servers.vault.token)
+            .build()
+            .expect("OpenBao client settings"),
+    )
+    .expect("an OpenBao client")
+}
+
+/// A client of the local moto with the servers' static credentials (loopback endpoint, so the
+/// SDK never looks for instance metadata), to seed and inspect secrets.
+pub fn aws_admin(servers: &Servers) -> aws_sdk_secretsmanager::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(servers.aws.region.clone()))
+            .endpoint_url(&servers.aws.endpoint)
+            .credentials_provider(Credentials::new(
+                &servers.aws.access_key_id,
+                &servers.aws.secret_access_key,
+                None,
+                None,
+                "e2e",
+            ))
+            .build(),
+    )
 }
 
 impl Cluster for World {

@@ -149,10 +149,7 @@ async fn kube_kubeconfig_client(servers: &Servers) -> Result<kube::Client> {
 fn env_file_names_local_servers_and_existing_tools() {
     let servers = Servers::load();
     // scripts/lib.sh: moto on 15000, shifted by FSA_PORT_OFFSET when a second set runs.
-    let offset: u16 = std::env::var("FSA_PORT_OFFSET")
-        .ok()
-        .and_then(|o| o.parse().ok())
-        .unwrap_or(0);
+    let offset = flyte_secret_testkit::servers::port_offset();
     assert_eq!(
         servers.aws.endpoint,
         format!("http://127.0.0.1:{}", 15000 + offset)

@@ -1,9 +1,12 @@
-//! `tls-echo`: the ceiling for the webhook benchmark, and its request body.
+//! `tls-echo`: the ceiling for the webhook benchmark.
 //!
 //! ```text
 //! tls-echo serve --listen 127.0.0.1:PORT --cert tls.crt --key tls.key --body response.json
-//! tls-echo review [N]          # prints an AdmissionReview for a Flyte pod with N secrets (5)
 //! ```
+//!
+//! The request body the benchmark sends is the shared fixture's AdmissionReview
+//! (`flyte_secret_testkit::fixtures::load_test_review`, printed by the testkit's
+//! `load-test-review` binary).
 //!
 //! `serve` is the webhook's HTTPS stack with nothing behind it: a multi-threaded tokio runtime,
 //! tokio-rustls (ring) with the same kind of certificate, hyper 1 HTTP/1.1 with keep-alive,
@@ -25,9 +28,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 fn usage() -> ! {
-    eprintln!(
-        "usage: tls-echo serve --listen ADDR --cert PEM --key PEM --body FILE\n       tls-echo review [N]"
-    );
+    eprintln!("usage: tls-echo serve --listen ADDR --cert PEM --key PEM --body FILE");
     std::process::exit(2)
 }
 
@@ -35,23 +36,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
-        Some("review") => {
-            let n = args
-                .get(1)
-                .map_or(5, |s| s.parse().unwrap_or_else(|_| usage()));
-            println!("{}", review(n));
-        }
         _ => usage(),
     }
-}
-
-/// The benchmark's AdmissionReview (bench/fixture.rs) for a pod requesting `n` secrets.
-fn review(n: usize) -> String {
-    fixture::review(n).to_string()
-}
-
-mod fixture {
-    include!("../../fixture.rs");
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
