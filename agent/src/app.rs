@@ -7,6 +7,11 @@ use crate::logging;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
+    // First: no core dump may carry a value, whatever happens next.
+    crate::hardening::apply(match cli.command {
+        Command::Exec(_) => crate::hardening::Scope::BeforeExec,
+        _ => crate::hardening::Scope::Process,
+    })?;
     logging::init(cli.log_format, &cli.log)?;
     // rustls needs one crypto provider for the whole process (kube, AWS and Vault clients).
     let _ = rustls::crypto::ring::default_provider().install_default();

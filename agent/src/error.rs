@@ -8,6 +8,8 @@ use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::PlanError;
 use flyte_secret_spec::request::PathError;
 
+use crate::aggregate::AggregateError;
+use crate::hardening::HardeningError;
 use crate::logging::LoggingError;
 use crate::manage::ManageError;
 use crate::resolve::Failures;
@@ -25,6 +27,9 @@ pub const EXIT_EXEC: u8 = 127;
 /// Every way a run can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The start-up hardening (non-dumpable, no core dumps) could not be applied.
+    #[error(transparent)]
+    Hardening(#[from] HardeningError),
     /// Logging could not be set up (a bad `--log` filter).
     #[error(transparent)]
     Logging(#[from] LoggingError),
@@ -69,6 +74,9 @@ pub enum Error {
         /// Why its path is invalid.
         source: PathError,
     },
+    /// An aggregate file could not be rendered (a binary value, a key its format cannot hold).
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
     /// The files could not be written.
     #[error("writing secrets: {0}")]
     Write(#[from] WriteError),
@@ -115,7 +123,8 @@ impl Error {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Logging(_)
+            Self::Hardening(_)
+            | Self::Logging(_)
             | Self::Runtime(_)
             | Self::NoPlan
             | Self::ReadPlan { .. }
@@ -124,6 +133,7 @@ impl Error {
             | Self::NoProgram => EXIT_USAGE,
             Self::Fetch(_)
             | Self::Companion { .. }
+            | Self::Aggregate(_)
             | Self::Write(_)
             | Self::CopySelf { .. }
             | Self::NotDelivered { .. }

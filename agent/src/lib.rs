@@ -18,11 +18,15 @@
 //!
 //! Secret bytes only ever live in a [`value::SecretValue`].
 
+pub mod aggregate;
 pub mod app;
 pub mod backends;
 pub mod cli;
 pub mod error;
 pub mod exec;
+pub mod explain;
+pub mod field;
+pub mod hardening;
 pub mod logging;
 pub mod manage;
 pub mod resolve;

@@ -1,7 +1,8 @@
 //! Resolution: every secret of a plan through the plan's backends in order, concurrently.
 //!
-//! One round per backend: all secrets still unresolved that the backend can address are
-//! asked at once (AWS batches them; Kubernetes and Vault run up to
+//! One round per backend: all secrets still unresolved that the backend can address, and
+//! that no other backend of the plan claims by their shape (a Vault engine as
+//! `group_version`, a Secrets Manager ARN: [`route`]), are asked at once (AWS batches them; Kubernetes and Vault run up to
 //! [`crate::backends::CONCURRENCY`] lookups at a time). NotFound falls through to the next
 //! backend; any other failure stops that secret. A secret found nowhere fails with every
 //! backend's reason.
@@ -10,9 +11,11 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use flyte_secret_spec::SecretRequest;
+use flyte_secret_spec::backend::route;
 use flyte_secret_spec::plan::FetchPlan;
 
 use crate::backends::{Access, Class, Context, Found, Lookup, Miss, fetch_round};
+use crate::termination;
 
 /// Why one secret could not be fetched.
 #[derive(Debug, Clone)]
@@ -58,22 +61,48 @@ pub struct Failures {
     pub failed: Vec<Failure>,
 }
 
+/// Longest summary of one failed secret in [`Failures`]' message, so one long reason cannot
+/// crowd the others out of the termination message.
+const MAX_FAILURE_BYTES: usize = 1024;
+
 impl fmt::Display for Failures {
+    /// Fits in the kubelet's [`termination::MAX_BYTES`] for any number of failed secrets: the
+    /// count, as many reasons as fit, then `and N more` (the log has every one).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
+        let mut out = format!(
             "flyte-secret-agent: {} of {} secrets failed: ",
             self.failed.len(),
             self.total
-        )?;
+        );
+        // Room for the longest tail: " | and <count> more".
+        let reserve = " | and  more".len() + self.failed.len().to_string().len();
         for (i, failure) in self.failed.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" | ")?;
+            let summary = truncate(failure.summary(), MAX_FAILURE_BYTES);
+            let sep = if i > 0 { " | " } else { "" };
+            let last = i + 1 == self.failed.len();
+            let budget = termination::MAX_BYTES - if last { 0 } else { reserve };
+            if out.len() + sep.len() + summary.len() > budget {
+                let rest = self.failed.len() - i;
+                write!(out, "{sep}and {rest} more").ok();
+                break;
             }
-            f.write_str(&failure.summary())?;
+            out.push_str(sep);
+            out.push_str(&summary);
         }
-        Ok(())
+        f.write_str(&out)
     }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
 }
 
 /// The outcome for a whole plan.
@@ -84,8 +113,24 @@ pub struct Resolution {
     pub failures: Vec<Failure>,
 }
 
+/// What to do with a secret whose value is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyValues {
+    /// Write an empty file (and set an empty env var) with a warning naming the secret, as
+    /// Flyte's Kubernetes injector (an empty file) and flytekit (`""`) do.
+    #[default]
+    Deliver,
+    /// Fail the secret.
+    Refuse,
+}
+
 /// Resolves every secret of `plan`.
-pub async fn resolve(plan: &FetchPlan, access: &Access, ctx: &Context) -> Resolution {
+pub async fn resolve(
+    plan: &FetchPlan,
+    access: &Access,
+    ctx: &Context,
+    empty: EmptyValues,
+) -> Resolution {
     let n = plan.secrets.len();
     let mut found: Vec<Option<Found>> = (0..n).map(|_| None).collect();
     let mut misses: Vec<Vec<Miss>> = vec![Vec::new(); n];
@@ -96,12 +141,12 @@ pub async fn resolve(plan: &FetchPlan, access: &Access, ctx: &Context) -> Resolu
         }
         let mut eligible = Vec::new();
         for &i in &pending {
-            match backend.check(&plan.secrets[i].request) {
-                Ok(()) => eligible.push(i),
-                Err(reason) => misses[i].push(Miss {
+            match route(&plan.backends, backend, &plan.secrets[i].request) {
+                None => eligible.push(i),
+                Some(message) => misses[i].push(Miss {
                     backend: backend.kind(),
                     class: Class::NotFound,
-                    message: format!("not applicable: {reason}"),
+                    message,
                     retries: 0,
                 }),
             }
@@ -114,8 +159,17 @@ pub async fn resolve(plan: &FetchPlan, access: &Access, ctx: &Context) -> Resolu
         let lookups = fetch_round(backend, access, ctx, &requests).await;
         let mut still = Vec::new();
         for (&i, lookup) in eligible.iter().zip(lookups) {
-            match lookup.and_then(check_value) {
-                Ok(f) => found[i] = Some(f),
+            match lookup.and_then(|f| check_value(f, empty)) {
+                Ok(f) => {
+                    if f.value.is_empty() {
+                        tracing::warn!(
+                            secret = %plan.secrets[i].request.name(),
+                            backend = f.backend,
+                            "the value is empty: delivering an empty file (and an empty env var), as Flyte does; set FLYTE_SECRET_REFUSE_EMPTY_VALUES=true to refuse empty values"
+                        );
+                    }
+                    found[i] = Some(f);
+                }
                 Err(m) => {
                     let fall_through = m.class == Class::NotFound;
                     misses[i].push(m);
@@ -152,9 +206,10 @@ impl Resolution {
 /// Largest value accepted (Kubernetes caps a whole Secret at 1 MiB; AWS at 64 KiB).
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
-/// An empty or oversized value is a mistake at its source, not something to write.
-fn check_value(found: Found) -> Lookup {
-    let problem = if found.value.is_empty() {
+/// An oversized value (or, when refused, an empty one) is a mistake at its source, not
+/// something to write.
+fn check_value(found: Found, empty: EmptyValues) -> Lookup {
+    let problem = if found.value.is_empty() && empty == EmptyValues::Refuse {
         Some("is empty".to_string())
     } else if found.value.len() > MAX_VALUE_BYTES {
         Some(format!(
@@ -172,5 +227,52 @@ fn check_value(found: Found) -> Lookup {
             message: format!("the value {p}"),
             retries: found.retries,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(i: usize, reason_len: usize) -> Failure {
+        Failure {
+            secret: format!("group-{i}/key"),
+            annotation: format!("flyte.secrets/s{i}"),
+            misses: vec![Miss {
+                backend: "aws",
+                class: Class::Transient,
+                message: "x".repeat(reason_len),
+                retries: 3,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_summary_fits_the_termination_message_for_any_number_of_failures() {
+        for (n, reason) in [(1, 10), (3, 100), (40, 120), (500, 2000), (10_000, 5)] {
+            let failures = Failures {
+                total: n + 1,
+                failed: (0..n).map(|i| failure(i, reason)).collect(),
+            };
+            let text = failures.to_string();
+            assert!(
+                text.len() <= termination::MAX_BYTES,
+                "{n} failures: {} bytes",
+                text.len()
+            );
+            assert!(text.starts_with(&format!(
+                "flyte-secret-agent: {n} of {} secrets failed: secret group-0/key",
+                n + 1
+            )));
+            let shown = text.matches("secret group-").count();
+            if shown < n {
+                assert!(text.ends_with(&format!("and {} more", n - shown)), "{text}");
+            }
+        }
+        let few = Failures {
+            total: 2,
+            failed: vec![failure(0, 10), failure(1, 10)],
+        };
+        assert!(!few.to_string().contains("more"));
     }
 }

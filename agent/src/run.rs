@@ -7,6 +7,7 @@ use flyte_secret_spec::backend::KubernetesBackend;
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::{Backend, Layout, Scope, SecretPath, SecretRequest};
 
+use crate::aggregate;
 use crate::backends::{Access, Context};
 use crate::cli::flags::{BackendName, PlanArgs, TimeArgs};
 use crate::cli::{FetchArgs, InitArgs};
@@ -14,7 +15,7 @@ use crate::error::Error;
 use crate::resolve::{Resolution, resolve};
 use crate::termination;
 use crate::value::SecretValue;
-use crate::writer::Writer;
+use crate::writer::{RootPolicy, Writer};
 
 /// The plan given inline (as the webhook sets it) or in a file.
 pub fn read_plan(args: &PlanArgs) -> Result<FetchPlan, Error> {
@@ -59,6 +60,23 @@ fn files_of(
                     })?;
             files.push((path, value.clone()));
         }
+    }
+    // One file per group in the plan's aggregate format, published with the others.
+    for aggregate in plan.aggregate_files()? {
+        let entries: Vec<aggregate::Entry<'_>> = aggregate
+            .entries
+            .iter()
+            .filter_map(|(key, i)| {
+                let found = resolution.found[*i].as_ref()?;
+                Some(aggregate::Entry {
+                    key,
+                    secret: plan.secrets[*i].request.name().to_string(),
+                    value: &found.value,
+                })
+            })
+            .collect();
+        let value = aggregate::render(aggregate.format, aggregate.path.as_str(), &entries)?;
+        files.push((aggregate.path, value));
     }
     Ok(files)
 }
@@ -107,13 +125,21 @@ async fn init_inner(args: &InitArgs) -> Result<(), Error> {
     let access = Access {
         kube: args.kube.settings(None),
     };
-    let resolution = resolve(&plan, &access, &ctx).await;
+    let resolution = resolve(&plan, &access, &ctx, args.delivery.empty_values()).await;
     log_resolution(&plan, &resolution);
     if let Some(failures) = resolution.failures(plan.secrets.len()) {
         return Err(Error::Fetch(failures));
     }
     let files = files_of(&plan, &resolution)?;
-    let written = Writer::new(&root, plan.access, plan.owner).write(&files)?;
+    // The plan's mount path is the pod's own emptyDir (root-owned, 0777 by the kubelet);
+    // a directory named with --root must be private to the agent.
+    let policy = match args.root {
+        Some(_) => RootPolicy::Private,
+        None => RootPolicy::PodVolume,
+    };
+    let written = Writer::new(&root, plan.access, plan.owner)
+        .root_policy(policy)
+        .write(&files)?;
     if let Some(dir) = &args.copy_self_to {
         copy_self(dir).map_err(|source| Error::CopySelf {
             dir: dir.clone(),
@@ -166,6 +192,7 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, Error> {
         })
         .collect();
     let mut plan = FetchPlan::new(&layout, backends);
+    plan.aggregate = args.aggregate;
     plan.scope = Some(Scope {
         org: args.org.clone(),
         domain: args.domain.clone(),
@@ -192,11 +219,15 @@ pub async fn fetch(args: FetchArgs) -> Result<(), Error> {
         })?,
         None => plan_from_flags(&args)?,
     };
+    if args.explain {
+        print!("{}", crate::explain::explain(&plan));
+        return Ok(());
+    }
     let ctx = context(&plan, &args.time);
     let access = Access {
         kube: args.kube.settings(args.kubeconfig.clone()),
     };
-    let resolution = resolve(&plan, &access, &ctx).await;
+    let resolution = resolve(&plan, &access, &ctx, args.delivery.empty_values()).await;
     log_resolution(&plan, &resolution);
     let layout = plan.layout();
     for (secret, found) in plan.secrets.iter().zip(&resolution.found) {

@@ -7,11 +7,19 @@
 //! whole set; each top-level name is a symlink `<name> → ..data/<name>`. A failure before
 //! that rename removes the staging directory and leaves the previous state untouched; a
 //! second run (a restarted init container) replaces the set the same way.
+//!
+//! Nothing outside the root is ever touched, whatever the root holds: the existing `..data`
+//! must point at a set of our own (a plain `..<nanos>_<8 hex>` name, a real directory owned
+//! by our euid) or the write is refused before anything changes; staging directories and
+//! temporary links a crashed run left behind are swept only when they have our form and
+//! owner, without following symlinks. A root someone else could rewrite under us (group- or
+//! world-writable, or owned by another user) is refused, except the pod's own secrets volume
+//! ([`RootPolicy::PodVolume`]). One run at a time: the root is `flock`ed while writing.
 
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use flyte_secret_spec::SecretPath;
@@ -21,6 +29,25 @@ use crate::value::SecretValue;
 
 /// Name of the symlink that points at the current set.
 pub const DATA_LINK: &str = "..data";
+
+/// Prefixes of the temporary links [`Writer`] renames into place.
+const TMP_LINK_PREFIXES: [&str; 2] = ["..data_tmp_", "..link_tmp_"];
+
+/// Who else may write to the root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RootPolicy {
+    /// A directory the operator named (`agent fetch --out`, `agent init --root`): refused
+    /// when another user could rewrite it under the agent, i.e. it is group- or
+    /// world-writable and not owned by the agent's euid, or it is owned by another user
+    /// than the agent or root.
+    #[default]
+    Private,
+    /// The pod's own secrets volume (the plan's mount path, in the init container). The
+    /// kubelet creates an `emptyDir` owned by root with mode 0777 (02777 with an
+    /// `fsGroup`), and the agent runs as the app's uid: it is shared by design, but only the
+    /// pod's containers can reach it and none of them runs beside the init container.
+    PodVolume,
+}
 
 /// Why writing failed. Paths are relative to the root; values never appear.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +63,17 @@ pub enum WriteError {
     /// Two different values for one path.
     #[error("two different values for {0}")]
     Conflict(String),
+    /// The existing `..data` link is not one this agent made: nothing was changed.
+    #[error(
+        "refusing to replace {DATA_LINK} in {}: {reason}; nothing was changed (empty the directory or use another one)",
+        root.display()
+    )]
+    DataLink {
+        /// The root.
+        root: PathBuf,
+        /// What is wrong with the link or its target.
+        reason: String,
+    },
     /// A top-level name is taken by something this agent did not create.
     #[error("{0} already exists in the secrets directory and is not managed by the agent")]
     Occupied(String),
@@ -60,6 +98,7 @@ pub struct Writer {
     root: PathBuf,
     access: FileAccess,
     owner: Option<Owner>,
+    policy: RootPolicy,
 }
 
 /// What a write produced (safe to log).
@@ -73,13 +112,20 @@ pub struct Written {
 
 impl Writer {
     /// A writer for `root` with the plan's access and owner. The owner is applied only when
-    /// the agent runs as root.
+    /// the agent runs as root. The root must be private ([`RootPolicy::Private`]).
     pub fn new(root: impl Into<PathBuf>, access: FileAccess, owner: Option<Owner>) -> Self {
         Self {
             root: root.into(),
             access,
             owner,
+            policy: RootPolicy::Private,
         }
+    }
+
+    /// The same writer with another [`RootPolicy`].
+    pub fn root_policy(mut self, policy: RootPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Publishes `files` as the complete set. Same path twice with the same bytes is fine;
@@ -93,7 +139,10 @@ impl Writer {
                 return Err(WriteError::Conflict(path.to_string()));
             }
         }
-        self.check_root()?;
+        // Held until the end: a second writer on this root waits, so the sweep below never
+        // takes a set another run is staging.
+        let _lock = self.open_root()?;
+        let previous = self.current_set()?;
         let tops: Vec<String> = set
             .keys()
             .map(|p| p.components().next().unwrap_or_default().to_string())
@@ -104,14 +153,16 @@ impl Writer {
             self.check_top(top)?;
         }
 
-        let stamp = format!("..{}_{:08x}", unix_nanos(), fastrand::u32(..));
+        // Every check passed: from here on the root is ours to change.
+        self.sweep(previous.as_deref());
+
+        let stamp = new_stamp();
         let staging = self.root.join(&stamp);
         let result = self.stage(&staging, &set);
         if let Err(e) = result {
             remove_tree(&staging);
             return Err(e);
         }
-        let previous = fs::read_link(self.root.join(DATA_LINK)).ok();
         if let Err(e) = self.swap(&stamp) {
             remove_tree(&staging);
             return Err(e);
@@ -122,27 +173,15 @@ impl Writer {
             self.link_top(top)?;
         }
         self.remove_stale_links(&tops);
-        if let Some(old) = previous.filter(|old| old.as_os_str() != stamp.as_str()) {
+        if let Some(old) = previous.filter(|old| *old != stamp)
+            && self.is_our_set(&old)
+        {
             remove_tree(&self.root.join(old));
         }
         Ok(Written {
             files: set.len(),
             bytes: set.values().map(|v| v.len()).sum(),
         })
-    }
-
-    fn check_root(&self) -> Result<(), WriteError> {
-        let meta = fs::symlink_metadata(&self.root).map_err(|e| WriteError::Root {
-            path: self.root.clone(),
-            reason: e.to_string(),
-        })?;
-        if !meta.is_dir() {
-            return Err(WriteError::Root {
-                path: self.root.clone(),
-                reason: "is not a directory (symlinks are not followed)".into(),
-            });
-        }
-        Ok(())
     }
 
     /// A top-level name must be free or one of our `..data/<name>` links.
@@ -275,161 +314,9 @@ impl Writer {
     }
 }
 
-fn is_our_link(root: &Path, top: &str) -> bool {
-    fs::read_link(root.join(top)).is_ok_and(|target| target == Path::new(DATA_LINK).join(top))
-}
+mod guard;
 
-/// Removes a staged or retired set, making its read-only directories writable first.
-fn remove_tree(path: &Path) {
-    fn unlock(path: &Path) {
-        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-            let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-            if let Ok(entries) = fs::read_dir(path) {
-                for e in entries.flatten() {
-                    unlock(&e.path());
-                }
-            }
-        }
-    }
-    unlock(path);
-    let _ = fs::remove_dir_all(path);
-}
-
-fn unix_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-}
+use self::guard::*;
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::MetadataExt;
-
-    use super::*;
-
-    fn p(s: &str) -> SecretPath {
-        SecretPath::new(s).unwrap()
-    }
-
-    fn v(s: &str) -> SecretValue {
-        SecretValue::from(s.to_string())
-    }
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().mode() & 0o777
-    }
-
-    #[test]
-    fn writes_strict_modes_and_links() {
-        let root = tempfile::tempdir().unwrap();
-        let w = Writer::new(root.path(), FileAccess::Owner, None);
-        let out = w
-            .write(&[
-                (p("user-info/user_secret"), v("s3cr3t")),
-                (p("openai_key"), v("k")),
-            ])
-            .unwrap();
-        assert_eq!(out, Written { files: 2, bytes: 7 });
-        assert_eq!(
-            fs::read(root.path().join("user-info/user_secret")).unwrap(),
-            b"s3cr3t"
-        );
-        assert_eq!(mode(&root.path().join("user-info/user_secret")), 0o400);
-        assert_eq!(mode(&root.path().join("user-info")), 0o500);
-        assert_eq!(mode(&root.path().join("..data")), 0o500);
-        assert!(
-            fs::symlink_metadata(root.path().join("openai_key"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-
-        let g = Writer::new(root.path(), FileAccess::Group, None);
-        g.write(&[(p("a/b/c"), v("x"))]).unwrap();
-        assert_eq!(mode(&root.path().join("a/b/c")), 0o440);
-        assert_eq!(mode(&root.path().join("a/b")), 0o550);
-    }
-
-    #[test]
-    fn a_rewrite_replaces_the_whole_set() {
-        let root = tempfile::tempdir().unwrap();
-        let w = Writer::new(root.path(), FileAccess::Owner, None);
-        w.write(&[(p("g/one"), v("1")), (p("old"), v("o"))])
-            .unwrap();
-        w.write(&[(p("g/two"), v("2"))]).unwrap();
-        assert!(!root.path().join("g/one").exists());
-        assert!(!root.path().join("old").exists());
-        assert_eq!(fs::read(root.path().join("g/two")).unwrap(), b"2");
-        let stamps: Vec<_> = fs::read_dir(root.path())
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                e.file_name().to_string_lossy().starts_with("..") && e.file_name() != DATA_LINK
-            })
-            .collect();
-        assert_eq!(stamps.len(), 1, "the retired set is removed");
-    }
-
-    #[test]
-    fn failure_leaves_nothing_behind() {
-        let root = tempfile::tempdir().unwrap();
-        let w = Writer::new(root.path(), FileAccess::Owner, None);
-        w.write(&[(p("keep"), v("k"))]).unwrap();
-        let before: Vec<_> = fs::read_dir(root.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        // A file where another needs a directory fails mid-plan.
-        let err = w
-            .write(&[(p("a/b"), v("1")), (p("a/b/c"), v("2"))])
-            .unwrap_err();
-        assert!(matches!(err, WriteError::Conflict(_)), "{err}");
-        let after: Vec<_> = fs::read_dir(root.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(before.len(), after.len(), "{before:?} vs {after:?}");
-        assert_eq!(fs::read(root.path().join("keep")).unwrap(), b"k");
-        assert!(!root.path().join("a").exists());
-    }
-
-    #[test]
-    fn conflicting_values_and_foreign_entries_are_refused() {
-        let root = tempfile::tempdir().unwrap();
-        let w = Writer::new(root.path(), FileAccess::Owner, None);
-        assert!(matches!(
-            w.write(&[(p("x"), v("1")), (p("x"), v("2"))]),
-            Err(WriteError::Conflict(_))
-        ));
-        w.write(&[(p("x"), v("1")), (p("x"), v("1"))]).unwrap();
-        fs::write(root.path().join("foreign"), "mine").unwrap();
-        assert!(matches!(
-            w.write(&[(p("foreign"), v("1"))]),
-            Err(WriteError::Occupied(_))
-        ));
-        // A symlink planted to escape the root is not followed or replaced.
-        std::os::unix::fs::symlink("/etc", root.path().join("evil")).unwrap();
-        assert!(matches!(
-            w.write(&[(p("evil/passwd"), v("1"))]),
-            Err(WriteError::Occupied(_))
-        ));
-        assert_eq!(
-            fs::read_link(root.path().join("evil")).unwrap(),
-            Path::new("/etc")
-        );
-    }
-
-    #[test]
-    fn root_must_be_a_real_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
-        let w = Writer::new(dir.path().join("link"), FileAccess::Owner, None);
-        assert!(matches!(
-            w.write(&[(p("x"), v("1"))]),
-            Err(WriteError::Root { .. })
-        ));
-    }
-}
+mod tests;

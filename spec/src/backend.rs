@@ -86,10 +86,37 @@ pub struct VaultBackend {
     /// KV v2 mount holding Flyte 2 managed secrets (path `<mount>/data/<encoded id>`).
     #[serde(default = "default_managed_mount")]
     pub managed_mount: String,
+    /// Allow a plain `http://` address that is not loopback. Off by default: the agent sends
+    /// Vault a service-account JWT and gets a Vault token back, both in clear text over http.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 }
 
 fn default_managed_mount() -> String {
     "secret".to_string()
+}
+
+impl VaultBackend {
+    /// Why the address may not be used, if it is plain `http://` to a host other than
+    /// loopback without [`VaultBackend::allow_insecure_http`].
+    pub fn insecure_address(&self) -> Option<String> {
+        let rest = self.address.strip_prefix("http://")?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (!loopback && !self.allow_insecure_http).then(|| {
+            format!(
+                "Vault address {:?} is plain http:// to a host that is not loopback: the service-account JWT and the Vault token would cross the network in clear text; use https://, or set allowInsecureHttp on a network you trust",
+                self.address
+            )
+        })
+    }
 }
 
 /// Vault auth method. Tokens are never in the plan, only where to read them.
@@ -104,8 +131,8 @@ pub enum VaultAuth {
         /// Auth mount path.
         #[serde(default = "default_kubernetes_mount")]
         mount: String,
-        /// JWT file.
-        #[serde(default = "default_token_file")]
+        /// JWT file (`tokenFile` is accepted too, as the docs spell the config keys).
+        #[serde(default = "default_token_file", alias = "tokenFile")]
         token_file: String,
     },
     /// JWT auth with a (projected) service-account token.
@@ -116,14 +143,14 @@ pub enum VaultAuth {
         /// Auth mount path.
         #[serde(default = "default_jwt_mount")]
         mount: String,
-        /// JWT file.
-        #[serde(default = "default_token_file")]
+        /// JWT file (`tokenFile` is accepted too, as the docs spell the config keys).
+        #[serde(default = "default_token_file", alias = "tokenFile")]
         token_file: String,
     },
     /// A Vault token from a file, or from the agent's `VAULT_TOKEN` when no file is given.
     Token {
-        /// Token file.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Token file (`tokenFile` is accepted too).
+        #[serde(default, skip_serializing_if = "Option::is_none", alias = "tokenFile")]
         token_file: Option<String>,
     },
 }
@@ -164,26 +191,6 @@ impl VaultEngine {
             "db" => Some(Self::Db),
             _ => None,
         }
-    }
-}
-
-/// The AWS SecretId Flyte forms: `TrimRight(group, ":") + ":" + TrimLeft(key, ":")`.
-pub fn aws_secret_id(req: &SecretRequest) -> String {
-    format!(
-        "{}:{}",
-        req.group.trim_end_matches(':'),
-        req.key.trim_start_matches(':')
-    )
-}
-
-/// The region of an ARN-shaped id (`arn:<partition>:secretsmanager:<region>:…`).
-pub fn arn_region(id: &str) -> Option<&str> {
-    let mut parts = id.splitn(6, ':');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("arn"), Some(_), Some("secretsmanager"), Some(region)) if !region.is_empty() => {
-            Some(region)
-        }
-        _ => None,
     }
 }
 
@@ -240,16 +247,20 @@ impl Backend {
                         req.group
                     ));
                 }
-                if !is_secret_data_key(&req.key) {
+                // A JSON Pointer's first member is the data key it points into.
+                let data_key = match req.pointer() {
+                    Some(Ok(pointer)) => pointer.tokens()[0].clone(),
+                    _ => req.key.clone(),
+                };
+                if !is_secret_data_key(&data_key) {
                     return Err(format!(
-                        "Kubernetes Secret key {:?} must match [-._a-zA-Z0-9]+",
-                        req.key
+                        "Kubernetes Secret key {data_key:?} must match [-._a-zA-Z0-9]+"
                     ));
                 }
                 Ok(())
             }
             Self::Aws(_) => {
-                let id = aws_secret_id(req);
+                let id = aws_ref(req)?.secret_id;
                 if id.len() > 2048 {
                     return Err("AWS SecretId is longer than 2048 characters".into());
                 }
@@ -277,6 +288,50 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Whether the request's shape names this backend and no other, so that no other
+    /// backend of the plan is asked for it (and an outage of another store cannot fail it):
+    ///
+    /// - a `group_version` of `kv1`, `kv2` or `db` is a Vault engine;
+    /// - a group that makes the SecretId a Secrets Manager ARN (`arn:<partition>:secretsmanager:…`)
+    ///   is AWS's.
+    ///
+    /// Nothing else is decidable from the shape: a plain `group`/`key` is a valid Kubernetes
+    /// Secret, AWS SecretId and (with a `/`) Vault path alike, and a managed (group-less)
+    /// secret lives in whichever store holds managed secrets.
+    pub fn claims(&self, req: &SecretRequest) -> bool {
+        if req.is_groupless() {
+            return false;
+        }
+        match self {
+            Self::Vault(_) => matches!(req.group_version.as_str(), "kv1" | "kv2" | "db"),
+            Self::Aws(_) => arn_region(&aws_secret_id(req)).is_some(),
+            Self::Kubernetes(_) => false,
+        }
+    }
+}
+
+/// Why `backend` is not asked for `req`, or `None` when it is: the backend cannot address
+/// the request ([`Backend::check`]), or another backend of the plan claims it
+/// ([`Backend::claims`]). Backends are asked in plan order among those routed.
+pub fn route(backends: &[Backend], backend: &Backend, req: &SecretRequest) -> Option<String> {
+    if let Err(reason) = backend.check(req) {
+        return Some(format!("not applicable: {reason}"));
+    }
+    let claimed_elsewhere = backends
+        .iter()
+        .any(|b| b.kind() != backend.kind() && b.claims(req));
+    (claimed_elsewhere && !backend.claims(req)).then(|| {
+        format!(
+            "not asked: the request names another backend ({})",
+            match req.group_version.as_str() {
+                "kv1" | "kv2" | "db" => "a Vault engine as group_version",
+                _ => "a Secrets Manager ARN",
+            }
+        )
+    })
+}
+
 /// Whether a `secretKeyRef` can carry the value of an ENV_VAR request in a pod of
 /// `namespace` when the value is a Kubernetes Secret: the **first** backend is Kubernetes,
 /// reads the pod's own namespace, and the group/key is a valid Secret name/key. Otherwise
@@ -288,7 +343,9 @@ pub fn secret_key_ref_possible(
 ) -> bool {
     match backends.first() {
         Some(b @ Backend::Kubernetes(k)) => {
+            // The kubelet delivers a whole data key: a field inside it needs the agent.
             !req.is_groupless()
+                && req.pointer().is_none()
                 && k.namespace
                     .as_deref()
                     .is_none_or(|ns| Some(ns) == namespace)
@@ -311,121 +368,12 @@ pub fn served_by_secret_key_ref(
         && backends.iter().skip(1).all(|b| b.check(req).is_err())
 }
 
-#[cfg(test)]
-mod secret_key_ref_tests {
-    use super::*;
+mod aws;
 
-    /// A Vault backend as the tests' plans have it.
-    pub(super) fn local_vault() -> Backend {
-        Backend::Vault(VaultBackend {
-            address: "http://127.0.0.1:8200".into(),
-            auth: VaultAuth::Token { token_file: None },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-        })
-    }
-
-    #[test]
-    fn only_a_same_namespace_kubernetes_secret_first() {
-        let req = SecretRequest::new("user-info", "user_secret");
-        let k8s = Backend::Kubernetes(KubernetesBackend::default());
-        let aws = Backend::Aws(AwsBackend::default());
-        let vault = local_vault();
-        let ns = Some("flytesnacks-development");
-        let possible =
-            |backends: &[Backend], req: &SecretRequest| secret_key_ref_possible(backends, req, ns);
-        let served =
-            |backends: &[Backend], req: &SecretRequest| served_by_secret_key_ref(backends, req, ns);
-        let k8s_only = [k8s.clone()];
-        assert!(possible(&k8s_only, &req) && served(&k8s_only, &req));
-        // AWS could hold `user-info:user_secret` too: possible, not guaranteed.
-        let k8s_aws = [k8s.clone(), aws.clone()];
-        assert!(possible(&k8s_aws, &req) && !served(&k8s_aws, &req));
-        // Vault needs `<mount>/<path>`: it cannot, so the secretKeyRef is all there is.
-        let k8s_vault = [k8s.clone(), vault];
-        assert!(served(&k8s_vault, &req));
-        assert!(!possible(&[aws.clone(), k8s.clone()], &req));
-        assert!(!possible(&[], &req));
-        // Flyte 2 managed secrets live in another namespace.
-        let managed = SecretRequest::new("", "openai_key");
-        assert!(!possible(&k8s_only, &managed));
-        // Not a valid Secret name.
-        let vault_path = SecretRequest::new("secret/data/x", "k");
-        assert!(!possible(&k8s_vault, &vault_path));
-        let pinned = |namespace: &str| {
-            Backend::Kubernetes(KubernetesBackend {
-                namespace: Some(namespace.into()),
-                ..KubernetesBackend::default()
-            })
-        };
-        assert!(served(&[pinned("flytesnacks-development")], &req));
-        assert!(!possible(&[pinned("secrets")], &req));
-    }
-}
+pub use aws::{AwsRef, arn_region, aws_ambiguity, aws_ref, aws_secret_id, is_aws_version_id};
 
 #[cfg(test)]
-mod tests {
-    use super::secret_key_ref_tests::local_vault;
-    use super::*;
+mod secret_key_ref_tests;
 
-    #[test]
-    fn aws_ids_like_flyte() {
-        let r = SecretRequest::new(
-            "arn:aws:secretsmanager:us-east-2:123456789012:secret:",
-            ":my_secret",
-        );
-        assert_eq!(
-            aws_secret_id(&r),
-            "arn:aws:secretsmanager:us-east-2:123456789012:secret:my_secret"
-        );
-        assert_eq!(arn_region(&aws_secret_id(&r)), Some("us-east-2"));
-        assert_eq!(arn_region("prod:db"), None);
-        assert_eq!(arn_region("arn:aws:s3:::bucket"), None);
-    }
-
-    #[test]
-    fn backend_rules() {
-        let k8s = Backend::Kubernetes(KubernetesBackend::default());
-        assert!(
-            k8s.check(&SecretRequest::new("user-info", "user_secret"))
-                .is_ok()
-        );
-        assert!(k8s.check(&SecretRequest::new("User", "k")).is_err());
-        assert!(
-            k8s.check(&SecretRequest::new("secret/data/x", "k"))
-                .is_err()
-        );
-        assert!(k8s.check(&SecretRequest::new("g", "a b")).is_err());
-        assert!(k8s.check(&SecretRequest::new("", "openai_key")).is_ok());
-        assert!(k8s.check(&SecretRequest::new("", "my.key")).is_err());
-
-        let vault = local_vault();
-        assert!(
-            vault
-                .check(&SecretRequest::new("secret/data/x", "k").with_group_version("db"))
-                .is_ok()
-        );
-        assert!(
-            vault
-                .check(&SecretRequest::new("secret/x", "k").with_group_version("kv3"))
-                .is_err()
-        );
-
-        let aws = Backend::Aws(AwsBackend::default());
-        assert!(
-            aws.check(&SecretRequest::new("arn:aws:s3:us-east-1:1:secret", "k"))
-                .is_err()
-        );
-        assert!(aws.check(&SecretRequest::new("prod", "db")).is_ok());
-    }
-
-    #[test]
-    fn dns_names() {
-        assert!(is_dns1123_subdomain("a.b-c.d1"));
-        for bad in ["", "A", "-a", "a-", "a..b", "a_b", &"a".repeat(254)] {
-            assert!(!is_dns1123_subdomain(bad), "{bad}");
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

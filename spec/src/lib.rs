@@ -4,6 +4,7 @@
 //! (serde only), so the webhook stays small:
 //!
 //! - [`request`]: Flyte's `core.Secret` request model and its validation rules;
+//! - [`field`]: JSON Pointer keys, fields inside a secret's JSON value;
 //! - [`annotation`]: the `flyte.secrets/s<N>` pod annotations (Flyte base32 of the protobuf
 //!   text format), decoded and encoded byte-exactly as propeller does ([`base32`],
 //!   [`textproto`]);
@@ -11,16 +12,19 @@
 //!   Flyte's webhook, flytekit and the v2 SDK;
 //! - [`scoped`]: Flyte 2 managed-secret scopes and names (`u__org__…`, md5 Secret names);
 //! - [`backend`]: backend settings and the rules each backend puts on a request;
+//! - [`aggregate`]: one file per group in `.env`, JSON, properties or YAML;
 //! - [`plan`]: the fetch plan, the versioned JSON document the webhook hands the agent;
 //! - [`env`]: the agent container's env var names, the kubelet's paths and the log format,
 //!   which the webhook writes and the agent reads.
 
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod annotation;
 pub mod backend;
 pub mod base32;
 pub mod env;
+pub mod field;
 pub mod naming;
 pub mod plan;
 pub mod request;

@@ -165,9 +165,11 @@ impl Layout {
     pub fn files(&self, req: &SecretRequest) -> Result<Vec<SecretPath>, RequestError> {
         req.validate()?;
         let mut raw: Vec<String> = Vec::with_capacity(3);
-        let key_lower = go_lower(&req.key);
+        // A JSON Pointer key names files by its tokens (`/db/password` → `…/db/password`).
+        let key = req.naming_key();
+        let key_lower = go_lower(&key);
         if req.is_groupless() {
-            raw.push(req.key.clone());
+            raw.push(key.to_string());
             raw.push(key_lower.clone());
             if !req.group_version.is_empty() {
                 raw.push(format!("{}/{key_lower}", go_lower(&req.group_version)));
@@ -175,7 +177,7 @@ impl Layout {
         } else {
             let group_lower = go_lower(&req.group);
             raw.push(format!("{group_lower}/{key_lower}"));
-            raw.push(format!("{}/{}", req.group, req.key));
+            raw.push(format!("{}/{key}", req.group));
             if !req.group_version.is_empty() {
                 raw.push(format!(
                     "{group_lower}/{}/{key_lower}",
@@ -224,19 +226,17 @@ impl Layout {
     /// reader tries them (flytekit's names first, then `env_var`). Duplicates removed.
     pub fn value_env_names(&self, req: &SecretRequest) -> Vec<String> {
         let mut names = Vec::with_capacity(3);
+        let key = req.naming_key();
         if req.is_groupless() {
-            names.push(format!("{}{}", self.env_prefix, go_upper(&req.key)));
+            names.push(format!("{}{}", self.env_prefix, go_upper(&key)));
         } else {
-            names.push(go_upper(&format!(
-                "{}{}_{}",
-                self.env_prefix, req.group, req.key
-            )));
+            names.push(go_upper(&format!("{}{}_{key}", self.env_prefix, req.group)));
         }
         if !req.group_version.is_empty() {
-            let parts: Vec<String> = [&req.group, &req.group_version, &req.key]
+            let parts: Vec<String> = [req.group.as_str(), &req.group_version, &key]
                 .into_iter()
                 .filter(|p| !p.is_empty())
-                .map(|p| go_upper(p))
+                .map(go_upper)
                 .collect();
             names.push(format!("{}{}", self.env_prefix, parts.join("_")));
         }

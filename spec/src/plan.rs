@@ -51,7 +51,7 @@ mod error;
 mod json;
 mod validate;
 
-pub use document::{FetchPlan, FileAccess, Owner, PlannedSecret, Timeouts};
+pub use document::{AggregateFile, FetchPlan, FileAccess, Owner, PlannedSecret, Timeouts};
 pub use error::PlanError;
 
 /// The plan format this crate reads and writes.

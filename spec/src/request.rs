@@ -5,10 +5,13 @@
 //! part shared by every backend (path safety, env var names); [`crate::backend`] adds the
 //! rules each backend needs on top.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::field::{Pointer, PointerError, is_pointer};
 
 /// How the task wants the secret delivered (`core.Secret.MountType`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +123,16 @@ pub enum RequestError {
         secret: SecretName,
         /// The rejected name.
         name: String,
+    },
+    /// A key that starts with `/` is not a usable JSON Pointer.
+    #[error("secret {secret}: key {key:?} is a JSON Pointer that {reason}")]
+    Pointer {
+        /// The secret.
+        secret: SecretName,
+        /// The key.
+        key: String,
+        /// What is wrong with it.
+        reason: PointerError,
     },
     /// A rule of one backend is not met.
     #[error("secret {secret}: {message}")]
@@ -237,6 +250,20 @@ impl SecretRequest {
         self.group.is_empty()
     }
 
+    /// The field a key that starts with `/` selects ([`crate::field`]), if it is one.
+    pub fn pointer(&self) -> Option<Result<Pointer, PointerError>> {
+        is_pointer(&self.key).then(|| Pointer::parse(&self.key))
+    }
+
+    /// The key the naming rules use: a JSON Pointer's tokens as a relative path
+    /// (`/db/password` → `db/password`), any other key as it is.
+    pub fn naming_key(&self) -> Cow<'_, str> {
+        match self.pointer() {
+            Some(Ok(pointer)) => Cow::Owned(pointer.path()),
+            _ => Cow::Borrowed(&self.key),
+        }
+    }
+
     /// The rules every backend shares: a key, safe relative paths, a valid `env_var`.
     pub fn validate(&self) -> Result<(), RequestError> {
         if self.key.is_empty() {
@@ -250,12 +277,24 @@ impl SecretRequest {
         if !self.group.is_empty() {
             validate_relative_path(&self.group).map_err(|e| unsafe_path("group", e))?;
         }
-        validate_relative_path(&self.key).map_err(|e| unsafe_path("key", e))?;
+        let pointer = match self.pointer() {
+            Some(Ok(_)) if self.group.is_empty() => Some(Err(PointerError::NoGroup)),
+            other => other,
+        };
+        if let Some(Err(reason)) = pointer {
+            return Err(RequestError::Pointer {
+                secret: self.name(),
+                key: self.key.clone(),
+                reason,
+            });
+        }
+        validate_relative_path(&self.naming_key()).map_err(|e| unsafe_path("key", e))?;
         // The first component of the files is the group's, or the key's without a group.
+        let naming_key = self.naming_key();
         let (field, top) = if self.group.is_empty() {
-            ("key", &self.key)
+            ("key", naming_key.as_ref())
         } else {
-            ("group", &self.group)
+            ("group", self.group.as_str())
         };
         if top.starts_with("..") {
             return Err(unsafe_path(field, PathError::Reserved));

@@ -1019,3 +1019,100 @@ async fn binary_serves_writes_state_and_issues_tokens() {
     assert!(exit.success(), "{exit:?}");
     assert!(!state.join("ready").exists(), "ready is removed on SIGTERM");
 }
+
+/// PATCH with `application/json-patch+json` (what `init-certs` sends for the caBundle): a
+/// failed `test` is a 422 and changes nothing; an immutable Secret refuses updates (422) and
+/// may still be deleted.
+#[tokio::test]
+async fn json_patch_of_a_webhook_configuration_and_immutable_secrets() {
+    let standin = StandIn::start().await.unwrap();
+    let client = admin(&standin).await;
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    configs
+        .create(
+            &PostParams::default(),
+            &webhook_configuration("flyte-secrets", b"ca-1"),
+        )
+        .await
+        .unwrap();
+    let name = configs
+        .get("flyte-secrets")
+        .await
+        .unwrap()
+        .webhooks
+        .unwrap()[0]
+        .name
+        .clone();
+    let send = |patch: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let request = hyper::Request::patch(
+                "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/flyte-secrets",
+            )
+            .header("content-type", "application/json-patch+json")
+            .body(serde_json::to_vec(&patch).unwrap())
+            .unwrap();
+            client
+                .request::<MutatingWebhookConfiguration>(request)
+                .await
+        }
+    };
+    let patched = send(serde_json::json!([
+        {"op": "test", "path": "/webhooks/0/name", "value": name},
+        {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Y2EtMg=="},
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(
+        patched.webhooks.as_ref().unwrap()[0]
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .unwrap()
+            .0,
+        b"ca-2"
+    );
+    assert_eq!(patched.metadata.generation, Some(2));
+    let failed = status(
+        send(serde_json::json!([
+            {"op": "test", "path": "/webhooks/0/name", "value": "other.example.com"},
+            {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "eA=="},
+        ]))
+        .await,
+    );
+    assert_eq!(failed.code, 422, "{failed:?}");
+    let stored = configs.get("flyte-secrets").await.unwrap();
+    assert_eq!(
+        stored.webhooks.unwrap()[0]
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .unwrap()
+            .0,
+        b"ca-2"
+    );
+
+    // An immutable Secret: updates refused, deletes allowed.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "flyte");
+    let mut immutable = Secret::default();
+    immutable.metadata.name = Some("frozen".into());
+    immutable.immutable = Some(true);
+    immutable.data = Some([("k".to_string(), ByteString(b"v".to_vec()))].into());
+    let created = secrets
+        .create(&PostParams::default(), &immutable)
+        .await
+        .unwrap();
+    let mut changed = created.clone();
+    changed.data = Some([("k".to_string(), ByteString(b"w".to_vec()))].into());
+    let refused = status(
+        secrets
+            .replace("frozen", &PostParams::default(), &changed)
+            .await,
+    );
+    assert_eq!(refused.code, 422, "{refused:?}");
+    secrets
+        .delete("frozen", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(status(secrets.get("frozen").await).code, 404);
+}

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use flyte_secret_spec::aggregate::Format;
 use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
 use flyte_secret_spec::{Layout, MountRequirement, SecretRequest};
 use serde_json::{Value, json};
@@ -154,6 +155,7 @@ pub fn expectations_for(cases: &[Case], env: EnvDelivery, layout: &Layout) -> Va
                 let mut e = json!({
                     "group": c.req.group,
                     "key": c.req.key,
+                    "naming_key": c.req.naming_key(),
                     "group_version": c.req.group_version,
                     "mount": c.req.mount_requirement.name(),
                     "env_var": c.req.env_var,
@@ -198,6 +200,32 @@ pub struct RunOptions {
     /// The task program, a script in `tests/python` run on the expectations file, instead
     /// of `check_secrets.py`.
     pub script: Option<&'static str>,
+    /// The webhook's `--aggregate-format`: the checker then parses each group's aggregate
+    /// file with its format's real parser.
+    pub aggregate: Option<Format>,
+}
+
+/// What each aggregate file must parse to: per group of the cases, the naming key and value
+/// of each request (every case needs a known value).
+pub fn aggregate_expectations(cases: &[Case], format: Format, layout: &Layout) -> Value {
+    let mut files: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    for c in cases.iter().filter(|c| !c.req.is_groupless()) {
+        let path = layout.absolute(&format.path(&c.req.group).unwrap());
+        let value = c
+            .value
+            .as_ref()
+            .expect("aggregated cases have known values");
+        files.entry(path).or_default().insert(
+            c.req.naming_key().into_owned(),
+            json!(base64::engine::general_purpose::STANDARD.encode(value)),
+        );
+    }
+    Value::Array(
+        files
+            .into_iter()
+            .map(|(path, entries)| json!({"path": path, "format": format.as_str(), "entries": entries}))
+            .collect(),
+    )
 }
 
 /// Seeds nothing: admits `pod` (with `cases` as its secrets) through a fresh webhook and
@@ -229,6 +257,14 @@ pub async fn run_case_with(
         extra_webhook_args.extend(["--env-prefix".to_string(), prefix.clone()]);
     }
     let e2e = crate::TempDir::new("fsa-e2e");
+    if let Some(format) = options.aggregate {
+        extra_webhook_args.extend(["--aggregate-format".to_string(), format.to_string()]);
+        std::fs::write(
+            e2e.path().join("expect_aggregates.json"),
+            aggregate_expectations(cases, format, &layout).to_string(),
+        )
+        .unwrap();
+    }
     std::fs::copy(script(), e2e.path().join("check_secrets.py")).unwrap();
     let program = match options.script {
         Some(name) => {

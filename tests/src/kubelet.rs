@@ -7,7 +7,10 @@
 //!   read-only (where Python and flytekit are installed);
 //! - **command/args/env** exactly as in the spec (`command` replaces the image entrypoint,
 //!   `args` follow it), plus the kubelet's `KUBERNETES_SERVICE_HOST/PORT`; `secretKeyRef`
-//!   env vars are resolved from the API (optional ones may be absent);
+//!   env vars are resolved from the API (optional ones may be absent); `$(VAR)` references
+//!   are expanded as the kubelet does ([`expand`]): in an env `value` against the env vars
+//!   defined before it and the service env, in `command` and `args` against the container's
+//!   whole env;
 //! - **volumes**: `emptyDir` with `medium: Memory` is a fresh tmpfs (mode 0777, group
 //!   `fsGroup` with setgid when set), the projected `kube-api-access-*` volume holds a real
 //!   service-account token, `ca.crt` and `namespace`, `hostPath` is bound; each mount is
@@ -405,6 +408,21 @@ fn sandbox(
         "KUBERNETES_SERVICE_PORT".into(),
         port.into(),
     ]);
+    // The kubelet's env: each `value` expanded against the vars defined before it, then the
+    // service env (`makeEnvironmentVariables`); later definitions replace earlier ones.
+    let service_env = [
+        ("KUBERNETES_SERVICE_HOST", host),
+        ("KUBERNETES_SERVICE_PORT", port),
+    ];
+    let mut defined: BTreeMap<String, String> = BTreeMap::new();
+    let lookup = |defined: &BTreeMap<String, String>, name: &str| -> Option<String> {
+        defined.get(name).cloned().or_else(|| {
+            service_env
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    };
     for e in container["env"].as_array().into_iter().flatten() {
         let name = str_of(e, "name").context("env without a name")?;
         let value = if let Some(r) = e.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
@@ -420,15 +438,24 @@ fn sandbox(
         } else if e.get("valueFrom").is_some() {
             bail!("env {name}: only secretKeyRef is supported by this runner");
         } else {
-            str_of(e, "value").unwrap_or_default().to_string()
+            let raw = str_of(e, "value").unwrap_or_default();
+            expand(raw, &|n| lookup(&defined, n))
         };
+        defined.insert(name.to_string(), value.clone());
         bw.extend(["--setenv".into(), name.into(), value]);
     }
     if sc.get("readOnlyRootFilesystem").and_then(Value::as_bool) == Some(true) {
         bw.extend(["--remount-ro", "/"].map(String::from));
     }
-    let command: Vec<String> = strings(&container["command"]);
-    let args: Vec<String> = strings(&container["args"]);
+    // `ExpandContainerCommandAndArgs`: against the container's whole env.
+    let expand_all = |v: &Value| -> Vec<String> {
+        strings(v)
+            .iter()
+            .map(|s| expand(s, &|n| lookup(&defined, n)))
+            .collect()
+    };
+    let command: Vec<String> = expand_all(&container["command"]);
+    let args: Vec<String> = expand_all(&container["args"]);
     let entrypoint = if command.is_empty() {
         if agent_image {
             vec!["/agent".to_string()]
@@ -473,10 +500,89 @@ fn sandbox(
     Ok(cmd)
 }
 
+/// The kubelet's `$(VAR)` expansion (`third_party/forked/golang/expansion.Expand` with
+/// `MappingFuncFor`): `$$` is one literal `$`; `$(NAME)` is the value of `NAME` when `vars`
+/// defines it, else stays `$(NAME)`; an unterminated `$(` and a `$` before anything else
+/// (or at the end) stay as they are.
+pub fn expand(input: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
+    let bytes = input.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' || i + 1 == bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match bytes[i + 1] {
+            b'$' => {
+                out.push(b'$');
+                i += 2;
+            }
+            b'(' => match bytes[i + 2..].iter().position(|&b| b == b')') {
+                Some(len) => {
+                    // `(` and `)` are ASCII: the slice is on character boundaries.
+                    let name = &input[i + 2..i + 2 + len];
+                    match vars(name) {
+                        Some(v) => out.extend_from_slice(v.as_bytes()),
+                        None => out.extend_from_slice(format!("$({name})").as_bytes()),
+                    }
+                    i += 3 + len;
+                }
+                None => {
+                    out.extend_from_slice(b"$(");
+                    i += 2;
+                }
+            },
+            other => {
+                out.extend_from_slice(&[b'$', other]);
+                i += 2;
+            }
+        }
+    }
+    String::from_utf8(out).expect("bytes copied whole, split only at ASCII")
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .into_iter()
         .flatten()
         .filter_map(|s| s.as_str().map(String::from))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn expansion_follows_the_kubelet() {
+        let vars = |n: &str| match n {
+            "HOME" => Some("/root".to_string()),
+            "EMPTY" => Some(String::new()),
+            "REF" => Some("$(HOME)".to_string()),
+            _ => None,
+        };
+        for (input, want) in [
+            ("plain", "plain"),
+            ("$(HOME)", "/root"),
+            ("a$(HOME)b$(HOME)", "a/rootb/root"),
+            ("$(UNKNOWN)", "$(UNKNOWN)"),
+            ("$$", "$"),
+            ("$$(HOME)", "$(HOME)"),
+            ("$$$(HOME)", "$/root"),
+            ("$$$$", "$$"),
+            ("$", "$"),
+            ("a$", "a$"),
+            ("$x$(HOME)", "$x/root"),
+            ("$(HOME", "$(HOME"),
+            ("$(", "$("),
+            ("$()", "$()"),
+            ("$(EMPTY)x", "x"),
+            ("$(REF)", "$(HOME)"),
+            ("é$(HOME)ü$é", "é/rootü$é"),
+        ] {
+            assert_eq!(expand(input, &vars), want, "{input}");
+        }
+    }
 }

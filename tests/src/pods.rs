@@ -18,6 +18,8 @@ pub const TASK_IMAGE: &str = "cr.flyte.org/flyteorg/flytekit:py3.11-e2e";
 pub const SA_VOLUME: &str = fixtures::SERVICE_ACCOUNT_VOLUME;
 /// The Flyte execution the task pods belong to (their container is `<id>-n0-0`).
 const EXECUTION_ID: &str = "a7x2k9m4p1";
+/// Propeller's annotation naming the task container (`flytek8s.PrimaryContainerKey`).
+pub const PRIMARY_CONTAINER_ANNOTATION: &str = "primary_container_name";
 
 /// What the pod looks like.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +36,10 @@ pub struct TaskPod {
     pub run_as: Option<(u32, u32)>,
     /// Pod `fsGroup`.
     pub fs_group: Option<u32>,
+    /// Pod `supplementalGroups`.
+    pub supplemental_groups: Vec<u32>,
+    /// App containers after the task's (sidecars of the task's own), as JSON.
+    pub extra_containers: Vec<Value>,
     /// An init container of the task's own, placed before the app container.
     pub extra_init: Option<Value>,
     /// `PYTHONPATH` of the task's containers (where flytekit is installed).
@@ -79,8 +85,9 @@ impl TaskPod {
             "mountPath": SERVICE_ACCOUNT_DIR,
             "readOnly": true
         });
+        let task_container = format!("{EXECUTION_ID}-n0-0");
         let mut app = json!({
-            "name": format!("{}-n0-0", EXECUTION_ID),
+            "name": task_container,
             "image": TASK_IMAGE,
             (if self.args_only { "args" } else { "command" }): command,
             "env": [
@@ -105,6 +112,8 @@ impl TaskPod {
             .namespace(&self.namespace)
             .without_label("project")
             .without_label("domain")
+            // Propeller names the task container in this annotation.
+            .annotation(PRIMARY_CONTAINER_ANNOTATION, task_container.as_str())
             .edit(|p| {
                 p["spec"]["containers"] = json!([app]);
                 if let Some(volumes) = p["spec"]["volumes"].as_array_mut() {
@@ -117,8 +126,18 @@ impl TaskPod {
                 .label("project", project)
                 .label("domain", domain);
         }
+        let mut pod_sc = serde_json::Map::new();
         if let Some(g) = self.fs_group {
-            pod = pod.pod_security_context(json!({"fsGroup": g}));
+            pod_sc.insert("fsGroup".into(), json!(g));
+        }
+        if !self.supplemental_groups.is_empty() {
+            pod_sc.insert("supplementalGroups".into(), json!(self.supplemental_groups));
+        }
+        if !pod_sc.is_empty() {
+            pod = pod.pod_security_context(Value::Object(pod_sc));
+        }
+        for c in &self.extra_containers {
+            pod = pod.container(c.clone());
         }
         if let Some(init) = &self.extra_init {
             pod = pod.init_container(init.clone());

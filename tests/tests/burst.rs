@@ -71,6 +71,7 @@ async fn two_hundred_agents_at_once() {
             ca_cert_file: None,
             default_engine: VaultEngine::Kv2,
             managed_mount: "secret".into(),
+            allow_insecure_http: false,
         }),
         Backend::Aws(AwsBackend {
             region: Some(s.aws.region.clone()),

@@ -193,6 +193,7 @@ fn vault_backend(address: &str, ca: Option<String>) -> Backend {
         ca_cert_file: ca,
         default_engine: VaultEngine::Kv2,
         managed_mount: "secret".into(),
+        allow_insecure_http: false,
     })
 }
 
@@ -234,6 +235,13 @@ async fn one_value_through_everything_appears_nowhere() {
     aws.create_secret()
         .name(format!("{name}-aws:k"))
         .secret_string(&value)
+        .send()
+        .await
+        .unwrap();
+    // …and as a field of a JSON secret, for field extraction and aggregate files.
+    aws.create_secret()
+        .name(format!("{name}-json"))
+        .secret_string(serde_json::json!({"password": value, "user": "u"}).to_string())
         .send()
         .await
         .unwrap();
@@ -402,7 +410,13 @@ async fn one_value_through_everything_appears_nowhere() {
     assert!(listing(root.path()).is_empty());
     audit.add_run("missing secret", &out, Some(&termination));
 
-    // 6. Hostile values: empty and over 1 MiB (the value repeated) fail the plan.
+    // 6. Hostile values: empty (refused when asked: by default it is delivered, as Flyte
+    // does) and over 1 MiB (the value repeated) fail the plan.
+    let refuse_empty = [(
+        "FLYTE_SECRET_REFUSE_EMPTY_VALUES".to_string(),
+        "true".to_string(),
+    )];
+    let env_refusing: Vec<(String, String)> = env.iter().cloned().chain(refuse_empty).collect();
     for key in ["empty", "huge"] {
         let root = tempfile::tempdir().unwrap();
         let p = flyte_secret_e2e::agent::plan(
@@ -413,11 +427,58 @@ async fn one_value_through_everything_appears_nowhere() {
                 SecretRequest::new(format!("secret/{name}/bad"), key),
             ],
         );
-        let (out, termination) = init_json(home.path(), &p.to_json(), root.path(), &env, "json");
+        let (out, termination) = init_json(
+            home.path(),
+            &p.to_json(),
+            root.path(),
+            &env_refusing,
+            "json",
+        );
         assert_eq!(out.status.code(), Some(1), "{key}");
         assert!(listing(root.path()).is_empty());
         audit.add_run(&format!("{key} value"), &out, Some(&termination));
     }
+
+    // 6b. A field of a JSON secret, delivered alone and in every aggregate format; then a
+    // field that is not there (its error names the field, never the value); then --explain.
+    let aws_only = vec![Backend::Aws(AwsBackend {
+        region: Some(s.aws.region.clone()),
+        endpoint: Some(s.aws.endpoint.clone()),
+    })];
+    for format in flyte_secret_spec::aggregate::Format::ALL {
+        let root = tempfile::tempdir().unwrap();
+        let mut p = flyte_secret_e2e::agent::plan(
+            aws_only.clone(),
+            None,
+            &[
+                SecretRequest::new(format!("{name}-json"), "/password"),
+                SecretRequest::new(format!("{name}-json"), "/user"),
+            ],
+        );
+        p.aggregate = Some(format);
+        let (out, termination) = init_json(home.path(), &p.to_json(), root.path(), &env, "json");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        audit.add_run(
+            &format!("field and {format} aggregate"),
+            &out,
+            Some(&termination),
+        );
+    }
+    let root = tempfile::tempdir().unwrap();
+    let missing = [SecretRequest::new(
+        format!("{name}-json"),
+        "/password/inner",
+    )];
+    let p = flyte_secret_e2e::agent::plan(aws_only.clone(), None, &missing);
+    let (out, termination) = init_json(home.path(), &p.to_json(), root.path(), &env, "plain");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(listing(root.path()).is_empty());
+    audit.add_run("missing field", &out, Some(&termination));
 
     // 7. Faults on the way to each backend.
     let vault_proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();

@@ -4,7 +4,10 @@
 //! secret. Secrets live in the local real servers: the Kubernetes API stand-in, moto (AWS)
 //! and OpenBao (kv1, kv2, database credentials from PostgreSQL).
 
-use flyte_secret_e2e::cases::{Case, Store, assert_succeeded, run_case, seed, unique, value};
+use flyte_secret_e2e::cases::{
+    Case, Store, assert_succeeded, expectations, run_case, seed, unique, value,
+};
+use flyte_secret_e2e::kubelet::run_pod;
 use flyte_secret_e2e::pods::{TASK_PYTHON, TaskPod, site_packages};
 use flyte_secret_e2e::world::World;
 use flyte_secret_spec::scoped::Scope;
@@ -366,4 +369,324 @@ async fn a_backend_that_is_down_fails_within_the_deadline() {
             .count(),
         0
     );
+}
+
+/// Issue 16, item 4: a group and keys holding kubelet references (`$(KUBERNETES_SERVICE_HOST)`,
+/// defined in every container; `$(FLYTE_SECRETS_DEFAULT_DIR)`, which the webhook itself defines
+/// first; `$$`). The kubelet expands `$(VAR)` in env values and commands (the runner does
+/// exactly as it does), so the webhook escapes `$` in everything it writes there: the agent
+/// reads the plan's names literally, the path env var names the file, `agent exec` sets the
+/// value. Unescaped, the agent's plan asks Vault for `secret/e2e-127.0.0.1-…` and the pod
+/// fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_kubelet_references_are_read_literally() {
+    let world = World::connect().await.unwrap();
+    let u = unique();
+    let namespace = format!("flytesnacks-development-{u}");
+    let group = format!("secret/e2e-$(KUBERNETES_SERVICE_HOST)-{u}");
+    let cases = vec![
+        Case {
+            req: SecretRequest::new(&group, "tok$$en-$(FLYTE_SECRETS_DEFAULT_DIR)")
+                .with_mount(MountRequirement::Any)
+                .with_env_var("DOLLAR_FILE"),
+            store: Store::Kv2,
+            value: value(&format!("dollar-file-{u}")),
+        },
+        Case {
+            req: SecretRequest::new(&group, "pass$(KUBERNETES_SERVICE_PORT)")
+                .with_mount(MountRequirement::EnvVar)
+                .with_env_var("DOLLAR_VALUE"),
+            store: Store::Kv2,
+            value: value(&format!("dollar-env-{u}")),
+        },
+    ];
+    seed(
+        &world,
+        &namespace,
+        &Scope::new("development", "flytesnacks"),
+        &cases,
+    )
+    .await;
+    let s = &world.servers;
+    // Vault only: the names are Vault paths and fields (no other store accepts `$(`).
+    let vault = json!([{"type": "vault", "address": s.vault.addr,
+        "auth": {"method": "kubernetes", "role": s.vault.role, "mount": s.vault.k8s_auth_mount}}]);
+    let pod = TaskPod {
+        namespace,
+        name: format!("dollar-{u}"),
+        args_only: true,
+        ..TaskPod::default()
+    };
+    let o = run_case(
+        &world,
+        pod,
+        &cases,
+        &["--backends".to_string(), vault.to_string()],
+    )
+    .await;
+    assert_succeeded(&o);
+    let app = o.run.containers.last().unwrap();
+    assert!(app.stdout.contains("ok: 2 secrets"), "{}", app.stdout);
+    // The spec holds the escaped text: the agent's plan and the path env var.
+    let agent = &o.admitted["spec"]["initContainers"][0];
+    let plan = agent["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "FLYTE_SECRET_PLAN")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap();
+    assert!(
+        plan.contains("secret/e2e-$$(KUBERNETES_SERVICE_HOST)-"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("tok$$$$en-$$(FLYTE_SECRETS_DEFAULT_DIR)"),
+        "{plan}"
+    );
+    let task = &o.admitted["spec"]["containers"][0];
+    let path = task["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DOLLAR_FILE")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap();
+    assert!(
+        path.ends_with("/tok$$$$en-$$(flyte_secrets_default_dir)"),
+        "{path}"
+    );
+    assert!(
+        !o.run.all_output().contains(&format!("dollar-env-{u}")),
+        "a value in some container output"
+    );
+
+    // Control: the same pod with the values as written before the escaping (every `$$` back
+    // to `$`) fails — the runner expands like the kubelet, and the agent asks Vault for
+    // `secret/e2e-<KUBERNETES_SERVICE_HOST>-…`.
+    let mut unescaped = o.admitted.clone();
+    for list in ["initContainers", "containers"] {
+        for c in unescaped["spec"][list].as_array_mut().unwrap() {
+            for e in c["env"].as_array_mut().into_iter().flatten() {
+                if let Some(v) = e["value"].as_str() {
+                    e["value"] = json!(v.replace("$$", "$"));
+                }
+            }
+        }
+    }
+    let run =
+        std::thread::scope(|s| s.spawn(|| run_pod(&unescaped, &world)).join().unwrap()).unwrap();
+    assert!(!run.succeeded());
+    let agent = run.container("flyte-secret-agent").unwrap();
+    assert_ne!(agent.code, Some(0), "{}", agent.termination_message);
+    assert_eq!(run.containers.len(), 1, "the task never starts");
+}
+
+/// Issue 16, item 7: the task runs as uid 1000 and a sidecar of its own as uid 2000; both
+/// have the pod's supplemental group 3000. Files are 0440 for group 3000 in 0550 directories
+/// (the agent runs as 1000:3000), and both containers read every secret. Owner-only files
+/// (0400, uid 1000) leave the sidecar with EACCES.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_with_different_uids_read_through_a_shared_group() {
+    let world = World::connect().await.unwrap();
+    let u = unique();
+    let namespace = format!("proj-dev-{u}");
+    let cases = vec![
+        Case {
+            req: SecretRequest::new(format!("app-{u}"), "token"),
+            store: Store::K8s,
+            value: value(&format!("k8s-token-{u}")),
+        },
+        Case {
+            req: SecretRequest::new(format!("secret/app-{u}"), "password")
+                .with_mount(MountRequirement::File),
+            store: Store::Kv2,
+            value: value(&format!("vault-password-{u}")),
+        },
+    ];
+    seed(
+        &world,
+        &namespace,
+        &Scope::new("development", "proj"),
+        &cases,
+    )
+    .await;
+    let sidecar = json!({
+        "name": "reader",
+        "image": flyte_secret_e2e::pods::TASK_IMAGE,
+        "command": [TASK_PYTHON, "/e2e/check_secrets.py", "/e2e/expect.json"],
+        "env": [{"name": "PYTHONPATH", "value": site_packages(&world.servers.tools.python)}],
+        "securityContext": {"runAsUser": 2000, "runAsGroup": 2000},
+        "volumeMounts": [{"name": "e2e", "mountPath": "/e2e", "readOnly": true}],
+    });
+    let pod = TaskPod {
+        namespace,
+        name: format!("uids-{u}"),
+        run_as: Some((1000, 1000)),
+        supplemental_groups: vec![3000],
+        extra_containers: vec![sidecar],
+        ..TaskPod::default()
+    };
+    let o = run_case(&world, pod, &cases, &[]).await;
+    assert_succeeded(&o);
+    let names: Vec<&str> = o.run.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["flyte-secret-agent", "a7x2k9m4p1-n0-0", "reader"]);
+    for c in &o.run.containers[1..] {
+        assert!(
+            c.stdout.contains("ok: 2 secrets"),
+            "{}: {}",
+            c.name,
+            c.stdout
+        );
+    }
+    assert!(
+        o.warnings.iter().all(|w| !w.contains("supplementalGroups")),
+        "{:?}",
+        o.warnings
+    );
+    let agent = &o.admitted["spec"]["initContainers"][0];
+    assert_eq!(agent["securityContext"]["runAsUser"], 1000);
+    assert_eq!(agent["securityContext"]["runAsGroup"], 3000);
+    use std::os::unix::fs::MetadataExt;
+    let dir = &o.run.volumes["flyte-secrets"];
+    for file in [
+        dir.join(format!("app-{u}/token")),
+        dir.join(format!("secret/app-{u}/password")),
+    ] {
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (1000, 3000, 0o440),
+            "{}",
+            file.display()
+        );
+        let parent = std::fs::metadata(file.parent().unwrap()).unwrap();
+        assert_eq!(parent.mode() & 0o777, 0o550, "{}", file.display());
+    }
+
+    // Control: the pod as admitted before (owner-only files of uid 1000, the agent as
+    // 1000:1000): the sidecar gets EACCES. (The run's `/e2e` directory is gone: a new one.)
+    let e2e = flyte_secret_e2e::TempDir::new("fsa-e2e-control");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/python/check_secrets.py"),
+        e2e.path().join("check_secrets.py"),
+    )
+    .unwrap();
+    std::fs::write(
+        e2e.path().join("expect.json"),
+        expectations(&cases).to_string(),
+    )
+    .unwrap();
+    for f in ["check_secrets.py", "expect.json"] {
+        let perms = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+        std::fs::set_permissions(e2e.path().join(f), perms).unwrap();
+    }
+    let mut before = o.admitted.clone();
+    for v in before["spec"]["volumes"].as_array_mut().unwrap() {
+        if v["name"] == "e2e" {
+            v["hostPath"]["path"] = json!(e2e.path().display().to_string());
+        }
+    }
+    let agent = &mut before["spec"]["initContainers"][0];
+    agent["securityContext"]["runAsGroup"] = json!(1000);
+    for e in agent["env"].as_array_mut().unwrap() {
+        if e["name"] == "FLYTE_SECRET_PLAN" {
+            let plan = e["value"].as_str().unwrap();
+            assert!(plan.contains(r#""access":"group""#), "{plan}");
+            let plan = plan
+                .replace(r#""access":"group""#, r#""access":"owner""#)
+                .replace(r#""gid":3000"#, r#""gid":1000"#);
+            e["value"] = json!(plan);
+        }
+    }
+    let run = std::thread::scope(|s| s.spawn(|| run_pod(&before, &world)).join().unwrap()).unwrap();
+    assert_eq!(run.container("a7x2k9m4p1-n0-0").unwrap().code, Some(0));
+    let reader = run.container("reader").unwrap();
+    assert_ne!(reader.code, Some(0));
+    assert!(
+        reader.stdout.contains("Permission denied"),
+        "{}",
+        reader.stdout
+    );
+}
+
+/// Fields of JSON secrets and aggregate files, end to end: an AWS secret that is a JSON
+/// object (fields by JSON Pointer, a number and an object among them) and a Vault kv2 field
+/// holding a JSON document, read back by flytekit under the keys the naming rules give; and,
+/// for each format, the aggregate file of each group parsed by that format's real parser
+/// (python-dotenv, `json`, javaproperties, PyYAML), with values built to trip each format's
+/// escaping (quotes, backslashes, `$`, `#`, `=`, `:`, `!`, a line break, non-ASCII).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_fields_and_aggregate_files_are_read_by_flytekit_and_real_parsers() {
+    use flyte_secret_e2e::cases::{RunOptions, run_case_with};
+    use flyte_secret_spec::aggregate::Format;
+
+    let world = World::connect().await.unwrap();
+    let u = unique();
+    let tricky = format!("p'a\"s\\s $HOME #x =:! \tü😀\nline2 {u}");
+    let aws_name = format!("fields-{u}");
+    let doc = json!({"username": format!("admin-{u}"), "password": tricky, "port": 5432,
+                     "nested": {"a": "b"}});
+    world
+        .put_aws(&aws_name, doc.to_string().as_bytes())
+        .await
+        .unwrap();
+    let vault_path = format!("fields-{u}");
+    let config = json!({"db": {"host": format!("db-{u}")}}).to_string();
+    let token = format!("t'o\\k=e:n #! {u}");
+    world
+        .put_kv2(
+            "secret",
+            &vault_path,
+            &std::collections::HashMap::from([
+                ("config", config.as_str()),
+                ("token", token.as_str()),
+            ]),
+        )
+        .await
+        .unwrap();
+    let vault_group = format!("secret/{vault_path}");
+    let case = |group: &str, key: &str, gv: &str, store: Store, v: &str| Case {
+        req: SecretRequest::new(group, key).with_group_version(gv),
+        store,
+        value: value(v),
+    };
+    let cases = vec![
+        case(
+            &aws_name,
+            "/username",
+            "",
+            Store::Aws,
+            &format!("admin-{u}"),
+        ),
+        case(&aws_name, "/password", "", Store::Aws, &tricky),
+        case(&aws_name, "/port", "", Store::Aws, "5432"),
+        case(&aws_name, "/nested", "", Store::Aws, r#"{"a":"b"}"#),
+        case(
+            &vault_group,
+            "/config/db/host",
+            "kv2",
+            Store::Kv2,
+            &format!("db-{u}"),
+        ),
+        case(&vault_group, "token", "kv2", Store::Kv2, &token),
+    ];
+    for format in Format::ALL {
+        let pod = TaskPod {
+            namespace: format!("flytesnacks-development-{u}"),
+            name: format!("fields-{}-{u}", format.as_str()),
+            ..TaskPod::default()
+        };
+        let options = RunOptions {
+            aggregate: Some(format),
+            ..RunOptions::default()
+        };
+        let o = run_case_with(&world, pod, &cases, &options).await;
+        assert_succeeded(&o);
+        let out = o.run.containers.last().unwrap().stdout.trim().to_string();
+        eprintln!("{format}: {out}");
+        assert!(out.contains("6 secrets"), "{format}: {out}");
+    }
 }

@@ -1,22 +1,26 @@
 //! `webhook init-certs`: a CA and a short-lived serving certificate for
-//! `<service>.<namespace>.svc`, kept in a Kubernetes Secret, and the
-//! MutatingWebhookConfiguration that trusts the CA.
+//! `<service>.<namespace>.svc`, kept in two Kubernetes Secrets, and the caBundle of the
+//! MutatingWebhookConfiguration `deploy/` ships.
 //!
-//! Re-running is safe and is how certificates are renewed: the Secret's CA and serving
-//! certificate are reused while they are valid for longer than `--renew-before-days` (and the
-//! serving certificate still matches the CA, its key and the service names); otherwise new ones
-//! are issued. A renewed CA is added to the bundle in front of the old one, which stays trusted
-//! until it expires, so pods still serving the old certificate keep working meanwhile. The
-//! webhook configuration is created or updated on every run (its caBundle and settings are
-//! rewritten as configured).
+//! Re-running is safe and is how certificates are renewed: the CA and serving certificate are
+//! reused while they are valid for longer than `--renew-before-days` (and the serving
+//! certificate still matches the CA, its key and the service names); otherwise new ones are
+//! issued. A renewed CA is added to the bundle in front of the old one, which stays trusted
+//! until it expires, so pods still serving the old certificate keep working meanwhile. Every
+//! run sets the caBundle of its own webhook in its own configuration, by name, and nothing
+//! else: it never creates a configuration.
 //!
-//! Keys are ECDSA P-256. The Secret holds `ca.crt` (bundle), `ca.key`, `tls.crt`, `tls.key`.
+//! Keys are ECDSA P-256. The serving Secret (mounted by the serving pods) holds `ca.crt`
+//! (bundle), `tls.crt`, `tls.key`; the CA Secret (read by `init-certs` only) holds `ca.crt` and
+//! `ca.key`.
 //!
 //! - `issue`: what to reuse and what to issue (pure, given the time);
-//! - `secret`: the Secret holding the material, and the optional local copies;
-//! - `register`: the MutatingWebhookConfiguration.
+//! - `secret`: the Secrets holding the material, and the optional local copies;
+//! - `register`: the caBundle of the MutatingWebhookConfiguration.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
@@ -30,6 +34,9 @@ mod secret;
 
 pub use issue::dns_names;
 pub use register::webhook_config;
+
+/// Time for one Kubernetes API call.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Label on objects this command writes.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flyte-secret-webhook");
@@ -50,16 +57,26 @@ pub struct InitCertsArgs {
     /// The Service port the API server calls.
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_SERVICE_PORT", default_value_t = 443)]
     pub service_port: i32,
-    /// Secret holding the CA and serving certificate.
+    /// Secret holding the serving certificate (and the CA bundle), mounted by the serving pods.
     #[arg(
         long,
         env = "FLYTE_SECRET_WEBHOOK_SECRET_NAME",
         default_value = "flyte-pod-webhook"
     )]
     pub secret_name: String,
+    /// Secret holding the CA's key, read by init-certs only [default: `<secret-name>-ca`].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_CA_SECRET_NAME")]
+    pub ca_secret_name: Option<String>,
     /// MutatingWebhookConfiguration name [default: the service name, as Flyte does].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_CONFIG_NAME")]
     pub webhook_config_name: Option<String>,
+    /// How long to wait for the configuration to be applied, in seconds.
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_WEBHOOK_CONFIG_WAIT_SECONDS",
+        default_value_t = 60
+    )]
+    pub webhook_config_wait_seconds: u64,
     /// The webhook's name inside the configuration.
     #[arg(
         long,
@@ -98,6 +115,22 @@ pub struct InitCertsArgs {
     pub write_dir: Option<PathBuf>,
 }
 
+impl InitCertsArgs {
+    /// The MutatingWebhookConfiguration's name.
+    pub fn webhook_config_name(&self) -> &str {
+        self.webhook_config_name
+            .as_deref()
+            .unwrap_or(&self.service_name)
+    }
+
+    /// The CA Secret's name.
+    pub fn ca_secret_name(&self) -> String {
+        self.ca_secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-ca", self.secret_name))
+    }
+}
+
 /// `init-certs` failures.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -110,6 +143,21 @@ pub enum Error {
         /// The client error.
         source: kube::Error,
     },
+    /// A Kubernetes API call took longer than allowed.
+    #[error("{action}: no answer within {API_TIMEOUT:?}")]
+    Timeout {
+        /// What was attempted.
+        action: String,
+    },
+    /// The MutatingWebhookConfiguration is not there (init-certs does not create it).
+    #[error(
+        "MutatingWebhookConfiguration {0} not found: apply deploy/ first (it ships the \
+         configuration; init-certs only sets its caBundle)"
+    )]
+    NoWebhookConfig(String),
+    /// The MutatingWebhookConfiguration does not hold our webhook as expected.
+    #[error("{0}")]
+    WebhookConfig(String),
     /// Certificate generation failed.
     #[error("generating certificates: {0}")]
     Rcgen(#[from] rcgen::Error),
@@ -121,14 +169,26 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The CA Secret and the serving Secret have the same name.
+    #[error(
+        "--ca-secret-name must differ from --secret-name (serving pods must not mount the CA key)"
+    )]
+    SameSecret,
     /// `--renew-before-days` is not shorter than the lifetimes.
     #[error("--renew-before-days must be shorter than --cert-days and --ca-days")]
     Renewal,
 }
 
-fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
+/// One Kubernetes API call, bounded by [`API_TIMEOUT`].
+async fn api_call<T>(
+    action: String,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(API_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(Error::Kube { action, source }),
+        Err(_) => Err(Error::Timeout { action }),
+    }
 }
 
 /// What a run did.
@@ -138,9 +198,11 @@ pub struct Report {
     pub new_ca: bool,
     /// A new serving certificate was issued.
     pub new_cert: bool,
-    /// `created`, `updated`, `recreated` or `unchanged`.
+    /// The serving Secret: `created`, `updated`, `recreated` or `unchanged`.
     pub secret: &'static str,
-    /// `created` or `updated`.
+    /// The CA Secret: `created`, `updated`, `recreated` or `unchanged`.
+    pub ca_secret: &'static str,
+    /// The caBundle: `patched` or `unchanged`.
     pub webhook_config: &'static str,
 }
 
@@ -158,34 +220,36 @@ pub async fn run(args: &InitCertsArgs, client: Client) -> Result<Report, Error> 
     if args.renew_before_days >= args.cert_days || args.renew_before_days >= args.ca_days {
         return Err(Error::Renewal);
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
-    let existing = secrets
-        .get_opt(&args.secret_name)
-        .await
-        .map_err(kube_err(format!(
-            "reading Secret {}/{}",
-            args.namespace, args.secret_name
-        )))?;
-    let stored = existing
-        .as_ref()
-        .map(secret::read_material)
-        .unwrap_or_default();
+    let ca_secret_name = args.ca_secret_name();
+    if ca_secret_name == args.secret_name {
+        return Err(Error::SameSecret);
+    }
+    let ns = &args.namespace;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut found = Vec::with_capacity(2);
+    for name in [&args.secret_name, &ca_secret_name] {
+        let what = format!("reading Secret {ns}/{name}");
+        found.push(api_call(what, secrets.get_opt(name)).await?);
+    }
+    let (ca, serving) = (found.pop().flatten(), found.pop().flatten());
+    let stored = secret::read_material(serving.as_ref(), ca.as_ref());
     let now = OffsetDateTime::now_utc();
     let (material, new_ca, new_cert) = issue::renew(&stored, args, now)?;
 
-    let secret_action = if new_ca || new_cert {
-        secret::write_secret(&secrets, existing, &material, args).await?
-    } else {
-        "unchanged"
-    };
-    let webhook_config = register::apply_webhook_config(&client, args, &material.ca_bundle).await?;
+    // The CA first: its key is in a Secret before the serving Secret drops an old copy of it.
+    let (serving_data, ca_data) = secret::data(&material);
+    let ca_secret = secret::sync_secret(&secrets, ns, &ca_secret_name, ca, ca_data).await?;
+    let secret =
+        secret::sync_secret(&secrets, ns, &args.secret_name, serving, serving_data).await?;
+    let webhook_config = register::patch_ca_bundle(&client, args, &material.ca_bundle).await?;
     if let Some(dir) = &args.write_dir {
         secret::write_local(dir, &material)?;
     }
     Ok(Report {
         new_ca,
         new_cert,
-        secret: secret_action,
+        secret,
+        ca_secret,
         webhook_config,
     })
 }

@@ -3,12 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::certs::InitCertsArgs;
 use crate::config::InjectArgs;
 use crate::log::{self, LogFormat};
+use crate::server::Limits;
 
 /// Flyte secret webhook: admits Flyte task pods by adding the flyte-secret agent.
 #[derive(Debug, Parser)]
@@ -43,7 +45,7 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Create or renew the serving certificate and register the webhook.
     #[command(alias = "init-cert")]
-    InitCerts(InitCertsArgs),
+    InitCerts(Box<InitCertsArgs>),
 }
 
 /// `serve` flags.
@@ -80,7 +82,51 @@ pub struct ServeArgs {
     /// How long open connections may finish after SIGTERM, in seconds.
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_DRAIN_SECONDS", default_value_t = 20)]
     pub drain_seconds: u64,
+    /// What one client can make the server hold.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Injection settings.
     #[command(flatten)]
     pub inject: InjectArgs,
+}
+
+/// `serve` flags bounding what clients can make the server hold (defaults:
+/// [`Limits::default`]; README, "Configuration reference").
+#[derive(Debug, Clone, Parser)]
+pub struct LimitArgs {
+    /// Largest request body, in bytes (larger: 413).
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_MAX_BODY_BYTES", default_value_t = Limits::default().max_body)]
+    pub max_body_bytes: usize,
+    /// Seconds for the whole request body to arrive after its head (later: 408, closed).
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_BODY_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub body_timeout_seconds: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Reviews parsed and answered at once.
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    pub max_in_flight: usize,
+    /// Requests waiting for a review slot; past it: 503.
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_MAX_QUEUED", default_value_t = Limits::default().max_queued)]
+    pub max_queued: usize,
+    /// Bytes of request bodies held at once (read or being reviewed); past it: 503.
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_IN_FLIGHT_BYTES", default_value_t = Limits::default().in_flight_bytes)]
+    pub in_flight_bytes: usize,
+}
+
+impl LimitArgs {
+    /// The limits, checked.
+    pub fn limits(&self) -> Result<Limits, crate::server::LimitsError> {
+        let limits = Limits {
+            max_body: self.max_body_bytes,
+            body_timeout: Duration::from_secs(self.body_timeout_seconds),
+            max_connections: self.max_connections,
+            max_in_flight: self.max_in_flight,
+            max_queued: self.max_queued,
+            in_flight_bytes: self.in_flight_bytes,
+        };
+        limits.check()?;
+        Ok(limits)
+    }
 }

@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 
+use flyte_secret_spec::aggregate::Format;
 use flyte_secret_spec::backend::Backend;
 use flyte_secret_spec::naming::Layout;
 use flyte_secret_spec::plan::Timeouts;
@@ -90,6 +91,10 @@ pub struct Settings {
     pub scope: ScopeSettings,
     /// `agent exec` wrapping.
     pub exec_wrap: ExecWrap,
+    /// Aggregate files for every pod, unless its annotation says otherwise.
+    pub aggregate: Option<Format>,
+    /// Set `<NAME>_FILE=<path>` for FILE/ANY secrets.
+    pub file_env: bool,
 }
 
 impl Default for Settings {
@@ -117,6 +122,8 @@ impl Settings {
         let scope = resolve::scope(args, &file);
         resolve::vault_token(&file, &layout)?;
         let exec_wrap = resolve::exec_wrap(args, &file, &layout, file.vault_token.as_ref())?;
+        let aggregate = resolve::aggregate(args, &file)?;
+        let file_env = args.file_env.or(file.file_env).unwrap_or(false);
         Ok(Self {
             layout,
             backends,
@@ -127,6 +134,8 @@ impl Settings {
             ownership,
             scope,
             exec_wrap,
+            aggregate,
+            file_env,
         })
     }
 }

@@ -17,6 +17,7 @@ use flyte_secret_webhook::{admin, certs, config, log, metrics, server, shutdown}
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    harden().context("hardening the process")?;
     let cli = Cli::parse();
     rustls::crypto::ring::default_provider()
         .install_default()
@@ -37,12 +38,23 @@ fn main() -> anyhow::Result<()> {
                 new_ca = report.new_ca,
                 new_cert = report.new_cert,
                 secret = report.secret,
+                ca_secret = report.ca_secret,
                 webhook_config = report.webhook_config,
                 "init-certs done"
             );
             Ok(())
         }),
     }
+}
+
+/// Keeps the serving key, the CA key (`init-certs`) and every admitted pod (which may carry
+/// `secretKeyRef` wiring and, in a hostile review, anything) out of core dumps: the release
+/// profile aborts on panic, and on a node with a core pattern the heap would land on disk.
+/// Non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`, which also bars ptrace by other processes of
+/// the same uid) and `RLIMIT_CORE` 0, soft and hard.
+fn harden() -> nix::Result<()> {
+    nix::sys::prctl::set_dumpable(false)?;
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -52,8 +64,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_key,
         admin_listen,
         drain_seconds,
+        limits,
         inject,
     } = args;
+    let limits = limits.limits().context("server limits")?;
     let settings = config::Settings::load(&inject).context("loading settings")?;
     tracing::info!(
         mount_path = %settings.layout.mount_path,
@@ -76,6 +90,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             cert: tls_cert,
             key: tls_key,
         },
+        limits,
     )
     .await
     .context("starting the admission server")?;

@@ -11,6 +11,9 @@ const BUCKETS: [f64; 12] = [
 ];
 /// Outcome labels of `flyte_secret_webhook_admissions_total`.
 pub const OUTCOMES: [&str; 5] = ["injected", "rewired", "skipped", "denied", "invalid"];
+/// Reason labels of `flyte_secret_webhook_refused_total` (requests turned away by the server's
+/// limits before any review: `crate::server::Limits`).
+pub const REFUSALS: [&str; 4] = ["too_large", "body_timeout", "byte_budget", "queue_full"];
 
 /// The webhook's counters.
 #[derive(Debug, Default)]
@@ -21,6 +24,7 @@ pub struct Metrics {
     count: AtomicU64,
     sum_nanos: AtomicU64,
     tls_errors: AtomicU64,
+    refused: [AtomicU64; REFUSALS.len()],
 }
 
 impl Metrics {
@@ -42,6 +46,13 @@ impl Metrics {
     /// Records a failed TLS load or handshake.
     pub fn tls_error(&self) {
         self.tls_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a request refused by a server limit; `reason` is one of [`REFUSALS`].
+    pub fn refused(&self, reason: &str) {
+        if let Some(i) = REFUSALS.iter().position(|r| *r == reason) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The text exposition.
@@ -93,6 +104,17 @@ impl Metrics {
              flyte_secret_webhook_tls_errors_total {}\n",
             get(&self.tls_errors)
         );
+        out.push_str(
+            "# HELP flyte_secret_webhook_refused_total Requests refused by a server limit before any review.\n\
+             # TYPE flyte_secret_webhook_refused_total counter\n",
+        );
+        for (name, n) in REFUSALS.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "flyte_secret_webhook_refused_total{{reason=\"{name}\"}} {}",
+                get(n)
+            );
+        }
         out
     }
 }

@@ -15,7 +15,12 @@
 //!   `$(NAME)`);
 //! - the marker annotation `flyte-secret-agent/injected: "true"`;
 //! - for ENV_VAR secrets no `secretKeyRef` can serve: containers run under `agent exec`
-//!   (see [`wrap`]), with the agent binary's volume read-only and the plan in their env.
+//!   (see [`wrap`]), with the agent binary's volume read-only and the plan in their env
+//!   (args-only containers only when they are the Flyte task container, [`task`]).
+//!
+//! Every value the webhook writes where the kubelet expands `$(NAME)` (env values, `command`,
+//! exec probes) has `$` escaped as `$$` (`common::plain_env`), so request-derived text such
+//! as a group `kv/$(HOME)` reaches the container literally. Who owns the files: `owner`.
 //!
 //! Patch operations create parents before children (`/spec/volumes`, `/spec/initContainers`,
 //! a container's `env`/`volumeMounts`) and address existing array elements by their index in
@@ -24,7 +29,8 @@
 //!
 //! Re-invocation (`reinvocationPolicy: IfNeeded`, `rewire`): a pod that carries the marker
 //! or our init container is not injected again; only containers added since (by another
-//! webhook) that lack the volume are wired.
+//! webhook) that lack the volume are wired (never wrapped when they have only `args`), and
+//! those that cannot read the files the agent will write are named in a warning.
 
 use flyte_secret_spec::annotation::{self, AnnotationError};
 use flyte_secret_spec::plan::PlanError;
@@ -42,10 +48,12 @@ mod owner;
 pub mod patch;
 mod plan;
 mod rewire;
+mod task;
 mod wiring;
 pub mod wrap;
 
 pub use patch::{Op, Patch};
+pub use task::PRIMARY_CONTAINER_ANNOTATION;
 
 /// Name of the agent init container.
 pub const AGENT_CONTAINER: &str = "flyte-secret-agent";
@@ -178,7 +186,8 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     }
     let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
     let namespace = namespace.or(meta.namespace.as_deref());
-    let identity = owner::identity(spec, settings);
+    let task = task::task_container(meta, spec);
+    let identity = owner::identity(spec, task, settings);
     let plan = plan::build_plan(pod, namespace, &decoded, &identity, settings)?;
     // Serialized once: the agent gets it, and so does every container `agent exec` wraps.
     let plan_json = plan.to_json();
@@ -188,7 +197,7 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
         let rewired = rewire::rewire(spec, &plan, &plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));
     }
-    inject::inject(spec, &plan, plan_json, &identity, &app, settings).map(Outcome::Patched)
+    inject::inject(spec, &plan, plan_json, &identity, &app, task, settings).map(Outcome::Patched)
 }
 
 /// Injected before: our volume is there, with our marker or our agent. A marker without the

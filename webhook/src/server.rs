@@ -5,15 +5,18 @@
 //! [`crate::admission`]. Anything else is 404 (405 for another method on those paths).
 //!
 //! On drain the listener closes and open connections finish their current request.
+//!
+//! What a client can make the server hold (connections, time, bytes, reviews at once) is
+//! bounded by [`Limits`] (`limits`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -23,6 +26,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
@@ -31,9 +35,15 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 
+mod limits;
+
+use limits::{Budget, Gate, INLINE_REVIEW, MAX_HEAD, Refusal};
+pub use limits::{LARGE_BODY, Limits, LimitsError};
+
 /// Paths the admission review is served on.
 pub const PATHS: [&str; 2] = ["/mutate--v1-pod", "/mutate"];
-/// Largest request body accepted (an AdmissionReview of a pod near the API's 3 MiB object limit).
+/// Default largest request body (an AdmissionReview of a pod near the API's 3 MiB object
+/// limit); `--max-body-bytes`.
 pub const MAX_BODY: usize = 8 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,15 +135,55 @@ pub struct App {
 pub struct Bound {
     listener: TcpListener,
     tls: TlsPaths,
+    limits: Limits,
 }
 
-/// Checks the TLS files, then binds.
-pub async fn bind(addr: SocketAddr, tls: TlsPaths) -> Result<Bound, Error> {
+/// The limits' shared state.
+#[derive(Debug)]
+struct Guards {
+    limits: Limits,
+    budget: Budget,
+    gate: Gate,
+    /// One large review at a time: parsing can take several times a body's size.
+    large: Semaphore,
+    /// The thread large reviews run on: one thread, so one allocator arena holds their
+    /// memory and gives it back to the next (a pool would keep one such peak per thread).
+    large_worker: std::sync::Mutex<std::sync::mpsc::Sender<LargeReview>>,
+}
+
+/// A large review for the worker thread, and where its answer goes.
+type LargeReview = (
+    Vec<u8>,
+    Arc<App>,
+    tokio::sync::oneshot::Sender<Result<admission::Answer, admission::BadReview>>,
+);
+
+fn large_worker() -> std::sync::mpsc::Sender<LargeReview> {
+    let (tx, rx) = std::sync::mpsc::channel::<LargeReview>();
+    let spawned = std::thread::Builder::new()
+        .name("large-reviews".into())
+        .spawn(move || {
+            for (body, app, answer) in rx {
+                let _ = answer.send(admission::review(&body, &app.settings));
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the large-review thread");
+    }
+    tx
+}
+
+/// Checks the TLS files, then binds; `limits` bound what clients can make it hold.
+pub async fn bind(addr: SocketAddr, tls: TlsPaths, limits: Limits) -> Result<Bound, Error> {
     tls.load()?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
-    Ok(Bound { listener, tls })
+    Ok(Bound {
+        listener,
+        tls,
+        limits,
+    })
 }
 
 impl Bound {
@@ -145,7 +195,25 @@ impl Bound {
     /// Serves until the drain starts, then lets open connections finish for up to `grace`.
     pub async fn serve(self, app: Arc<App>, mut drain: Drain, grace: Duration) {
         let graceful = GracefulShutdown::new();
+        let limits = self.limits;
+        let guards = Arc::new(Guards {
+            limits,
+            budget: Budget::new(limits.in_flight_bytes),
+            gate: Gate::new(limits.max_in_flight, limits.max_queued),
+            large: Semaphore::new(1),
+            large_worker: std::sync::Mutex::new(large_worker()),
+        });
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
         loop {
+            // At the connection cap, stop accepting until one ends: the kernel's listen
+            // backlog holds the rest.
+            let slot = tokio::select! {
+                slot = connections.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = drain.signaled() => break,
+            };
             let (tcp, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(conn) => conn,
@@ -159,11 +227,13 @@ impl Bound {
             };
             let _ = tcp.set_nodelay(true);
             let app = app.clone();
+            let guards = guards.clone();
             let tls = self.tls.clone();
             let watcher = graceful.watcher();
             let span = tracing::debug_span!("conn", client = %peer);
             tokio::spawn(
                 async move {
+                    let _slot = slot;
                     // Re-read per connection: a swapped Secret is used by the next connection.
                     let config = match tls.load() {
                         Ok(config) => config,
@@ -188,12 +258,15 @@ impl Bound {
                         }
                     };
                     let service = service_fn(move |req| {
-                        let app = app.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, &app).await) }
+                        let (app, guards) = (app.clone(), guards.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(handle(req, &app, &guards).await)
+                        }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_TIMEOUT)
+                        .max_buf_size(MAX_HEAD)
                         .serve_connection(TokioIo::new(tls), service);
                     if let Err(error) = watcher.watch(conn).await {
                         tracing::debug!(%error, "connection ended with an error");
@@ -216,7 +289,7 @@ impl Bound {
     }
 }
 
-async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, app: &Arc<App>, guards: &Guards) -> Response<Full<Bytes>> {
     let start = Instant::now();
     let path = req.uri().path();
     if !PATHS.contains(&path) {
@@ -225,21 +298,47 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            app.metrics.admission("invalid", start.elapsed(), 0);
-            let too_large = error
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            return if too_large {
-                text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n")
-            } else {
-                text(StatusCode::BAD_REQUEST, "could not read the body\n")
-            };
+    // One deadline for the body to arrive and a review slot to free up.
+    let deadline = tokio::time::Instant::now() + guards.limits.body_timeout;
+    let mut reservation = guards.budget.reserve();
+    let body = match limits::read_body(req.into_body(), &guards.limits, &mut reservation, deadline)
+        .await
+    {
+        Ok(body) => body,
+        Err(refusal) => return refuse(app, refusal, start),
+    };
+    let slot = match guards.gate.enter(deadline).await {
+        Ok(slot) => slot,
+        Err(refusal) => return refuse(app, refusal, start),
+    };
+    let large = if body.len() > LARGE_BODY {
+        match tokio::time::timeout_at(deadline, guards.large.acquire()).await {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) | Err(_) => return refuse(app, Refusal::QueueFull, start),
+        }
+    } else {
+        None
+    };
+    let result = if body.len() <= INLINE_REVIEW {
+        admission::review(&body, &app.settings)
+    } else {
+        // A large review takes a while: off the async workers, so they keep serving others.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = guards
+            .large_worker
+            .lock()
+            .map(|worker| worker.send((body, app.clone(), tx)).is_ok())
+            .unwrap_or(false);
+        match rx.await {
+            Ok(result) if sent => result,
+            _ => {
+                tracing::error!("the large-review thread is gone");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+            }
         }
     };
-    match admission::review(&body, &app.settings) {
+    drop((large, slot, reservation));
+    match result {
         Ok(answer) => {
             app.metrics
                 .admission(answer.verdict.as_str(), start.elapsed(), answer.secrets);
@@ -254,6 +353,24 @@ async fn handle(req: Request<Incoming>, app: &App) -> Response<Full<Bytes>> {
             text(StatusCode::BAD_REQUEST, format!("{bad}\n"))
         }
     }
+}
+
+/// The answer to a request a limit turned away; the connection is closed after it (the rest
+/// of the body, if any, is not read).
+fn refuse(app: &App, refusal: Refusal, start: Instant) -> Response<Full<Bytes>> {
+    app.metrics.admission("invalid", start.elapsed(), 0);
+    if let Some(reason) = refusal.metric() {
+        app.metrics.refused(reason);
+    }
+    tracing::debug!(reason = refusal.reason().trim_end(), "request refused");
+    let mut rsp = text(refusal.status(), refusal.reason());
+    rsp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    if refusal.status() == StatusCode::SERVICE_UNAVAILABLE {
+        rsp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    rsp
 }
 
 /// A plain-text response.

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use flyte_secret_spec::field::Pointer;
 use flyte_secret_spec::{Backend as PlannedBackend, Scope, SecretRequest};
 use futures::StreamExt;
 
@@ -34,7 +35,10 @@ pub enum Class {
     NotFound,
     /// Worth retrying (5xx, throttling, connection trouble, timeouts).
     Transient,
-    /// Retrying will not help (403, bad request, bad configuration).
+    /// The store refused this pod's identity (401/403). Permanent for a direct read; a Flyte
+    /// 2 scope search moves on to the next scope ([`search_scopes`]).
+    Denied,
+    /// Retrying will not help (bad request, bad configuration, an untrusted certificate).
     Permanent,
 }
 
@@ -168,7 +172,7 @@ impl Context {
             async move {
                 fut.await.map_err(|e| match e.class() {
                     Class::Transient => Attempt::Transient(e),
-                    Class::NotFound | Class::Permanent => Attempt::Permanent(e),
+                    Class::NotFound | Class::Denied | Class::Permanent => Attempt::Permanent(e),
                 })
             }
         })
@@ -272,8 +276,31 @@ async fn round<B: Backend>(
     }
 }
 
+/// The field `tokens` of `pointer` selects inside a found value (a JSON document), delivered
+/// instead of the whole value. A field that is not there is the request's own permanent
+/// failure ([`crate::field::FieldError`]), never a not-found or a permission problem.
+pub fn select_field(found: Found, pointer: &Pointer, tokens: &[String], secret: &str) -> Lookup {
+    match crate::field::from_bytes(found.value.expose(), pointer, tokens, secret) {
+        Ok(value) => Ok(Found { value, ..found }),
+        Err(e) => Err(Miss {
+            backend: found.backend,
+            class: Class::Permanent,
+            message: e.to_string(),
+            retries: found.retries,
+        }),
+    }
+}
+
 /// Looks a Flyte 2 managed secret up scope by scope, most specific first (project+domain →
-/// domain → org), moving to the next scope only on NotFound.
+/// domain → org).
+///
+/// The rule: NotFound **and Denied** move on to the next scope — under least-privilege
+/// policies (AWS tag conditions, Vault path policies) a secret this pod may not read and one
+/// that does not exist answer alike, and a broader scope the pod may read must still be
+/// found. Anything else ends the search with that error (a transient failure of a narrower
+/// scope must not let a broader secret shadow it). When no scope has the secret, the miss is
+/// Denied if any scope refused (so the operator sees a permission problem, and resolution
+/// stops there), else NotFound (so the next backend is tried).
 pub async fn search_scopes<F, Fut>(
     backend: &'static str,
     ctx: &Context,
@@ -286,11 +313,13 @@ where
 {
     let mut tried = Vec::new();
     let mut retries = 0;
+    let mut denied = false;
     for scope in ctx.managed_scopes(backend, req)? {
         let described = scope.describe();
         match lookup(scope).await {
-            Err(miss) if miss.class == Class::NotFound => {
+            Err(miss) if matches!(miss.class, Class::NotFound | Class::Denied) => {
                 retries += miss.retries;
+                denied |= miss.class == Class::Denied;
                 tried.push(format!("{described} ({})", miss.message));
             }
             Err(mut miss) => {
@@ -306,7 +335,11 @@ where
     }
     Err(Miss {
         backend,
-        class: Class::NotFound,
+        class: if denied {
+            Class::Denied
+        } else {
+            Class::NotFound
+        },
         message: format!(
             "Flyte managed secret not found in any scope: {}",
             tried.join(", ")

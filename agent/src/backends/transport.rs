@@ -27,6 +27,65 @@ pub fn error_chain(e: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// The cause of a transport error in a few words, for messages a person reads (termination
+/// messages, `kubectl describe`): the innermost I/O error's kind ("connection refused",
+/// "timed out"), the TLS library's own reason, or else the innermost source's text, cut to
+/// [`MAX_CAUSE`] bytes. The whole chain goes to the debug log only ([`log_chain`]): client
+/// errors are nested five deep and their `Debug` forms run to a kilobyte.
+pub fn short_cause(e: &(dyn Error + 'static)) -> String {
+    let mut innermost = e;
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return cut(format!("TLS: {tls}"));
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref()
+                && (inner.downcast_ref::<rustls::Error>().is_some() || inner.source().is_some())
+            {
+                return short_cause(inner);
+            }
+            return cut(io_cause(io));
+        }
+        innermost = err;
+        current = err.source();
+    }
+    cut(innermost.to_string())
+}
+
+/// Longest cause [`short_cause`] returns.
+pub const MAX_CAUSE: usize = 160;
+
+fn io_cause(io: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match io.kind() {
+        ConnectionRefused => "connection refused".into(),
+        ConnectionReset => "connection reset by the server".into(),
+        ConnectionAborted => "connection aborted".into(),
+        TimedOut => "timed out".into(),
+        UnexpectedEof => "connection closed by the server".into(),
+        HostUnreachable | NetworkUnreachable => "host unreachable".into(),
+        _ => io.to_string(),
+    }
+}
+
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_CAUSE {
+        let mut end = MAX_CAUSE - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
+/// Logs a client error's whole source chain at debug level, where `--log debug` shows it.
+pub fn log_chain(service: &str, e: &(dyn Error + 'static)) {
+    tracing::debug!(service, error = %error_chain(e), "client error");
+}
+
 /// Whether a transport error is a server certificate the agent does not trust (wrong CA,
 /// wrong name, expired): retrying will not make it trusted, so it is permanent.
 ///
@@ -72,6 +131,25 @@ mod tests {
             rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
         ));
         assert!(!is_untrusted_certificate(&alert));
+    }
+
+    #[test]
+    fn causes_are_short_and_name_the_io_kind() {
+        let refused = Wrapper(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(short_cause(&refused), "connection refused");
+        let tls = Wrapper(io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(
+            short_cause(&tls).starts_with("TLS: invalid peer certificate"),
+            "{}",
+            short_cause(&tls)
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Long(String);
+        assert_eq!(short_cause(&Long("x".repeat(1000))).len(), MAX_CAUSE);
     }
 
     #[test]

@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use flyte_secret_spec::aggregate::Format;
 use flyte_secret_spec::env::PLAN_FILE_ENV;
 use flyte_secret_spec::naming::{DEFAULT_MOUNT_PATH, ENV_ENV_PREFIX, FLYTE1_ENV_PREFIX};
 use flyte_secret_spec::scoped::{DEFAULT_MANAGED_NAMESPACE, DEFAULT_ORG};
 
-use super::flags::{AwsArgs, BackendName, EngineName, KubeArgs, MountName, TimeArgs, VaultArgs};
+use super::flags::{
+    AwsArgs, BackendName, DeliveryArgs, EngineName, KubeArgs, MountName, TimeArgs, VaultArgs,
+};
 
 /// `agent fetch`: one secret from flags, or a whole plan from a file.
 #[derive(Debug, Args)]
@@ -44,9 +48,18 @@ pub struct FetchArgs {
     /// Write the files under this directory (as the init container would).
     #[arg(long, env = "FLYTE_SECRET_OUT")]
     pub out: Option<PathBuf>,
+    /// Also write one file per group in this format (dotenv, json, properties, yaml), as a
+    /// pod's `flyte-secret-agent/aggregate` annotation asks.
+    #[arg(long, value_parser = aggregate_format())]
+    pub aggregate: Option<Format>,
     /// Print secret values (never done unless asked).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "explain")]
     pub show: bool,
+    /// Fetch nothing: print, per request, which backends would be asked and what each would
+    /// read (Secret and data key, SecretId, version and field, Vault path and field), and
+    /// which files and env vars would be written.
+    #[arg(long)]
+    pub explain: bool,
     /// Mount path the names are formed for.
     #[arg(long, default_value = DEFAULT_MOUNT_PATH)]
     pub mount_path: String,
@@ -85,4 +98,14 @@ pub struct FetchArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub time: TimeArgs,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// `dotenv`, `json`, `properties` or `yaml`, listed in `--help`.
+fn aggregate_format() -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(Format::ALL.map(Format::as_str)).map(|s| {
+        s.parse::<Format>()
+            .unwrap_or_else(|_| unreachable!("clap admits only the listed formats"))
+    })
 }

@@ -15,7 +15,30 @@ use flyte_secret_spec::env::{
 use flyte_secret_spec::plan::Timeouts;
 
 use crate::backends::kube::KubeSettings;
+use crate::resolve::EmptyValues;
 use crate::retry::Policy;
+
+/// What the agent delivers, beyond the plan.
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
+    /// Refuse a secret whose value is empty (exit 1, naming it). By default an empty value is
+    /// delivered as an empty file / empty env var with a warning, as Flyte's Kubernetes
+    /// injector and flytekit do.
+    #[arg(long, env = "FLYTE_SECRET_REFUSE_EMPTY_VALUES", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub refuse_empty_values: bool,
+}
+
+impl DeliveryArgs {
+    /// What to do with an empty value.
+    pub fn empty_values(&self) -> EmptyValues {
+        if self.refuse_empty_values {
+            EmptyValues::Refuse
+        } else {
+            EmptyValues::Deliver
+        }
+    }
+}
 
 /// Where the plan comes from: inline (as the webhook sets it) or a file.
 #[derive(Debug, Clone, Args)]
@@ -142,6 +165,10 @@ pub struct VaultArgs {
         default_value = "secret"
     )]
     pub vault_managed_mount: String,
+    /// Allow a plain `http://` Vault address that is not loopback (the JWT and the Vault
+    /// token then cross the network in clear text).
+    #[arg(long, env = "FLYTE_SECRET_VAULT_ALLOW_INSECURE_HTTP")]
+    pub vault_allow_insecure_http: bool,
 }
 
 impl VaultArgs {
@@ -181,6 +208,7 @@ impl VaultArgs {
             ca_cert_file: self.vault_cacert.clone(),
             default_engine,
             managed_mount: self.vault_managed_mount.clone(),
+            allow_insecure_http: self.vault_allow_insecure_http,
         }
     }
 }

@@ -17,7 +17,7 @@ use flyte_secret_spec::env::{
 };
 
 pub use self::fetch::FetchArgs;
-pub use self::flags::{KubeArgs, PlanArgs, TimeArgs};
+pub use self::flags::{DeliveryArgs, KubeArgs, PlanArgs, TimeArgs};
 pub use self::secrets::SecretsArgs;
 use crate::logging::{DEFAULT_FILTER, LogFormat};
 
@@ -83,6 +83,8 @@ pub struct InitArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub time: TimeArgs,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 /// `agent exec`.

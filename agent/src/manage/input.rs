@@ -44,7 +44,7 @@ pub enum InputError {
     #[error("reading stdin: {0}")]
     Stdin(#[source] io::Error),
     /// Nothing to store.
-    #[error("the value is empty; the agent refuses to deliver empty secrets")]
+    #[error("the value is empty: nothing to store")]
     Empty,
     /// More than the agent delivers.
     #[error("the value is over {MAX_VALUE_BYTES} bytes, the most the agent delivers")]

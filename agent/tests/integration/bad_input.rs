@@ -12,7 +12,7 @@ use std::process::Output;
 use crate::common::*;
 use flyte_secret_spec::backend::{KubernetesBackend, VaultAuth, VaultBackend, VaultEngine};
 use flyte_secret_spec::env::PLAN_ENV;
-use flyte_secret_spec::plan::MAX_PLAN_BYTES;
+use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_BYTES};
 use flyte_secret_spec::{Backend, Layout, SecretRequest};
 use flyte_secret_testkit::kube::StandIn;
 use flyte_secret_testkit::servers::Servers;
@@ -139,11 +139,19 @@ fn cases() -> Vec<Case> {
             2,
             "secret /etc/shadow: group must be a relative path",
         ),
+        // A key that starts with `/` is a JSON Pointer into the secret; one that walks out
+        // or cannot be a pointer is refused.
         case(
-            "absolute key",
-            one(json!({"group": "g", "key": "/etc/shadow"})),
+            "pointer key walking out",
+            one(json!({"group": "g", "key": "/../etc/shadow"})),
             2,
-            "secret g//etc/shadow: key must be a relative path",
+            "secret g//../etc/shadow: key \"/../etc/shadow\" is a JSON Pointer that has a member name that has a `.` or `..` path component",
+        ),
+        case(
+            "pointer key with a bad escape",
+            one(json!({"group": "g", "key": "/a/~2"})),
+            2,
+            "is a JSON Pointer that has `~` not followed by 0 or 1",
         ),
         case(
             "empty component",
@@ -708,6 +716,7 @@ fn vault(s: &Servers) -> Vec<Backend> {
         ca_cert_file: None,
         default_engine: VaultEngine::Kv2,
         managed_mount: "secret".into(),
+        allow_insecure_http: false,
     })]
 }
 
@@ -716,7 +725,7 @@ fn vault(s: &Servers) -> Vec<Backend> {
 /// Kubernetes stand-in, like the API server, refuses Secrets over 1 MiB: the oversized value
 /// comes from OpenBao.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
+async fn refused_empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
     let s = Servers::load();
     let value = canary();
     let huge = value.repeat((1 << 20) / value.len() + 1);
@@ -795,7 +804,9 @@ async fn empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
                 SecretRequest::new(group, key),
             ],
         );
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // Empty values are delivered by default (as Flyte does); refused only when asked.
+        env.push(("FLYTE_SECRET_REFUSE_EMPTY_VALUES", "true"));
         let (out, termination) = init(home.path(), &p, root.path(), &env);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", printed(&out));
         let summary = std::fs::read_to_string(&termination).unwrap();
@@ -819,5 +830,293 @@ async fn empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
         );
         check_common(name, &out, Some(&summary), root.path(), &value);
         assert_no_leak(&out, &termination, &value);
+    }
+}
+
+/// An empty value is delivered as Flyte delivers it: an empty file (flytekit then returns
+/// `""`), exit 0, and a warning naming the secret — from Vault and from Kubernetes alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_values_are_delivered_as_empty_files_with_a_warning() {
+    let s = Servers::load();
+    let name = unique("empty-values");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    vaultrs::kv2::set(
+        &vault_admin(&s),
+        "secret",
+        &name,
+        &HashMap::from([("good", "x"), ("empty", "")]),
+    )
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let group = format!("secret/{name}");
+    let p = plan(
+        vault(&s),
+        None,
+        &[
+            SecretRequest::new(&group, "good"),
+            SecretRequest::new(&group, "empty"),
+        ],
+    );
+    let env = [("VAULT_TOKEN", s.vault.token.as_str())];
+    let (out, _) = init(home.path(), &p, root.path(), &env);
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let files = Layout::default()
+        .files(&SecretRequest::new(&group, "empty"))
+        .unwrap();
+    let written = std::fs::read(root.path().join(files[0].as_str())).unwrap();
+    assert!(written.is_empty());
+    assert!(
+        text.contains("the value is empty") && text.contains(&format!("{group}/empty")),
+        "the warning names the secret: {text}"
+    );
+}
+
+/// Vault over plain `http://` to a host that is not loopback would carry the service-account
+/// JWT and the Vault token in clear text: the plan is refused (exit 2, nothing sent, nothing
+/// written), as is `agent fetch --vault-addr`, unless `allowInsecureHttp` says otherwise.
+#[test]
+fn plain_http_vault_off_loopback_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mut backend = VaultBackend {
+        address: "http://vault.vault.svc:8200".into(),
+        auth: VaultAuth::Token { token_file: None },
+        namespace: None,
+        ca_cert_file: None,
+        default_engine: VaultEngine::Kv2,
+        managed_mount: "secret".into(),
+        allow_insecure_http: false,
+    };
+    let requests = [SecretRequest::new("secret/app", "token")];
+    // Built without `plan()`, which validates: the agent must refuse this plan itself.
+    let mut p = FetchPlan::new(&Layout::default(), vec![Backend::Vault(backend.clone())]);
+    p.push("flyte.secrets/s0", requests[0].clone()).unwrap();
+    let (out, _) = init(home.path(), &p, root.path(), &[("VAULT_TOKEN", "t")]);
+    assert_eq!(out.status.code(), Some(2), "{}", printed(&out));
+    assert!(printed(&out).contains("clear text"), "{}", printed(&out));
+    assert!(listing(root.path()).is_empty());
+    let out = agent(home.path())
+        .args([
+            "fetch",
+            "--backend",
+            "vault",
+            "--group",
+            "secret/app",
+            "--key",
+            "token",
+        ])
+        .args(["--vault-addr", "http://10.9.9.9:8200"])
+        .env("VAULT_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", printed(&out));
+    assert!(printed(&out).contains("clear text"), "{}", printed(&out));
+    // Allowed explicitly: the plan is accepted (the address then does not resolve here).
+    backend.allow_insecure_http = true;
+    let mut p = plan(vec![Backend::Vault(backend)], None, &requests);
+    p.timeouts.deadline_seconds = 1;
+    let (out, _) = init(home.path(), &p, root.path(), &[("VAULT_TOKEN", "t")]);
+    assert!(!printed(&out).contains("clear text"), "{}", printed(&out));
+}
+
+/// Hostile secrets directories (issue 16, item 2): a `..data` link someone else planted (an
+/// absolute target, a `../` target, a set that is a symlink out of the root) and a root
+/// another user owns and anyone can write. `agent init --root` and `agent fetch --out` fetch
+/// the value, then refuse to write (exit 1, a message saying why, in the termination message
+/// for `init`), and nothing inside or outside the root changes. A staging directory left by
+/// a crashed run is swept by the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_secrets_directories_are_refused_and_nothing_outside_is_touched() {
+    let value = canary();
+    let standin = StandIn::start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let files = standin
+        .write_incluster_files(&home.path().join("sa"), "ns1", "default")
+        .unwrap();
+    let api: kube::Api<Secret> =
+        kube::Api::namespaced(standin.client(standin.admin_token()).await.unwrap(), "ns1");
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("roots".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "k".to_string(),
+            ByteString(value.clone().into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    api.create(&Default::default(), &secret).await.unwrap();
+    let kube_env = [
+        ("FLYTE_SECRET_KUBE_API_SERVER", standin.url()),
+        (
+            "FLYTE_SECRET_KUBE_TOKEN_FILE",
+            files.token.display().to_string(),
+        ),
+        (
+            "FLYTE_SECRET_KUBE_CA_FILE",
+            files.ca_crt.display().to_string(),
+        ),
+        (
+            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
+            files.namespace.display().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = kube_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = plan(
+        vec![Backend::Kubernetes(KubernetesBackend::default())],
+        None,
+        &[SecretRequest::new("roots", "k")],
+    );
+    let fetch = |root: &Path| {
+        agent(home.path())
+            .args(["fetch", "--backend", "kubernetes", "--group", "roots"])
+            .args(["--key", "k", "--out"])
+            .arg(root)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let names = |dir: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let is_root = nix::unistd::geteuid().is_root();
+
+    type Setup = fn(&Path, &Path);
+    let mut table: Vec<(&str, Setup, &str)> = vec![
+        (
+            "..data points at an absolute path",
+            |root, victim| std::os::unix::fs::symlink(victim, root.join("..data")).unwrap(),
+            "refusing to replace ..data",
+        ),
+        (
+            "..data points at ../victim",
+            |root, _| std::os::unix::fs::symlink("../victim", root.join("..data")).unwrap(),
+            "refusing to replace ..data",
+        ),
+        (
+            "the old set is a symlink out of the root",
+            |root, victim| {
+                std::os::unix::fs::symlink(victim, root.join("..1700000000000000000_deadbeef"))
+                    .unwrap();
+                std::os::unix::fs::symlink("..1700000000000000000_deadbeef", root.join("..data"))
+                    .unwrap();
+            },
+            "refusing to replace ..data",
+        ),
+    ];
+    if is_root {
+        table.push((
+            "the root is another user's and world-writable",
+            |root, _| {
+                std::os::unix::fs::chown(root, Some(4242), Some(4242)).unwrap();
+                std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                    .unwrap();
+            },
+            "is world-writable (mode 0777) and owned by uid 4242",
+        ));
+    } else {
+        eprintln!("not root: the foreign-owner row is skipped");
+    }
+    for (name, setup, want) in table {
+        for via in ["init --root", "fetch --out"] {
+            let outer = tempfile::tempdir().unwrap();
+            let (root, victim) = (outer.path().join("root"), outer.path().join("victim"));
+            std::fs::create_dir(&root).unwrap();
+            std::fs::create_dir(&victim).unwrap();
+            std::fs::write(victim.join("keep"), "precious").unwrap();
+            setup(&root, &victim);
+            let before = names(&root);
+            let (out, termination) = if via == "fetch --out" {
+                (fetch(&root), home.path().join("no-termination-log"))
+            } else {
+                init(home.path(), &p, &root, &env)
+            };
+            let text = printed(&out);
+            assert_eq!(out.status.code(), Some(1), "{name} ({via}): {text}");
+            assert!(text.contains(want), "{name} ({via}): {text}");
+            if via == "init --root" {
+                let t = std::fs::read_to_string(&termination).unwrap();
+                assert!(t.contains(want), "{name} ({via}): {t}");
+            }
+            assert_eq!(
+                std::fs::read(victim.join("keep")).unwrap(),
+                b"precious",
+                "{name} ({via})"
+            );
+            assert_eq!(names(&root), before, "{name} ({via}): the root changed");
+            assert_no_leak(&out, &termination, &value);
+        }
+    }
+
+    // A crashed run's staging directory (a partial set, read-only as staged) is swept.
+    let root = tempfile::tempdir().unwrap();
+    let leftover = root.path().join("..1700000000000000000_0badf00d");
+    std::fs::create_dir_all(leftover.join("roots")).unwrap();
+    std::fs::write(leftover.join("roots/partial"), "half").unwrap();
+    for dir in [leftover.join("roots"), leftover.clone()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    }
+    let (out, termination) = init(home.path(), &p, root.path(), &env);
+    assert_ok(&out);
+    assert!(
+        !leftover.exists(),
+        "the leftover staging directory is swept"
+    );
+    assert_eq!(
+        std::fs::read(root.path().join("roots/k")).unwrap(),
+        value.as_bytes()
+    );
+    assert_no_leak(&out, &termination, &value);
+}
+
+/// Keys that start with `/` are JSON Pointers: one that is not a usable pointer is refused
+/// before anything is fetched (exit 2), naming the secret and what is wrong.
+#[test]
+fn unusable_json_pointer_keys_are_refused_before_any_fetch() {
+    let home = tempfile::tempdir().unwrap();
+    let deep = "/x".repeat(33);
+    let long = format!("/{}", "y".repeat(300));
+    let cases: [(&str, &str, &str); 7] = [
+        ("aws", "/a/~2", "has `~` not followed by 0 or 1"),
+        ("aws", "/", "has an empty member name"),
+        ("aws", "/a//b", "has an empty member name"),
+        ("aws", &deep, "is more than 32 members deep"),
+        ("aws", &long, "longer than 255 bytes"),
+        ("vault", "/a~1b", "must be a single path component"),
+        // `~` is no pointer; as a Kubernetes data key it is invalid, and nothing else serves it.
+        ("kubernetes", "~", "no configured backend can serve it"),
+    ];
+    for (backend, key, want) in cases {
+        let out = agent(home.path())
+            .args([
+                "fetch",
+                "--backend",
+                backend,
+                "--group",
+                "secret/app",
+                "--key",
+                key,
+            ])
+            .args([
+                "--vault-addr",
+                "http://127.0.0.1:9",
+                "--aws-region",
+                "us-east-1",
+            ])
+            .output()
+            .unwrap();
+        let text = printed(&out);
+        assert_eq!(out.status.code(), Some(2), "{key}: {text}");
+        assert!(text.contains(want), "{key}: want {want:?} in {text}");
     }
 }

@@ -113,3 +113,62 @@ fn fetch_rejects_unsafe_requests_before_any_network_call() {
         printed(&out).contains("secret ../../etc/passwd: group has a `.` or `..` path component")
     );
 }
+
+/// `agent fetch --explain` says, per request, which backends are asked and what each reads
+/// (and why the others are not), and which files would be written — without a network call.
+#[test]
+fn fetch_explain_shows_backends_ids_fields_and_files() {
+    let home = tempfile::tempdir().unwrap();
+    let out = agent(home.path())
+        .args(["fetch", "--explain", "--backend", "kubernetes,aws,vault"])
+        .args([
+            "--group",
+            "secret/app",
+            "--key",
+            "/config/db/host",
+            "--group-version",
+            "kv2",
+        ])
+        .args([
+            "--vault-addr",
+            "https://127.0.0.1:9",
+            "--aws-region",
+            "us-east-1",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "secret secret/app//config/db/host@kv2",
+        "2. aws: not asked: the request names another backend (a Vault engine as group_version)",
+        "3. vault: kv2 read of \"secret/data/app\", field /config/db/host of the data",
+        "files: /etc/flyte/secrets/secret/app/config/db/host",
+    ] {
+        assert!(text.contains(want), "want {want:?} in:\n{text}");
+    }
+    let out = agent(home.path())
+        .args([
+            "fetch",
+            "--explain",
+            "--backend",
+            "aws",
+            "--aws-region",
+            "us-east-1",
+        ])
+        .args([
+            "--group",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret",
+        ])
+        .args(["--key", "prod-db:password:AWSPREVIOUS"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "1. aws: SecretId \"arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-db\", stage AWSPREVIOUS, field /password"
+        ),
+        "{text}"
+    );
+}

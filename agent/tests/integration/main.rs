@@ -15,5 +15,6 @@ mod common;
 mod exec;
 mod faults;
 mod fetch;
+mod hardening;
 mod manage_support;
 mod secrets;

@@ -60,6 +60,7 @@ fn backend() -> impl Strategy<Value = Backend> {
                     ca_cert_file: Some("/ca.pem".into()),
                     default_engine,
                     managed_mount: "secret".into(),
+                    allow_insecure_http: false,
                 })
             }),
     ]

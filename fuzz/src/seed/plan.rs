@@ -27,6 +27,7 @@ pub(super) fn write(requests: &[SecretRequest]) {
             ca_cert_file: Some("/etc/ssl/vault-ca.pem".into()),
             default_engine: engine,
             managed_mount: "secret".into(),
+            allow_insecure_http: false,
         })
     };
     let all = vec![

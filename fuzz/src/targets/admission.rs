@@ -33,6 +33,7 @@ fn settings() -> &'static [Settings] {
             ca_cert_file: None,
             default_engine: VaultEngine::Kv2,
             managed_mount: "secret".into(),
+            allow_insecure_http: false,
         });
         let aws = Backend::Aws(AwsBackend {
             region: Some("us-east-2".into()),

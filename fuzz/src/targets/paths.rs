@@ -133,6 +133,7 @@ pub fn request_rules(req: &SecretRequest) {
             ca_cert_file: None,
             default_engine: VaultEngine::Kv2,
             managed_mount: "secret".into(),
+            allow_insecure_http: false,
         }),
     ];
     for b in &backends {

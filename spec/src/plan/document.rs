@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::expected_env;
 use super::{PLAN_VERSION, PlanError};
+use crate::aggregate::Format;
 use crate::backend::Backend;
 use crate::naming::{DEFAULT_MOUNT_PATH, FLYTE1_ENV_PREFIX, Layout, SecretPath};
 use crate::request::{MountRequirement, SecretRequest};
@@ -122,6 +123,20 @@ pub struct FetchPlan {
     pub timeouts: Timeouts,
     /// The requests.
     pub secrets: Vec<PlannedSecret>,
+    /// Also write one file per group in this format ([`crate::aggregate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Format>,
+}
+
+/// One aggregate file: where it goes and the secrets it holds, one per key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateFile {
+    /// Its path, relative to the mount path.
+    pub path: SecretPath,
+    /// Its format.
+    pub format: Format,
+    /// `(key, index into the plan's secrets)`, in plan order.
+    pub entries: Vec<(String, usize)>,
 }
 
 fn default_mount_path() -> String {
@@ -144,7 +159,55 @@ impl FetchPlan {
             backends,
             timeouts: Timeouts::default(),
             secrets: Vec::new(),
+            aggregate: None,
         }
+    }
+
+    /// The aggregate files of the plan: per group, in order of first appearance, each request
+    /// under the key the naming rules use. Two requests of one group under one key must be
+    /// the same secret.
+    pub fn aggregate_files(&self) -> Result<Vec<AggregateFile>, PlanError> {
+        let Some(format) = self.aggregate else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<AggregateFile> = Vec::new();
+        for (i, s) in self.secrets.iter().enumerate() {
+            let req = &s.request;
+            if req.is_groupless() {
+                continue;
+            }
+            let path = format.path(&req.group).map_err(|reason| {
+                PlanError::Request(crate::request::RequestError::UnsafePath {
+                    secret: req.name(),
+                    field: "group (aggregate file)",
+                    reason,
+                })
+            })?;
+            let key = req.naming_key().into_owned();
+            let file = match out.iter_mut().find(|f| f.path == path) {
+                Some(f) => f,
+                None => {
+                    out.push(AggregateFile {
+                        path,
+                        format,
+                        entries: Vec::new(),
+                    });
+                    out.last_mut().expect("just pushed")
+                }
+            };
+            match file.entries.iter().find(|(k, _)| *k == key) {
+                Some(&(_, j)) if self.secrets[j].request != *req => {
+                    return Err(PlanError::Conflict {
+                        first: self.secrets[j].request.name().to_string(),
+                        second: req.name().to_string(),
+                        target: format!("key {key:?} of {}", file.path),
+                    });
+                }
+                Some(_) => {}
+                None => file.entries.push((key, i)),
+            }
+        }
+        Ok(out)
     }
 
     /// The naming layout of this plan.

@@ -25,6 +25,9 @@ pub enum PlanError {
     /// No backend to fetch from.
     #[error("plan lists no backends")]
     NoBackends,
+    /// A backend that would send credentials in clear text.
+    #[error("{0}")]
+    InsecureBackend(String),
     /// A request is invalid.
     #[error(transparent)]
     Request(#[from] RequestError),

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{FetchPlan, PLAN_VERSION, PlanError, PlannedSecret};
+use crate::backend::Backend;
 use crate::naming::{Layout, SecretPath};
 use crate::request::{MountRequirement, SecretRequest, validate_relative_path};
 
@@ -35,6 +36,13 @@ impl FetchPlan {
         }
         if self.backends.is_empty() {
             return Err(PlanError::NoBackends);
+        }
+        for backend in &self.backends {
+            if let Backend::Vault(vault) = backend
+                && let Some(problem) = vault.insecure_address()
+            {
+                return Err(PlanError::InsecureBackend(problem));
+            }
         }
         if let Some(scope) = &self.scope {
             scope.validate()?;
@@ -100,6 +108,15 @@ impl FetchPlan {
                     envs.insert(e, i);
                 }
             }
+        }
+        // Aggregate files take a name of their own beside the group's directory.
+        let aggregates = self.aggregate_files()?;
+        for a in &aggregates {
+            let i = a.entries[0].1;
+            if let Some(&j) = files.get(&a.path) {
+                return Err(conflict(j, i, format!("{} (an aggregate file)", a.path)));
+            }
+            files.insert(&a.path, i);
         }
         let all: BTreeSet<&str> = files.keys().map(|p| p.as_str()).collect();
         for (path, &i) in &files {

@@ -40,7 +40,23 @@ fn rejects_traversal_and_bad_names() {
             SecretRequest::new("/etc", "k"),
             "group must be a relative path",
         ),
-        (SecretRequest::new("g", "/k"), "key must be a relative path"),
+        // A key that starts with `/` is a JSON Pointer (crate::field): only valid ones pass.
+        (
+            SecretRequest::new("g", "/"),
+            "is a JSON Pointer that has an empty member name",
+        ),
+        (
+            SecretRequest::new("g", "/a/~2"),
+            "is a JSON Pointer that has `~` not followed",
+        ),
+        (
+            SecretRequest::new("g", "/a/.."),
+            "is a JSON Pointer that has a member name that has a `.`",
+        ),
+        (
+            SecretRequest::new("", "/k"),
+            "is a JSON Pointer that needs a group",
+        ),
         (
             SecretRequest::new("a//b", "k"),
             "group has an empty path component",

@@ -4,7 +4,7 @@
 //!
 //! What it serves (everything else is a 404 `Status`):
 //! - Secrets: `/api/v1/namespaces/{ns}/secrets[/{name}]` (get, list, create, update, merge
-//!   patch, delete) and `/api/v1/secrets` (list across namespaces). Namespaces need not be
+//!   patch, JSON patch, delete) and `/api/v1/secrets` (list across namespaces). Namespaces need not be
 //!   created first: a namespace exists as soon as something is written to it.
 //! - MutatingWebhookConfigurations: `/apis/admissionregistration.k8s.io/v1/
 //!   mutatingwebhookconfigurations[/{name}]`, with the same verbs.
@@ -20,8 +20,8 @@
 //! creationTimestamp) and errors are real `Status` bodies (NotFound, AlreadyExists, Conflict,
 //! Invalid, Forbidden, Unauthorized).
 //!
-//! Simplified on purpose: no watch, no field managers or server-side apply, no JSON patch,
-//! finalizers do not delay deletion, and a `continue` token resumes from the current state
+//! Simplified on purpose: no watch, no field managers or server-side apply, strategic merge
+//! patches merge lists as a merge patch does (replaced whole), finalizers do not delay deletion, and a `continue` token resumes from the current state
 //! rather than a snapshot.
 
 mod ids;

@@ -195,15 +195,21 @@ fn resource<K: Kind>(
         "update" => store.update(ns, name, store::decode::<K>(call.body)?)?,
         "patch" => {
             let media = call.content_type.split(';').next().unwrap_or("").trim();
+            let json_patch = media == "application/json-patch+json";
             // Strategic merge patch equals a merge patch for maps; lists are replaced whole.
             if media != "application/merge-patch+json"
                 && media != "application/strategic-merge-patch+json"
+                && !json_patch
             {
                 return Err(ApiError::unsupported_media_type());
             }
             let patch: Value = serde_json::from_slice(call.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            store.merge_patch::<K>(ns, name, &patch)?
+            if json_patch {
+                store.json_patch::<K>(ns, name, &patch)?
+            } else {
+                store.merge_patch::<K>(ns, name, &patch)?
+            }
         }
         "delete" => {
             let deleted = store.delete::<K>(ns, name, &preconditions(call.body)?)?;

@@ -154,6 +154,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message.into(), None)
     }
 
+    /// A patch that does not apply (a JSON patch `test` that fails, a path that is missing):
+    /// the API server's generic 422, no reason.
+    pub fn patch_failed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "", message.into(), None)
+    }
+
     pub fn internal(message: &str) -> Self {
         let details = json!({"causes": [{"message": message}]});
         let message = format!("Internal error occurred: {message}");

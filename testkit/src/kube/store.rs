@@ -279,6 +279,22 @@ impl Store {
         self.update(namespace, name, decode::<K>(&body)?)
     }
 
+    /// PATCH with a JSON patch (RFC 6902), then the update rules. A malformed patch is a 400,
+    /// one that does not apply (a failed `test`, a missing path) a 422, as on the API server.
+    pub fn json_patch<K: Kind>(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<K, ApiError> {
+        let patch: json_patch::Patch = serde_json::from_value(patch.clone())
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let mut value = to_json(&self.get::<K>(namespace, name)?, false);
+        json_patch::patch(&mut value, &patch).map_err(|e| ApiError::patch_failed(e.to_string()))?;
+        let body = serde_json::to_vec(&value).expect("JSON serializes");
+        self.update(namespace, name, decode::<K>(&body)?)
+    }
+
     pub fn delete<K: Kind>(
         &mut self,
         namespace: &str,

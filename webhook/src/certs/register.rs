@@ -1,27 +1,37 @@
-//! Registration: the MutatingWebhookConfiguration that sends labelled pod creations to the
-//! webhook and trusts its CA bundle, created or rewritten on every run.
+//! Registration: `deploy/` ships the MutatingWebhookConfiguration; `init-certs` only sets the
+//! caBundle of the one webhook it serves in the one configuration named by its flags (`get`
+//! and `patch` on that name are all the RBAC it needs; it never creates a configuration, so
+//! its token cannot register a webhook of its own).
+//!
+//! [`webhook_config`] is the configuration the flags describe: `deploy/` must ship exactly
+//! that (webhook/tests/blackbox/deploy_manifest.rs), and a live configuration that differs is
+//! reported in a warning (only the caBundle is written).
 
+use std::time::Duration;
+
+use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
     WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use serde_json::{Value, json};
 
 use flyte_secret_spec::{INJECT_LABEL, INJECT_LABEL_VALUE};
 
-use super::{Error, InitCertsArgs, MANAGED_BY, kube_err};
+use super::{Error, InitCertsArgs, MANAGED_BY, api_call};
 
-/// The webhook registration, field by field.
+/// How often to look again for a configuration not applied yet.
+const WAIT_STEP: Duration = Duration::from_secs(2);
+
+/// The webhook registration the flags describe, field by field (what `deploy/` ships, with the
+/// caBundle `init-certs` fills in).
 pub fn webhook_config(args: &InitCertsArgs, ca_bundle: &str) -> MutatingWebhookConfiguration {
-    let name = args
-        .webhook_config_name
-        .clone()
-        .unwrap_or_else(|| args.service_name.clone());
     let mut config = MutatingWebhookConfiguration::default();
-    config.metadata.name = Some(name);
+    config.metadata.name = Some(args.webhook_config_name().to_string());
     config.metadata.labels = Some([(MANAGED_BY.0.into(), MANAGED_BY.1.into())].into());
     config.webhooks = Some(vec![MutatingWebhook {
         name: args.webhook_name.clone(),
@@ -65,40 +75,103 @@ pub fn webhook_config(args: &InitCertsArgs, ca_bundle: &str) -> MutatingWebhookC
     config
 }
 
-pub(super) async fn apply_webhook_config(
+/// Sets the caBundle of our webhook in our configuration: `unchanged` when it already holds
+/// `ca_bundle`, else `patched`. Waits up to `--webhook-config-wait-seconds` for a
+/// configuration not applied yet.
+pub(super) async fn patch_ca_bundle(
     client: &Client,
     args: &InitCertsArgs,
     ca_bundle: &str,
 ) -> Result<&'static str, Error> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let desired = webhook_config(args, ca_bundle);
-    let name = desired.metadata.name.clone().unwrap_or_default();
+    let name = args.webhook_config_name();
     let what = format!("MutatingWebhookConfiguration {name}");
-    let pp = PostParams::default();
-    match api
-        .get_opt(&name)
-        .await
-        .map_err(kube_err(format!("reading {what}")))?
-    {
-        Some(mut current) => {
-            current.webhooks = desired.webhooks;
-            current
-                .metadata
-                .labels
-                .get_or_insert_default()
-                .insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
-            api.replace(&name, &pp, &current)
-                .await
-                .map_err(kube_err(format!("updating {what}")))?;
-            Ok("updated")
+    let waited_until =
+        tokio::time::Instant::now() + Duration::from_secs(args.webhook_config_wait_seconds);
+    let live = loop {
+        match api_call(format!("reading {what}"), api.get_opt(name)).await? {
+            Some(live) => break live,
+            None if tokio::time::Instant::now() < waited_until => {
+                tracing::info!(config = name, "waiting for the webhook configuration");
+                tokio::time::sleep(WAIT_STEP).await;
+            }
+            None => return Err(Error::NoWebhookConfig(name.to_string())),
         }
-        None => {
-            api.create(&pp, &desired)
-                .await
-                .map_err(kube_err(format!("creating {what}")))?;
-            Ok("created")
-        }
+    };
+    let webhooks = live.webhooks.as_deref().unwrap_or_default();
+    let Some(index) = webhooks.iter().position(|w| w.name == args.webhook_name) else {
+        return Err(Error::WebhookConfig(format!(
+            "{what} has no webhook named {}",
+            args.webhook_name
+        )));
+    };
+    let ours = &webhooks[index];
+    // The CA is only for our Service: refuse to make another one trust it.
+    let service = ours.client_config.service.as_ref();
+    if service.is_none_or(|s| s.name != args.service_name || s.namespace != args.namespace) {
+        return Err(Error::WebhookConfig(format!(
+            "{what}: webhook {} does not call Service {}/{}",
+            args.webhook_name, args.namespace, args.service_name
+        )));
     }
+    let drift = drift(ours, &webhook_config(args, ca_bundle));
+    if !drift.is_empty() {
+        tracing::warn!(
+            config = name,
+            fields = drift.join(","),
+            "the webhook configuration differs from what the init-certs flags describe; \
+             only its caBundle is written (fix deploy/ or the flags)"
+        );
+    }
+    if ours
+        .client_config
+        .ca_bundle
+        .as_ref()
+        .map(|b| b.0.as_slice())
+        == Some(ca_bundle.as_bytes())
+    {
+        return Ok("unchanged");
+    }
+    // `test` first: the patch applies only if the webhook is still at that index.
+    let patch = json!([
+        {"op": "test", "path": format!("/webhooks/{index}/name"), "value": args.webhook_name},
+        {
+            "op": "add",
+            "path": format!("/webhooks/{index}/clientConfig/caBundle"),
+            "value": base64::engine::general_purpose::STANDARD.encode(ca_bundle),
+        },
+    ]);
+    let patch = Patch::Json::<()>(serde_json::from_value(patch).expect("a valid JSON patch"));
+    api_call(
+        format!("patching the caBundle of {what}"),
+        api.patch(name, &PatchParams::default(), &patch),
+    )
+    .await?;
+    Ok("patched")
+}
+
+/// Top-level fields of `live` that differ from `desired`, the caBundle aside.
+fn drift(live: &MutatingWebhook, desired: &MutatingWebhookConfiguration) -> Vec<String> {
+    let strip = |w: &MutatingWebhook| {
+        let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
+        if let Some(cc) = v.get_mut("clientConfig").and_then(Value::as_object_mut) {
+            cc.remove("caBundle");
+        }
+        v
+    };
+    let Some(want) = desired.webhooks.as_ref().and_then(|w| w.first()) else {
+        return Vec::new();
+    };
+    let (live, want) = (strip(live), strip(want));
+    let keys = live
+        .as_object()
+        .into_iter()
+        .chain(want.as_object())
+        .flat_map(|o| o.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>();
+    keys.into_iter()
+        .filter(|k| live.get(k) != want.get(k))
+        .collect()
 }
 
 #[cfg(test)]
@@ -119,5 +192,16 @@ mod tests {
             sel.match_expressions.as_ref().unwrap()[0].values,
             Some(vec!["flyte".into(), "kube-system".into()])
         );
+    }
+
+    #[test]
+    fn drift_names_the_fields_that_differ_but_not_the_ca_bundle() {
+        let a = args();
+        let desired = webhook_config(&a, "PEM");
+        let mut live = webhook_config(&a, "other PEM").webhooks.unwrap().remove(0);
+        assert!(drift(&live, &desired).is_empty());
+        live.timeout_seconds = Some(5);
+        live.failure_policy = Some("Ignore".into());
+        assert_eq!(drift(&live, &desired), ["failurePolicy", "timeoutSeconds"]);
     }
 }

@@ -1,6 +1,14 @@
-//! Where the material lives: the Kubernetes Secret (`ca.crt` bundle, `ca.key`, `tls.crt`,
-//! `tls.key`; an immutable one, as Flyte's init-certs makes, is recreated) and the optional
-//! local copies for a server in the same pod (`--write-dir`, written atomically).
+//! Where the material lives:
+//!
+//! - the **serving Secret** (`--secret-name`), which the serving pods mount: `ca.crt` (the
+//!   bundle), `tls.crt`, `tls.key`;
+//! - the **CA Secret** (`--ca-secret-name`), which only `init-certs` reads: `ca.crt` (the
+//!   bundle) and `ca.key`.
+//!
+//! Each is created, updated or left alone by what its data should be. An immutable one (Flyte's
+//! init-certs makes its Secret immutable) cannot be updated: it is deleted and created again.
+//! A serving Secret written by an older release, with `ca.key` in it, is read for its CA once
+//! and rewritten without it. The optional local copies (`--write-dir`) are written atomically.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,53 +18,80 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 
-use super::{Error, InitCertsArgs, MANAGED_BY, Material, kube_err};
+use super::{Error, MANAGED_BY, Material, api_call};
 
-pub(super) fn read_material(secret: &Secret) -> Material {
-    let get = |k: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(k))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .unwrap_or_default()
+fn get(secret: Option<&Secret>, key: &str) -> String {
+    secret
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(key))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The stored material: the CA from the CA Secret, or from the serving Secret when only that
+/// has a CA key (the layout before the CA had a Secret of its own).
+pub(super) fn read_material(serving: Option<&Secret>, ca: Option<&Secret>) -> Material {
+    let ca_source = if get(ca, "ca.key").is_empty() && !get(serving, "ca.key").is_empty() {
+        serving
+    } else {
+        ca
     };
     Material {
-        ca_bundle: get("ca.crt"),
-        ca_key: get("ca.key"),
-        cert: get("tls.crt"),
-        key: get("tls.key"),
+        ca_bundle: get(ca_source, "ca.crt"),
+        ca_key: get(ca_source, "ca.key"),
+        cert: get(serving, "tls.crt"),
+        key: get(serving, "tls.key"),
     }
 }
 
-pub(super) async fn write_secret(
+/// The data of each Secret: (serving, CA).
+pub(super) fn data(material: &Material) -> (SecretData, SecretData) {
+    let map = |pairs: &[(&str, &String)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect()
+    };
+    (
+        map(&[
+            ("ca.crt", &material.ca_bundle),
+            ("tls.crt", &material.cert),
+            ("tls.key", &material.key),
+        ]),
+        map(&[
+            ("ca.crt", &material.ca_bundle),
+            ("ca.key", &material.ca_key),
+        ]),
+    )
+}
+
+pub(super) type SecretData = BTreeMap<String, ByteString>;
+
+/// Makes Secret `name` hold exactly `data`: `unchanged`, `updated`, `created` or, for an
+/// immutable one, `recreated` (delete, then create).
+pub(super) async fn sync_secret(
     api: &Api<Secret>,
+    namespace: &str,
+    name: &str,
     existing: Option<Secret>,
-    material: &Material,
-    args: &InitCertsArgs,
+    data: SecretData,
 ) -> Result<&'static str, Error> {
-    let data: BTreeMap<String, ByteString> = [
-        ("ca.crt", &material.ca_bundle),
-        ("ca.key", &material.ca_key),
-        ("tls.crt", &material.cert),
-        ("tls.key", &material.key),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-    .collect();
-    let what = format!("Secret {}/{}", args.namespace, args.secret_name);
+    let what = format!("Secret {namespace}/{name}");
     let fresh = || {
         let mut s = Secret::default();
-        s.metadata.name = Some(args.secret_name.clone());
-        s.metadata.namespace = Some(args.namespace.clone());
+        s.metadata.name = Some(name.to_string());
+        s.metadata.namespace = Some(namespace.to_string());
         s
     };
     let (mut secret, action) = match existing {
+        Some(old) if old.data.as_ref() == Some(&data) => return Ok("unchanged"),
         // An immutable Secret (Flyte's init-certs makes them) cannot be updated.
         Some(old) if old.immutable == Some(true) => {
-            api.delete(&args.secret_name, &DeleteParams::default())
-                .await
-                .map_err(kube_err(format!("deleting immutable {what}")))?;
+            api_call(
+                format!("deleting immutable {what}"),
+                api.delete(name, &DeleteParams::default()),
+            )
+            .await?;
             (fresh(), "recreated")
         }
         Some(old) => (old, "updated"),
@@ -72,13 +107,9 @@ pub(super) async fn write_secret(
     secret.string_data = None;
     let pp = PostParams::default();
     if action == "updated" {
-        api.replace(&args.secret_name, &pp, &secret)
-            .await
-            .map_err(kube_err(format!("updating {what}")))?;
+        api_call(format!("updating {what}"), api.replace(name, &pp, &secret)).await?;
     } else {
-        api.create(&pp, &secret)
-            .await
-            .map_err(kube_err(format!("creating {what}")))?;
+        api_call(format!("creating {what}"), api.create(&pp, &secret)).await?;
     }
     Ok(action)
 }

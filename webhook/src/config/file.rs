@@ -61,6 +61,8 @@ pub struct FileConfig {
     pub(super) exec_wrap_args_only: Option<bool>,
     pub(super) agent_bin_path: Option<String>,
     pub(super) agent_bin_size_limit: Option<String>,
+    pub(super) aggregate_format: Option<String>,
+    pub(super) file_env: Option<bool>,
 }
 
 impl FileConfig {

@@ -73,6 +73,16 @@ pub struct InjectArgs {
     /// [default: true].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_EXEC_WRAP_ARGS_ONLY")]
     pub exec_wrap_args_only: Option<bool>,
+    /// Also write one file per group in this format for every pod: dotenv, json, properties,
+    /// yaml, or none; a pod's `flyte-secret-agent/aggregate` annotation overrides it
+    /// [default: none].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_AGGREGATE_FORMAT")]
+    pub aggregate_format: Option<String>,
+    /// For FILE/ANY secrets, also set `<NAME>_FILE=<path>` in app containers (the convention
+    /// of the official Postgres and MySQL images), NAME being the request's `env_var` or else
+    /// its flytekit env var name [default: false].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_FILE_ENV")]
+    pub file_env: Option<bool>,
     /// Where wrapped containers mount the agent binary's volume [default: /flyte/bin].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_AGENT_BIN_PATH")]
     pub agent_bin_path: Option<String>,

@@ -2,6 +2,7 @@
 //! what it resolves. [`super::Settings::resolve`] calls them in this order, so the first
 //! invalid setting reported is the same whatever else is wrong.
 
+use flyte_secret_spec::aggregate::{self, Format};
 use flyte_secret_spec::backend::{Backend, KubernetesBackend};
 use flyte_secret_spec::env::{COPY_SELF_ENV, LOG_FORMAT_ENV, LogFormat, PLAN_ENV};
 use flyte_secret_spec::naming::{self, Layout};
@@ -251,4 +252,14 @@ pub(super) fn exec_wrap(
         bin_path,
         bin_size_limit: Quantity(bin_size_limit),
     })
+}
+
+/// `aggregateFormat`: a format of `flyte_secret_spec::aggregate`, or `none`.
+pub(super) fn aggregate(args: &InjectArgs, file: &FileConfig) -> Result<Option<Format>, Error> {
+    match pick(&args.aggregate_format, file.aggregate_format.clone()) {
+        None => Ok(None),
+        Some(choice) => {
+            aggregate::parse_choice(&choice).map_err(|e| invalid("aggregateFormat", e.to_string()))
+        }
+    }
 }

@@ -1,19 +1,133 @@
 //! Small helpers shared by the container-building modules ([`super::container`],
-//! [`super::wiring`], [`super::wrap`]): literal env vars and path comparison. It imports none
-//! of them, so their imports flow one way.
+//! [`super::wiring`], [`super::wrap`]): literal env vars, the kubelet's `$(VAR)` escaping and
+//! path comparison. It imports none of them, so their imports flow one way.
 
 use k8s_openapi::api::core::v1::EnvVar;
 
-/// An env var with a literal value.
+/// An env var whose value the container sees exactly as given: `$` is escaped as `$$`
+/// ([`escape_expansion`]), so no `$(NAME)` in a path or in the plan (request-derived text)
+/// is expanded by the kubelet against earlier env vars.
 pub(super) fn plain_env(name: &str, value: String) -> EnvVar {
     EnvVar {
         name: name.into(),
-        value: Some(value),
+        value: Some(escape_expansion(value)),
         value_from: None,
     }
+}
+
+/// Escapes a string for the fields the kubelet expands (`env[].value`, `command`, `args`,
+/// exec probes' `command`): every `$` becomes `$$`, which the kubelet turns back into one
+/// `$`, so `$(NAME)` stays literal whatever is defined. The kubelet's rules (`Expand` in
+/// `third_party/forked/golang/expansion`): `$$` → `$`; `$(NAME)` → the value of `NAME` when
+/// defined (earlier env vars, service env), else left as it is; any other `$` is literal.
+pub(super) fn escape_expansion(value: String) -> String {
+    if value.contains('$') {
+        value.replace('$', "$$")
+    } else {
+        value
+    }
+}
+
+/// Undoes [`escape_expansion`] on a value the webhook wrote (every `$` doubled): what the
+/// container sees.
+pub(super) fn unescape_expansion(value: &str) -> String {
+    value.replace("$$", "$")
 }
 
 /// Whether two paths name the same directory (trailing slashes aside).
 pub(super) fn same_path(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The kubelet's expansion (`expansion.Expand` with `MappingFuncFor`), for tests: `$$` → `$`,
+/// `$(NAME)` → `vars(NAME)` when defined, else kept; an unterminated `$(` and any other `$`
+/// are kept.
+#[cfg(test)]
+pub(crate) fn kubelet_expand(input: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
+    let bytes = input.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && i + 1 < bytes.len() {
+            match bytes[i + 1] {
+                b'$' => {
+                    out.push(b'$');
+                    i += 2;
+                }
+                b'(' => match bytes[i + 2..].iter().position(|&b| b == b')') {
+                    Some(len) => {
+                        let name = &input[i + 2..i + 2 + len];
+                        match vars(name) {
+                            Some(v) => out.extend_from_slice(v.as_bytes()),
+                            None => out.extend_from_slice(format!("$({name})").as_bytes()),
+                        }
+                        i += 3 + len;
+                    }
+                    None => {
+                        out.extend_from_slice(b"$(");
+                        i += 2;
+                    }
+                },
+                other => {
+                    out.push(b'$');
+                    out.push(other);
+                    i += 2;
+                }
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("only ASCII is split")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "HOME" => Some("/root".into()),
+            "A" => Some("$(HOME)".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_kubelet_rules() {
+        for (input, want) in [
+            ("$(HOME)", "/root"),
+            ("$(NOPE)", "$(NOPE)"),
+            ("$$(HOME)", "$(HOME)"),
+            ("$$$(HOME)", "$/root"),
+            ("a$b$", "a$b$"),
+            ("$(HOME", "$(HOME"),
+            ("$(A)", "$(HOME)"),
+            ("é$(HOME)é", "é/rooté"),
+        ] {
+            assert_eq!(kubelet_expand(input, &vars), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn escaped_values_survive_expansion_unchanged() {
+        for s in [
+            "",
+            "plain",
+            "$(HOME)",
+            "$$(HOME)",
+            "$",
+            "$$",
+            "a$(",
+            "x$(A)y$(HOME",
+            "{\"group\":\"kv1/$(HOME)\",\"key\":\"$$k$\"}",
+            "é$(HOME)ü$",
+        ] {
+            let escaped = escape_expansion(s.to_string());
+            assert_eq!(kubelet_expand(&escaped, &vars), s, "{s}");
+            assert_eq!(unescape_expansion(&escaped), s, "{s}");
+            assert_eq!(plain_env("N", s.to_string()).value.unwrap(), escaped);
+        }
+    }
 }

@@ -18,6 +18,7 @@ use super::{
     AGENT_CONTAINER, Denial, INJECTED_ANNOTATION, Mutation, Patch, TOKEN_VOLUME_NAME, VOLUME_NAME,
 };
 use crate::config::Settings;
+use flyte_secret_spec::backend::{Backend, aws_ambiguity};
 
 /// The patch injecting the agent into a pod seen for the first time.
 pub(super) fn inject(
@@ -26,6 +27,7 @@ pub(super) fn inject(
     plan_json: String,
     identity: &Identity,
     app: &AppWiring<'_>,
+    task: Option<&str>,
     settings: &Settings,
 ) -> Result<Mutation, Denial> {
     check_conflicts(spec, settings)?;
@@ -37,8 +39,21 @@ pub(super) fn inject(
         add_supplemental_group(&mut ops, spec, gid);
     }
     let mut warnings: Vec<String> = identity.warning.iter().cloned().collect();
+    // A request AWS would read as a name although it may mean <name>:<json-key>.
+    if settings
+        .backends
+        .iter()
+        .any(|b| matches!(b, Backend::Aws(_)))
+    {
+        warnings.extend(
+            plan.secrets
+                .iter()
+                .filter_map(|s| aws_ambiguity(&s.request)),
+        );
+    }
     let mut volumes = volumes(settings);
-    let mut wrapping = Wrapping::new(&plan_json, &app.unserved, settings, true);
+    let plan_env = Wrapping::plan_env(&plan_json);
+    let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Vec::new();
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
     let wraps = !wrapping.wrapped.is_empty();

@@ -2,6 +2,7 @@
 //! annotation), then all together; the Flyte 2 scope from labels or namespace; and the size
 //! check of the plan's env var.
 
+use flyte_secret_spec::aggregate::{self, Format};
 use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_ENV_BYTES, PlanError};
 use flyte_secret_spec::request::SecretRequest;
 use flyte_secret_spec::scoped::Scope;
@@ -10,6 +11,22 @@ use k8s_openapi::api::core::v1::Pod;
 use super::owner::Identity;
 use super::{Denial, LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
 use crate::config::Settings;
+
+/// The pod's `flyte-secret-agent/aggregate` annotation, else the install's setting.
+fn aggregate_choice(pod: &Pod, settings: &Settings) -> Result<Option<Format>, Denial> {
+    let annotation = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(aggregate::ANNOTATION));
+    match annotation {
+        None => Ok(settings.aggregate),
+        Some(choice) => aggregate::parse_choice(choice).map_err(|e| Denial::Request {
+            annotation: aggregate::ANNOTATION.into(),
+            reason: e.to_string(),
+        }),
+    }
+}
 
 pub(super) fn build_plan(
     pod: &Pod,
@@ -20,6 +37,7 @@ pub(super) fn build_plan(
 ) -> Result<FetchPlan, Denial> {
     let mut plan = FetchPlan::new(&settings.layout, settings.backends.clone());
     plan.timeouts = settings.timeouts;
+    plan.aggregate = aggregate_choice(pod, settings)?;
     plan.owner = Some(identity.owner);
     plan.access = identity.access;
     if decoded.iter().any(|(_, r)| r.is_groupless()) {

@@ -1,6 +1,7 @@
 //! Mutation tests on pods as propeller creates them; every patch is applied with
 //! `json_patch` and the resulting pod is checked.
 
+use flyte_secret_spec::aggregate::{self, Format};
 use flyte_secret_spec::backend::{AwsBackend, Backend, KubernetesBackend};
 use flyte_secret_spec::env::{LOG_FORMAT_ENV, PLAN_ENV, SERVICE_ACCOUNT_DIR};
 use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner};
@@ -365,14 +366,27 @@ fn ownership_follows_the_app() {
     );
     assert!(m.warnings.iter().any(|w| w.contains("supplementalGroups")));
 
-    // … appended to an existing list.
+    // … appended to an existing (empty) list.
     let mut pod = flyte_pod(&[user_info()]);
-    pod["spec"]["securityContext"] = json!({"supplementalGroups": [10], "runAsNonRoot": true});
+    pod["spec"]["securityContext"] = json!({"supplementalGroups": [], "runAsNonRoot": true});
     let (doc, _) = apply(&pod, &patched(&pod, &settings).patch);
     assert_eq!(
         doc["spec"]["securityContext"],
-        json!({"supplementalGroups": [10, 65532], "runAsNonRoot": true})
+        json!({"supplementalGroups": [65532], "runAsNonRoot": true})
     );
+
+    // A supplemental group the pod has already is every container's: files for it, nothing
+    // added.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"supplementalGroups": [10], "runAsNonRoot": true});
+    let m = patched(&pod, &settings);
+    let (doc, out) = apply(&pod, &m.patch);
+    assert_eq!(
+        doc["spec"]["securityContext"],
+        json!({"supplementalGroups": [10], "runAsNonRoot": true})
+    );
+    assert_eq!(agent_ids(&out), (Some(65532), Some(10)));
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
 }
 
 #[test]
@@ -671,4 +685,396 @@ fn plans_too_large_for_an_env_var_are_denied() {
     assert!(msg.contains("MAX_ARG_STRLEN"), "{msg}");
     // 100 of them fit.
     patched(&flyte_pod(&secrets[..100]), &settings);
+}
+
+/// The env a container gets from the kubelet: each `value` expanded against the vars before
+/// it and the service env; `secretKeyRef`s resolved (to a stand-in here).
+fn kubelet_env(c: &Container) -> Vec<(String, String)> {
+    use super::common::kubelet_expand;
+    let service = [
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("KUBERNETES_SERVICE_PORT", "443"),
+    ];
+    let mut out: Vec<(String, String)> = Vec::new();
+    for e in c.env.iter().flatten() {
+        let v = match (&e.value, &e.value_from) {
+            (Some(v), _) => {
+                let lookup = |n: &str| {
+                    out.iter()
+                        .rev()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v.clone())
+                        .or_else(|| {
+                            service
+                                .iter()
+                                .find(|(k, _)| *k == n)
+                                .map(|(_, v)| v.to_string())
+                        })
+                };
+                kubelet_expand(v, &lookup)
+            }
+            (None, Some(_)) => "SECRET-KEY-REF-VALUE".to_string(),
+            (None, None) => String::new(),
+        };
+        out.push((e.name.clone(), v));
+    }
+    for (k, v) in service {
+        out.push((k.into(), v.into()));
+    }
+    out
+}
+
+fn kubelet_expand_all(items: &[String], env: &[(String, String)]) -> Vec<String> {
+    let lookup = |n: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+    };
+    items
+        .iter()
+        .map(|s| super::common::kubelet_expand(s, &lookup))
+        .collect()
+}
+
+fn kubelet_value(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// Issue 16, item 4: names holding `$(VAR)` (defined: the service env, our own
+/// `FLYTE_SECRETS_DEFAULT_DIR`, a `secretKeyRef` var before the plan in a wrapped container)
+/// and `$$` reach every container literally after the kubelet's expansion: the plan (agent and
+/// wrapped containers), the path env var, the `agent exec` prefix in `command` and exec probes
+/// (from a bin path with `$(HOME)` in it), the copy-self path; lifecycle hooks are not expanded
+/// and keep the path as is. The user's own env vars still expand references to ours.
+#[test]
+fn kubelet_expansion_leaves_every_written_value_literal() {
+    let settings = Settings {
+        backends: vec![
+            Backend::Kubernetes(KubernetesBackend::default()),
+            Backend::Aws(AwsBackend::default()),
+        ],
+        exec_wrap: ExecWrap {
+            bin_path: "/opt/$(HOME)/b$$in".into(),
+            ..Settings::default().exec_wrap
+        },
+        ..Settings::default()
+    };
+    let group = "app$(KUBERNETES_SERVICE_HOST)";
+    let secrets = [
+        // Served by a secretKeyRef, and wrapped too ([kubernetes, aws]): its env vars come
+        // before the plan in the wrapped container.
+        user_info(),
+        SecretRequest::new(group, "k$$ey-$(FLYTE_SECRETS_DEFAULT_DIR)")
+            .with_mount(MountRequirement::Any)
+            .with_env_var("PATH_VAR"),
+        SecretRequest::new(group, "v$(_FSEC_USER-INFO_USER_SECRET)$")
+            .with_mount(MountRequirement::EnvVar)
+            .with_env_var("VALUE_VAR"),
+    ];
+    let mut pod = flyte_pod(&secrets);
+    let app = &mut pod["spec"]["containers"][0];
+    app["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "MY_DIR", "value": "$(FLYTE_SECRETS_DEFAULT_DIR)/x"}));
+    app["livenessProbe"] = json!({"exec": {"command": ["check", "$(HOME)"]}});
+    app["lifecycle"] = json!({"postStart": {"exec": {"command": ["hook"]}}});
+    let m = patched(&pod, &settings);
+    let (_, out) = apply(&pod, &m.patch);
+
+    // The agent reads the very plan the webhook built.
+    let agent_env = kubelet_env(agent(&out));
+    let seen = FetchPlan::from_json(&kubelet_value(&agent_env, PLAN_ENV).unwrap()).unwrap();
+    let groups: Vec<&str> = seen
+        .secrets
+        .iter()
+        .map(|s| s.request.group.as_str())
+        .collect();
+    assert_eq!(groups, ["user-info", group, group]);
+    assert_eq!(seen.secrets[1].request.key, secrets[1].key);
+    assert_eq!(seen.secrets[2].request.key, secrets[2].key);
+    assert_eq!(
+        kubelet_value(&agent_env, flyte_secret_spec::env::COPY_SELF_ENV).as_deref(),
+        Some("/opt/$(HOME)/b$$in")
+    );
+
+    let app = &out.spec.as_ref().unwrap().containers[0];
+    let app_env = kubelet_env(app);
+    assert_eq!(
+        kubelet_value(&app_env, PLAN_ENV),
+        kubelet_value(&agent_env, PLAN_ENV),
+        "the wrapped container's plan"
+    );
+    assert_eq!(
+        kubelet_value(&app_env, "PATH_VAR").as_deref(),
+        Some("/etc/flyte/secrets/app$(kubernetes_service_host)/k$$ey-$(flyte_secrets_default_dir)")
+    );
+    assert_eq!(
+        kubelet_value(&app_env, "MY_DIR").as_deref(),
+        Some("/etc/flyte/secrets/x"),
+        "the user's references to our vars still expand"
+    );
+    let agent_path = "/opt/$(HOME)/b$$in/agent";
+    assert_eq!(
+        kubelet_expand_all(app.command.as_ref().unwrap(), &app_env),
+        [agent_path, "exec", "--"]
+    );
+    let probe = app.liveness_probe.as_ref().unwrap().exec.as_ref().unwrap();
+    assert_eq!(
+        kubelet_expand_all(probe.command.as_ref().unwrap(), &[]),
+        [agent_path, "exec", "--", "check", "$(HOME)"]
+    );
+    let hook = app.lifecycle.as_ref().unwrap().post_start.as_ref().unwrap();
+    assert_eq!(
+        hook.exec.as_ref().unwrap().command.as_ref().unwrap(),
+        &[agent_path, "exec", "--", "hook"]
+    );
+}
+
+fn sidecar(name: &str, security_context: Value) -> Value {
+    json!({"name": name, "image": "busybox:1.36", "command": ["sh"],
+           "securityContext": security_context})
+}
+
+fn with_container(mut pod: Value, c: Value) -> Value {
+    pod["spec"]["containers"].as_array_mut().unwrap().push(c);
+    pod
+}
+
+/// Issue 16, item 7: readers with different uids share a group, chosen fsGroup, then
+/// supplementalGroups, then a common runAsGroup; none: the fallback group is added, with a
+/// warning naming the readers. One uid everywhere stays owner-only.
+#[test]
+fn containers_with_different_uids_get_group_access() {
+    let settings = Settings::default();
+    let task_as = |pod: &mut Value, uid: i64, gid: i64| {
+        pod["spec"]["containers"][0]["securityContext"] =
+            json!({"runAsUser": uid, "runAsGroup": gid});
+    };
+    let check = |pod: &Value, owner: (u32, u32), access: FileAccess| -> (Mutation, Value) {
+        let m = patched(pod, &settings);
+        let (doc, out) = apply(pod, &m.patch);
+        let plan = plan_of(&out);
+        assert_eq!(
+            plan.owner,
+            Some(Owner {
+                uid: owner.0,
+                gid: owner.1
+            }),
+            "{:?}",
+            m.warnings
+        );
+        assert_eq!(plan.access, access);
+        assert_eq!(
+            agent_ids(&out),
+            (Some(i64::from(owner.0)), Some(i64::from(owner.1)))
+        );
+        (m, doc)
+    };
+
+    // A sidecar of another uid, a supplemental group they both have.
+    let mut pod = flyte_pod(&[user_info()]);
+    task_as(&mut pod, 1000, 1000);
+    pod["spec"]["securityContext"] = json!({"supplementalGroups": [3000]});
+    let pod = with_container(pod, sidecar("sidecar", json!({"runAsUser": 2000})));
+    let (m, doc) = check(&pod, (1000, 3000), FileAccess::Group);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert_eq!(
+        doc["spec"]["securityContext"],
+        json!({"supplementalGroups": [3000]})
+    );
+
+    // fsGroup first.
+    let mut with_fs = pod.clone();
+    with_fs["spec"]["securityContext"]["fsGroup"] = json!(4000);
+    check(&with_fs, (1000, 4000), FileAccess::Group);
+
+    // The task's own init container with another uid, one runAsGroup for all.
+    let mut pod = flyte_pod(&[user_info()]);
+    task_as(&mut pod, 1000, 5000);
+    pod["spec"]["initContainers"] = json!([sidecar(
+        "prepare",
+        json!({"runAsUser": 2000, "runAsGroup": 5000})
+    )]);
+    let (m, _) = check(&pod, (1000, 5000), FileAccess::Group);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+
+    // A sidecar whose uid is the image's (unknown) reads through fsGroup.
+    let mut pod = flyte_pod(&[user_info()]);
+    task_as(&mut pod, 1000, 1000);
+    pod["spec"]["securityContext"] = json!({"fsGroup": 3000});
+    let pod = with_container(pod, json!({"name": "shipper", "image": "fluent-bit"}));
+    check(&pod, (1000, 3000), FileAccess::Group);
+
+    // Nothing shared: the fallback group, added for every container, and a warning naming
+    // each reader and its uid.
+    let mut pod = flyte_pod(&[user_info()]);
+    task_as(&mut pod, 1000, 1000);
+    let pod = with_container(
+        pod,
+        sidecar("sidecar", json!({"runAsUser": 2000, "runAsGroup": 2000})),
+    );
+    let pod = with_container(pod, json!({"name": "shipper", "image": "fluent-bit"}));
+    let (m, doc) = check(&pod, (1000, 65532), FileAccess::Group);
+    assert_eq!(
+        doc["spec"]["securityContext"]["supplementalGroups"],
+        json!([65532])
+    );
+    let w: Vec<&String> = m
+        .warnings
+        .iter()
+        .filter(|w| w.contains("share no group"))
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", m.warnings);
+    for part in [
+        "a8xkq2m9v4-n0-0 (uid 1000)",
+        "sidecar (uid 2000)",
+        "shipper (uid unknown",
+        "group 65532",
+    ] {
+        assert!(w[0].contains(part), "{part}: {}", w[0]);
+    }
+
+    // One uid for every container (the pod's): owner-only, as before.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"runAsUser": 1000, "fsGroup": 3000});
+    let pod = with_container(pod, sidecar("sidecar", json!({"runAsGroup": 7})));
+    check(&pod, (1000, 3000), FileAccess::Owner);
+
+    // The task container, named by propeller, owns the files even when not first.
+    let mut pod = flyte_pod(&[user_info()]);
+    task_as(&mut pod, 1000, 1000);
+    pod["spec"]["securityContext"] = json!({"supplementalGroups": [3000]});
+    let first = sidecar("sidecar", json!({"runAsUser": 2000}));
+    pod["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, first);
+    check(&pod, (1000, 3000), FileAccess::Group);
+}
+
+/// Issue 16, item 7 on re-invocation: a container another webhook adds after the injection
+/// cannot change the agent's plan; when it cannot read the files a warning names it.
+#[test]
+fn late_containers_that_cannot_read_are_named() {
+    let settings = Settings::default();
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["containers"][0]["securityContext"] = json!({"runAsUser": 1000});
+    let (doc, _) = apply(&pod, &patched(&pod, &settings).patch);
+    for (late, warned) in [
+        (
+            sidecar(
+                "istio-proxy",
+                json!({"runAsUser": 1337, "runAsGroup": 1337}),
+            ),
+            true,
+        ),
+        (
+            json!({"name": "unknown", "image": "x", "command": ["sh"]}),
+            true,
+        ),
+        (sidecar("same", json!({"runAsUser": 1000})), false),
+    ] {
+        let name = late["name"].as_str().unwrap().to_string();
+        let m = patched(&with_container(doc.clone(), late), &settings);
+        assert!(m.rewired);
+        let named = m
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("container {name} (uid")) && w.contains("0400"));
+        assert_eq!(named, warned, "{name}: {:?}", m.warnings);
+    }
+
+    // Group access through a supplemental group every container has: nothing to say.
+    let mut pod = flyte_pod(&[user_info()]);
+    pod["spec"]["securityContext"] = json!({"supplementalGroups": [3000]});
+    let (doc, _) = apply(&pod, &patched(&pod, &settings).patch);
+    let late = sidecar("istio-proxy", json!({"runAsUser": 1337}));
+    let m = patched(&with_container(doc, late), &settings);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+}
+
+#[test]
+fn aggregate_files_come_from_the_setting_or_the_pod_annotation() {
+    let mut settings = Settings::default();
+    let pod = flyte_pod(&[user_info()]);
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    assert_eq!(plan_of(&out).aggregate, None);
+    settings.aggregate = Some(Format::Dotenv);
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    assert_eq!(plan_of(&out).aggregate, Some(Format::Dotenv));
+    // The pod's annotation wins, `none` included.
+    let mut annotated = pod.clone();
+    annotated["metadata"]["annotations"][aggregate::ANNOTATION] = json!("yaml");
+    let (_, out) = apply(&annotated, &patched(&annotated, &settings).patch);
+    assert_eq!(plan_of(&out).aggregate, Some(Format::Yaml));
+    annotated["metadata"]["annotations"][aggregate::ANNOTATION] = json!("none");
+    let (_, out) = apply(&annotated, &patched(&annotated, &settings).patch);
+    assert_eq!(plan_of(&out).aggregate, None);
+    annotated["metadata"]["annotations"][aggregate::ANNOTATION] = json!("toml");
+    let message = denied(&annotated, &settings);
+    assert!(
+        message.contains("flyte-secret-agent/aggregate") && message.contains("\"toml\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn file_env_names_the_path_the_postgres_way() {
+    let mut settings = Settings {
+        file_env: true,
+        ..Settings::default()
+    };
+    let requests = [
+        SecretRequest::new("db", "password").with_env_var("POSTGRES_PASSWORD"),
+        SecretRequest::new("db", "user").with_mount(MountRequirement::File),
+        SecretRequest::new("db", "token").with_mount(MountRequirement::EnvVar),
+    ];
+    let pod = flyte_pod(&requests);
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    let app = &out.spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        value(app, "POSTGRES_PASSWORD_FILE"),
+        Some("/etc/flyte/secrets/db/password")
+    );
+    assert_eq!(
+        value(app, "_FSEC_DB_USER_FILE"),
+        Some("/etc/flyte/secrets/db/user")
+    );
+    assert!(
+        env(app, "_FSEC_DB_TOKEN_FILE").is_none(),
+        "ENV_VAR secrets get no _FILE"
+    );
+    settings.file_env = false;
+    let (_, out) = apply(&pod, &patched(&pod, &settings).patch);
+    let app = &out.spec.as_ref().unwrap().containers[0];
+    assert!(env(app, "POSTGRES_PASSWORD_FILE").is_none());
+}
+
+#[test]
+fn aws_ids_that_could_be_read_two_ways_get_a_warning() {
+    let settings = Settings {
+        backends: vec![Backend::Aws(AwsBackend::default())],
+        ..Settings::default()
+    };
+    let pod = flyte_pod(&[SecretRequest::new("prod", "db:password")]);
+    let warnings = patched(&pod, &settings).warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("\"prod:db:password\" is read as a secret's name")),
+        "{warnings:?}"
+    );
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret";
+    let pod = flyte_pod(&[SecretRequest::new(arn, "prod-db:password")]);
+    assert!(
+        patched(&pod, &settings)
+            .warnings
+            .iter()
+            .all(|w| !w.contains("read as"))
+    );
 }

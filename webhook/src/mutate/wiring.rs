@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
+use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::secret_key_ref_possible;
-use flyte_secret_spec::naming::EnvValue;
-use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::naming::{EnvValue, Layout};
+use flyte_secret_spec::plan::{FetchPlan, PlannedSecret};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, VolumeMount,
 };
@@ -77,10 +78,31 @@ fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Ve
                 EnvValue::SecretValue => {}
             }
         }
+        if settings.file_env && req.mount_requirement != MountRequirement::EnvVar {
+            env.extend(file_env(layout, planned));
+        }
     }
     let mut seen = BTreeSet::new();
     env.retain(|e| seen.insert(e.name.clone()));
     env
+}
+
+/// `<NAME>_FILE=<path of the primary file>` (the Postgres/MySQL image convention), NAME being
+/// `env_var` when set, else the flytekit env var name; none when that name is not one every
+/// Kubernetes version accepts (`[-._a-zA-Z][-._a-zA-Z0-9]*`).
+fn file_env(layout: &Layout, planned: &PlannedSecret) -> Option<EnvVar> {
+    let req = &planned.request;
+    let name = if req.env_var.is_empty() {
+        layout.value_env_names(req).into_iter().next()?
+    } else {
+        req.env_var.clone()
+    };
+    let name = format!("{name}_FILE");
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '-' | '.' | '_'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    valid.then(|| plain_env(&name, layout.absolute(&planned.files[0])))
 }
 
 /// Refuses a container that already mounts something at our mount path.

@@ -12,11 +12,18 @@
 //! - a container with only `args` (Flyte's task containers): the command becomes
 //!   `agent exec --` and `args` stay, so the args are the program. This replaces the image's
 //!   ENTRYPOINT, so it is behind `execWrapArgsOnly` (default on: Flyte's task images have
-//!   none);
+//!   none), and is done only for the Flyte task container ([`super::task`]: propeller's
+//!   `primary_container_name`, else the pod's only container; never a container added by
+//!   another webhook on re-invocation). Any other args-only container (istio-proxy, say)
+//!   keeps its ENTRYPOINT and is named in the warning;
 //! - neither (the image's entrypoint runs, and the webhook does not know it): not wrapped;
 //! - exec probes and exec lifecycle hooks: their `exec.command` is wrapped the same way;
-//! - init containers (the task's own) follow the same rules; the agent itself is never
-//!   wrapped.
+//! - init containers (the task's own) follow the same rules (never the task container, so
+//!   not wrapped when they have only args); the agent itself is never wrapped.
+//!
+//! The prefix's path is escaped for the kubelet's `$(VAR)` expansion where the kubelet
+//! expands (`command`, exec probes), not in lifecycle hooks (never expanded); the user's own
+//! command and args are left as they are, expansion included.
 //!
 //! Every such ENV_VAR secret whose env vars may stay unset somewhere gets an AdmissionReview
 //! warning naming the containers, why, and the file that holds the value. With `execWrap` off
@@ -27,7 +34,7 @@ use flyte_secret_spec::backend::{Backend, secret_key_ref_possible, served_by_sec
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
 use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
-use super::common::{plain_env, same_path};
+use super::common::{escape_expansion, plain_env, same_path};
 use crate::config::Settings;
 
 /// Name of the in-memory volume holding the agent binary for `agent exec`.
@@ -58,10 +65,16 @@ pub(super) fn unserved<'p>(
         .collect()
 }
 
-/// `<agentBinPath>/agent exec --`.
-pub(super) fn prefix(settings: &Settings) -> Vec<String> {
+/// `<agentBinPath>/agent exec --`; `expanded`: for a field the kubelet expands `$(VAR)` in
+/// (`command`, exec probes), so the path is escaped ([`escape_expansion`]).
+pub(super) fn prefix(settings: &Settings, expanded: bool) -> Vec<String> {
+    let agent = format!("{}/agent", settings.exec_wrap.bin_path);
     vec![
-        format!("{}/agent", settings.exec_wrap.bin_path),
+        if expanded {
+            escape_expansion(agent)
+        } else {
+            agent
+        },
         "exec".into(),
         "--".into(),
     ]
@@ -86,8 +99,19 @@ impl ContainerWrap {
     }
 }
 
+/// Whether a container is the Flyte task container, for args-only wrapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// The task container ([`super::task`]).
+    Task,
+    /// Another container or init container present at admission.
+    Other,
+    /// A container added by another webhook after ours (re-invocation).
+    Late,
+}
+
 /// The wrap decision for one container, when it has ENV_VAR secrets to wrap for.
-pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
+pub(super) fn decide(c: &Container, role: Role, settings: &Settings) -> ContainerWrap {
     if let Some(m) = c
         .volume_mounts
         .iter()
@@ -102,8 +126,8 @@ pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
             ..ContainerWrap::default()
         };
     }
-    let wrapped = |cmd: &[String]| -> Vec<String> {
-        prefix(settings)
+    let wrapped = |cmd: &[String], expanded: bool| -> Vec<String> {
+        prefix(settings, expanded)
             .into_iter()
             .chain(cmd.iter().cloned())
             .collect()
@@ -112,14 +136,24 @@ pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
     let command = c.command.as_deref().unwrap_or_default();
     let args = c.args.as_deref().unwrap_or_default();
     if !command.is_empty() {
-        w.command = Some(wrapped(command));
+        w.command = Some(wrapped(command, true));
     } else if args.is_empty() {
         w.not_wrapped = Some(
             "it has neither command nor args: the image's entrypoint runs and cannot be wrapped"
                 .into(),
         );
+    } else if settings.exec_wrap.args_only && role == Role::Task {
+        w.command = Some(prefix(settings, true));
     } else if settings.exec_wrap.args_only {
-        w.command = Some(prefix(settings));
+        w.not_wrapped = Some(match role {
+            Role::Late => "it has only args and was added by another webhook after admission: \
+                           its image's ENTRYPOINT is not replaced"
+                .into(),
+            _ => "it has only args and is not the Flyte task container (the pod's \
+                  primary_container_name, else its only container): its image's ENTRYPOINT \
+                  is not replaced"
+                .into(),
+        });
     } else {
         w.not_wrapped = Some(
             "it has only args, and execWrapArgsOnly is off (the image may have an ENTRYPOINT)"
@@ -136,7 +170,8 @@ pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
         if let Some(cmd) = exec.and_then(|e| e.command.as_deref())
             && !cmd.is_empty()
         {
-            w.hooks.push((vec![field, "exec", "command"], wrapped(cmd)));
+            w.hooks
+                .push((vec![field, "exec", "command"], wrapped(cmd, true)));
         }
     }
     if let Some(lifecycle) = &c.lifecycle {
@@ -148,8 +183,11 @@ pub(super) fn decide(c: &Container, settings: &Settings) -> ContainerWrap {
             if let Some(cmd) = exec.and_then(|e| e.command.as_deref())
                 && !cmd.is_empty()
             {
-                w.hooks
-                    .push((vec!["lifecycle", field, "exec", "command"], wrapped(cmd)));
+                // The kubelet runs lifecycle hooks' commands as written (no expansion).
+                w.hooks.push((
+                    vec!["lifecycle", field, "exec", "command"],
+                    wrapped(cmd, false),
+                ));
             }
         }
     }
@@ -179,16 +217,24 @@ pub(super) struct Wrapping {
     pub(super) wrapped: Vec<String>,
     /// Containers whose main process is not wrapped, and why.
     pub(super) unwrapped: Vec<(String, String)>,
+    /// The Flyte task container, the only one args-only wrapping may take.
+    task: Option<String>,
+    /// Re-invocation: every container left to wire was added by another webhook.
+    late: bool,
 }
 
 impl Wrapping {
     /// `bin_volume`: whether the binary's volume is or will be there (`false` when a pod
-    /// admitted without it is re-invoked).
+    /// admitted without it is re-invoked); `plan_env`: the plan env var wrapped containers
+    /// get; `task`: the Flyte task container; `late`: re-invocation, where no container to
+    /// wire is the task's.
     pub(super) fn new(
-        plan_json: &str,
+        plan_env: EnvVar,
         unserved: &[Unserved<'_>],
         settings: &Settings,
         bin_volume: bool,
+        task: Option<&str>,
+        late: bool,
     ) -> Self {
         let mode = if !settings.exec_wrap.enabled || unserved.is_empty() {
             Mode::Off
@@ -201,7 +247,7 @@ impl Wrapping {
         };
         Self {
             mode,
-            plan_env: plain_env(PLAN_ENV, plan_json.to_string()),
+            plan_env,
             bin_mount: VolumeMount {
                 name: BIN_VOLUME_NAME.into(),
                 mount_path: settings.exec_wrap.bin_path.clone(),
@@ -210,7 +256,14 @@ impl Wrapping {
             },
             wrapped: Vec::new(),
             unwrapped: Vec::new(),
+            task: task.map(String::from),
+            late,
         }
+    }
+
+    /// The plan env var for a plan serialized as `plan_json`.
+    pub(super) fn plan_env(plan_json: &str) -> EnvVar {
+        plain_env(PLAN_ENV, plan_json.to_string())
     }
 
     /// Decides one container and records the outcome.
@@ -222,7 +275,12 @@ impl Wrapping {
                 ContainerWrap::default()
             }
             Mode::On => {
-                let w = decide(c, settings);
+                let role = match &self.task {
+                    _ if self.late => Role::Late,
+                    Some(t) if *t == c.name => Role::Task,
+                    _ => Role::Other,
+                };
+                let w = decide(c, role, settings);
                 if let Some(reason) = &w.not_wrapped {
                     self.unwrapped.push((c.name.clone(), reason.clone()));
                 }

@@ -185,10 +185,23 @@ fn cases() -> Vec<Case> {
             with(SecretRequest::new("/etc", "shadow")),
             "secret /etc/shadow: group must be a relative path",
         ),
+        // A key that starts with `/` is a JSON Pointer into the secret (`/etc/shadow` names
+        // the field etc/shadow, written under the group's directory); one that cannot be a
+        // pointer, or walks out, is denied.
         denied(
-            "absolute key",
-            with(SecretRequest::new("g", "/etc/shadow")),
-            "secret g//etc/shadow: key must be a relative path",
+            "pointer key walking out",
+            with(SecretRequest::new("g", "/../etc/shadow")),
+            "secret g//../etc/shadow: key \"/../etc/shadow\" is a JSON Pointer that has a member name that has a `.` or `..` path component",
+        ),
+        denied(
+            "pointer key with a bad escape",
+            with(SecretRequest::new("g", "/a/~2")),
+            "is a JSON Pointer that has `~` not followed by 0 or 1",
+        ),
+        denied(
+            "pointer key without a group",
+            with(SecretRequest::new("", "/etc/shadow")),
+            "is a JSON Pointer that needs a group",
         ),
         denied(
             "NUL in key",

@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use clap::Parser;
 use flyte_secret_spec::backend::{Backend, VaultAuth};
 use flyte_secret_testkit::kube::{Policy, RecordedRequest, Rule, StandIn, StandInOptions};
+use flyte_secret_webhook::certs::webhook_config;
+use flyte_secret_webhook::cli::{Cli, Command as CliCommand};
 use flyte_secret_webhook::config::{DEFAULT_IMAGE, InjectArgs, Settings};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
@@ -345,6 +348,19 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     }
     assert_eq!(s(job, "/serviceAccountName"), service_account);
 
+    // What the Deployment's init-certs flags describe is what the manifest ships.
+    let cli = Cli::try_parse_from(std::iter::once("webhook".to_string()).chain(args.clone()))
+        .expect("the Deployment's init-certs args parse");
+    let CliCommand::InitCerts(mut parsed) = cli.command else {
+        panic!("not init-certs: {args:?}")
+    };
+    for (k, v) in &env {
+        if k == "POD_NAMESPACE" {
+            parsed.namespace = v.clone();
+        }
+    }
+    assert_same_registration(rendered, &webhook_config(&parsed, "CA"));
+
     let grants = grants(&objects, namespace, service_account);
     let secret_name = s(
         named(&deployment["spec"]["template"]["spec"]["volumes"], "certs"),
@@ -353,7 +369,8 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     let mwc_name = s(rendered, "/metadata/name");
     let dir = tempfile::tempdir().unwrap();
 
-    // A fresh cluster: init-certs creates the Secret and the registration.
+    // A fresh cluster after `kubectl apply -k` (the manifest's configuration, no caBundle):
+    // init-certs creates the Secrets and sets the caBundle, nothing else.
     let standin = StandIn::start_with(StandInOptions {
         policy: policy(&grants, &user),
         ..StandInOptions::default()
@@ -364,14 +381,38 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     let admin = standin.client(standin.admin_token()).await.unwrap();
     let mwcs: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), namespace);
+    let applied: MutatingWebhookConfiguration = serde_json::from_value(rendered.clone()).unwrap();
+    mwcs.create(&PostParams::default(), &applied).await.unwrap();
     run_init_certs(&standin, &token, dir.path(), &args, &env).await;
-    assert_same_registration(rendered, &mwcs.get(mwc_name).await.unwrap());
+    let live = mwcs.get(mwc_name).await.unwrap();
+    assert_same_registration(rendered, &live);
+    assert_eq!(
+        serde_json::to_value(&live.metadata.labels).unwrap(),
+        rendered["metadata"]["labels"]
+    );
     let secret = secrets.get(secret_name).await.unwrap();
     for key in ["tls.crt", "tls.key"] {
         assert!(secret.data.as_ref().unwrap().contains_key(key), "{key}");
     }
+    assert!(
+        !secret.data.as_ref().unwrap().contains_key("ca.key"),
+        "the CA key is not in the Secret the serving pods mount"
+    );
+    let ca_secret_name = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--ca-secret-name="))
+        .expect("the Deployment names the CA Secret");
+    assert_ne!(ca_secret_name, secret_name);
+    assert!(
+        secrets
+            .get(ca_secret_name)
+            .await
+            .unwrap()
+            .data
+            .is_some_and(|d| d.contains_key("ca.key"))
+    );
 
-    // Again: the registration is updated, the Secret reused.
+    // Again: the Secrets reused, the caBundle unchanged.
     run_init_certs(&standin, &token, dir.path(), &args, &env).await;
     assert_same_registration(rendered, &mwcs.get(mwc_name).await.unwrap());
 
@@ -392,42 +433,73 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
             .is_some_and(|d| d.contains_key("tls.crt"))
     );
 
+    // The migration: an immutable Secret in its place, as Flyte's init-certs leaves one,
+    // signed by a CA whose key is nowhere here. Only delete + create replaces it.
+    secrets
+        .delete(secret_name, &Default::default())
+        .await
+        .unwrap();
+    let mut flyte = Secret::default();
+    flyte.metadata.name = Some(secret_name.to_string());
+    flyte.immutable = Some(true);
+    flyte.string_data = Some(
+        [("ca.crt", "x"), ("tls.crt", "y"), ("tls.key", "z")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let frozen = secrets
+        .create(&PostParams::default(), &flyte)
+        .await
+        .unwrap();
+    run_init_certs(&standin, &token, dir.path(), &args, &env).await;
+    let replaced = secrets.get(secret_name).await.unwrap();
+    assert_ne!(replaced.metadata.uid, frozen.metadata.uid, "recreated");
+    assert_ne!(replaced.immutable, Some(true));
+    assert!(
+        replaced
+            .data
+            .is_some_and(|d| d["tls.crt"].0.starts_with(b"-----BEGIN CERTIFICATE-----"))
+    );
+    assert_same_registration(rendered, &mwcs.get(mwc_name).await.unwrap());
+
     let used = check_requests(&standin.requests(), &user, &grants);
     for needed in [
         "create secrets",
         "get secrets",
         "update secrets",
-        "create mutatingwebhookconfigurations",
+        "delete secrets",
         "get mutatingwebhookconfigurations",
-        "update mutatingwebhookconfigurations",
+        "patch mutatingwebhookconfigurations",
     ] {
         assert!(
             used.iter().any(|u| u == needed),
             "{needed} not exercised: {used:?}"
         );
     }
-
-    // `kubectl apply -k` first (the manifest's object, no caBundle), then init-certs: the
-    // result is the same, and the manifest's extra labels stay.
-    let standin = StandIn::start_with(StandInOptions {
-        policy: policy(&grants, &user),
-        ..StandInOptions::default()
-    })
-    .await
-    .unwrap();
-    let admin = standin.client(standin.admin_token()).await.unwrap();
-    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(admin);
-    let applied: MutatingWebhookConfiguration = serde_json::from_value(rendered.clone()).unwrap();
-    mwcs.create(&PostParams::default(), &applied).await.unwrap();
-    let token = standin.mint_token(namespace, service_account, &[], Duration::from_secs(3600));
-    run_init_certs(&standin, &token, dir.path(), &args, &env).await;
-    let live = mwcs.get(mwc_name).await.unwrap();
-    assert_same_registration(rendered, &live);
-    assert_eq!(
-        serde_json::to_value(&live.metadata.labels).unwrap(),
-        rendered["metadata"]["labels"]
-    );
-    check_requests(&standin.requests(), &user, &grants);
+    // Least privilege: no verb granted that was not needed, and no way to register a webhook.
+    for g in &grants {
+        for verb in &g.verbs {
+            for resource in &g.resources {
+                let pair = format!("{verb} {resource}");
+                assert!(used.contains(&pair), "{pair} is granted but never used");
+            }
+        }
+        if g.resources
+            .iter()
+            .any(|r| r == "mutatingwebhookconfigurations")
+        {
+            assert!(!g.names.is_empty(), "configurations only by name: {g:?}");
+            assert!(
+                !g.verbs
+                    .iter()
+                    .any(|v| v == "create" || v == "update" || v == "*")
+            );
+        }
+        if g.verbs.iter().any(|v| v == "delete") {
+            assert_eq!(g.names, [secret_name], "delete on the serving Secret only");
+        }
+    }
 }
 
 #[test]
@@ -448,10 +520,18 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
         match (&settings.backends[..], backend) {
             ([Backend::Kubernetes(_)], "kubernetes") => {}
             ([Backend::Aws(aws)], "aws") => assert!(aws.region.is_some(), "{dir}: region"),
-            ([Backend::Vault(vault)], "vault") => assert!(
-                matches!(&vault.auth, VaultAuth::Kubernetes { role, .. } if role == "flyte"),
-                "{dir}: kubernetes auth, role flyte"
-            ),
+            // JWT auth with the audience-bound token the webhook projects into the agent
+            // only: Vault never receives a token the API server accepts.
+            ([Backend::Vault(vault)], "vault") => {
+                let token = settings.vault_token.as_ref().expect("vaultToken");
+                assert!(
+                    matches!(&vault.auth, VaultAuth::Jwt { role, token_file, .. }
+                        if role == "flyte"
+                            && *token_file == format!("{}/token", token.mount_path)),
+                    "{dir}: jwt auth, role flyte, the projected token"
+                );
+                assert_eq!(token.audience, "vault", "{dir}: audience");
+            }
             (b, _) => panic!("{dir}: backends {b:?}"),
         }
 
@@ -561,6 +641,45 @@ fn the_manifests_agree_with_each_other_and_the_binary() {
         [0]["podAffinityTerm"];
     assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
     assert!(selects_pods(&anti["labelSelector"]["matchLabels"]));
+
+    // Ingress: a NetworkPolicy over the webhook pods; the https port only from ipBlocks (the
+    // API server, outside the pod network), never from pods; admin also from Prometheus.
+    let netpol = one(&objects, "NetworkPolicy");
+    assert!(selects_pods(&netpol["spec"]["podSelector"]["matchLabels"]));
+    assert_eq!(
+        netpol["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+    let rules = netpol["spec"]["ingress"].as_array().unwrap();
+    let admits = |port: &str| {
+        rules
+            .iter()
+            .filter(|r| {
+                r["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["port"] == port)
+            })
+            .collect::<Vec<_>>()
+    };
+    for rule in admits("https") {
+        for peer in rule["from"].as_array().unwrap() {
+            assert!(
+                peer.get("ipBlock").is_some() && peer.get("podSelector").is_none(),
+                "https admits pods: {peer}"
+            );
+            assert!(!peer["ipBlock"]["except"].as_array().unwrap().is_empty());
+        }
+    }
+    assert!(
+        admits("admin").iter().any(|r| r["from"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.get("namespaceSelector").is_some())),
+        "Prometheus reaches admin"
+    );
 
     // Hardening: non-root, no privilege, read-only root, no API token where serve runs.
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);

@@ -1,5 +1,7 @@
 //! `webhook init-certs` against the Kubernetes API stand-in: create, then update; the
-//! registration checked field by field; the issued certificate served for real.
+//! registration checked field by field; the issued certificate served for real; the CA key in
+//! a Secret of its own; the configuration only patched (never created); the migrations (Flyte's
+//! immutable Secret, a serving Secret holding the CA key).
 
 use std::path::Path;
 
@@ -9,8 +11,57 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
 
+use clap::Parser;
+use flyte_secret_webhook::certs::webhook_config;
+use flyte_secret_webhook::cli::{Cli, Command};
+
 use crate::common::{Server, https, install_provider, webhook};
 use crate::{pod, review, secrets};
+
+/// The configuration `deploy/` ships for these flags (no caBundle), applied as an admin.
+async fn apply_config(standin: &StandIn, extra: &[&str]) -> MutatingWebhookConfiguration {
+    let client = standin.client(standin.admin_token()).await.unwrap();
+    let cli = Cli::parse_from(
+        ["webhook", "init-certs", "--namespace", "flyte"]
+            .iter()
+            .chain(extra),
+    );
+    let Command::InitCerts(args) = cli.command else {
+        unreachable!()
+    };
+    let mut config = webhook_config(&args, "");
+    for w in config.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = None;
+    }
+    Api::all(client)
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap()
+}
+
+/// Runs `webhook init-certs` and returns its exit success and stderr.
+async fn try_init_certs(
+    standin: &StandIn,
+    dir: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> (bool, String) {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, standin.kubeconfig_yaml(standin.admin_token())).unwrap();
+    let mut cmd = webhook();
+    cmd.args(["init-certs", "--namespace", "flyte"])
+        .args(extra)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("POD_NAMESPACE")
+        .envs(envs.iter().copied());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
 
 /// Runs `webhook init-certs` with a kubeconfig for the stand-in.
 async fn init_certs(standin: &StandIn, dir: &Path, extra: &[&str]) -> String {
@@ -40,6 +91,7 @@ async fn creates_then_updates_and_the_certificate_serves() {
     let client = standin.client(standin.admin_token()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("certs");
+    let shipped = apply_config(&standin, &[]).await;
 
     let log = init_certs(
         &standin,
@@ -55,9 +107,17 @@ async fn creates_then_updates_and_the_certificate_serves() {
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), "flyte");
     let secret = secrets_api.get("flyte-pod-webhook").await.unwrap();
     let keys: Vec<&String> = secret.data.as_ref().unwrap().keys().collect();
-    assert_eq!(keys, ["ca.crt", "ca.key", "tls.crt", "tls.key"]);
+    assert_eq!(
+        keys,
+        ["ca.crt", "tls.crt", "tls.key"],
+        "no CA key in the Secret the serving pods mount"
+    );
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
     let ca = data(&secret, "ca.crt");
+    let ca_secret = secrets_api.get("flyte-pod-webhook-ca").await.unwrap();
+    let keys: Vec<&String> = ca_secret.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["ca.crt", "ca.key"]);
+    assert_eq!(data(&ca_secret, "ca.crt"), ca);
     assert_eq!(
         std::fs::read_to_string(local.join("tls.crt")).unwrap(),
         data(&secret, "tls.crt")
@@ -65,6 +125,19 @@ async fn creates_then_updates_and_the_certificate_serves() {
 
     let mwc_api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let mwc = mwc_api.get("flyte-pod-webhook").await.unwrap();
+    assert_eq!(
+        mwc.metadata.uid, shipped.metadata.uid,
+        "patched, not recreated"
+    );
+    let mut only_ca = mwc.clone();
+    only_ca.webhooks.as_mut().unwrap()[0]
+        .client_config
+        .ca_bundle = None;
+    assert_eq!(
+        (&only_ca.webhooks, &only_ca.metadata.labels),
+        (&shipped.webhooks, &shipped.metadata.labels),
+        "init-certs changed nothing but the caBundle"
+    );
     let webhooks = mwc.webhooks.as_ref().unwrap();
     assert_eq!(webhooks.len(), 1);
     let w = &webhooks[0];
@@ -132,8 +205,9 @@ async fn creates_then_updates_and_the_certificate_serves() {
     assert_eq!(reply.status, 200);
     drop(server);
 
-    // Second run: certificates still valid, so the Secret is untouched; the registration is
-    // rewritten (here: a new timeout).
+    // Second run: certificates still valid, so the Secrets are untouched; flags that differ
+    // from the shipped configuration (here: a new timeout) are only warned about, and the
+    // caBundle already holds the CA: nothing is written.
     let before = standin.requests().len();
     let log = init_certs(&standin, dir.path(), &["--timeout-seconds", "5"]).await;
     assert!(log.contains("unchanged"), "{log}");
@@ -142,20 +216,19 @@ async fn creates_then_updates_and_the_certificate_serves() {
         .map(|r| format!("{} {} {}", r.method, r.path, r.status))
         .collect();
     assert!(
-        !calls.iter().any(|c| c.starts_with("PUT /api/v1/")),
-        "{calls:?}"
+        calls.iter().all(|c| c.starts_with("GET ")),
+        "only reads: {calls:?}"
     );
     assert!(
-        calls.iter().any(|c| c.starts_with(
-            "PUT /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/flyte-pod-webhook"
-        ) && c.ends_with(" 200")),
-        "{calls:?}"
+        log.contains("differs from what the init-certs flags describe")
+            && log.contains("timeoutSeconds"),
+        "{log}"
     );
     let mwc2 = mwc_api.get("flyte-pod-webhook").await.unwrap();
-    assert_eq!(mwc2.webhooks.as_ref().unwrap()[0].timeout_seconds, Some(5));
+    assert_eq!(mwc2.webhooks.as_ref().unwrap()[0].timeout_seconds, Some(10));
     assert_eq!(
-        mwc2.metadata.uid, mwc.metadata.uid,
-        "updated, not recreated"
+        mwc2.metadata.resource_version,
+        mwc.metadata.resource_version
     );
     let same = secrets_api.get("flyte-pod-webhook").await.unwrap();
     assert_eq!(
@@ -191,10 +264,88 @@ async fn replaces_flytes_immutable_secret() {
             .collect(),
     );
     api.create(&PostParams::default(), &flyte).await.unwrap();
+    apply_config(&standin, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let log = init_certs(&standin, dir.path(), &[]).await;
     assert!(log.contains("recreated"), "{log}");
     let secret = api.get("flyte-pod-webhook").await.unwrap();
     assert_ne!(secret.immutable, Some(true));
     assert!(data(&secret, "tls.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+/// init-certs never registers a webhook: without the shipped configuration it fails, saying
+/// so, and creates nothing (its token has no `create` on configurations).
+#[tokio::test]
+async fn never_creates_a_webhook_configuration() {
+    install_provider();
+    let standin = StandIn::start().await.unwrap();
+    let client = standin.client(standin.admin_token()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The env var, not a flag: a build without it would still run (and create one).
+    let (ok, log) = try_init_certs(
+        &standin,
+        dir.path(),
+        &[],
+        &[("FLYTE_SECRET_WEBHOOK_CONFIG_WAIT_SECONDS", "0")],
+    )
+    .await;
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client);
+    assert!(
+        mwcs.get_opt("flyte-pod-webhook").await.unwrap().is_none(),
+        "init-certs created a configuration: {log}"
+    );
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains(
+            "MutatingWebhookConfiguration flyte-pod-webhook not found: apply deploy/ first"
+        ),
+        "{log}"
+    );
+    assert!(
+        !standin
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.contains("mutatingwebhookconfigurations")),
+        "no create was even tried"
+    );
+}
+
+/// A serving Secret from before the CA had its own (holding `ca.key`): the CA moves to the CA
+/// Secret, kept (same CA, same serving certificate), and the serving Secret loses `ca.key`.
+#[tokio::test]
+async fn moves_the_ca_key_out_of_the_serving_secret() {
+    install_provider();
+    let standin = StandIn::start().await.unwrap();
+    let client = standin.client(standin.admin_token()).await.unwrap();
+    apply_config(&standin, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    init_certs(&standin, dir.path(), &[]).await;
+    let api: Api<Secret> = Api::namespaced(client, "flyte");
+    let serving = api.get("flyte-pod-webhook").await.unwrap();
+    let ca_secret = api.get("flyte-pod-webhook-ca").await.unwrap();
+
+    // Rewind to the old layout: one Secret with all four keys, no CA Secret.
+    let mut old = serving.clone();
+    old.data.as_mut().unwrap().insert(
+        "ca.key".into(),
+        ca_secret.data.as_ref().unwrap()["ca.key"].clone(),
+    );
+    api.replace("flyte-pod-webhook", &PostParams::default(), &old)
+        .await
+        .unwrap();
+    api.delete("flyte-pod-webhook-ca", &Default::default())
+        .await
+        .unwrap();
+
+    let log = init_certs(&standin, dir.path(), &[]).await;
+    assert!(
+        log.contains("new_ca=false") && log.contains("new_cert=false"),
+        "{log}"
+    );
+    let moved = api.get("flyte-pod-webhook").await.unwrap();
+    let keys: Vec<&String> = moved.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    assert_eq!(data(&moved, "tls.crt"), data(&serving, "tls.crt"));
+    let ca_again = api.get("flyte-pod-webhook-ca").await.unwrap();
+    assert_eq!(data(&ca_again, "ca.key"), data(&ca_secret, "ca.key"));
 }

@@ -5,7 +5,9 @@ mod bad_input;
 mod burst;
 mod common;
 mod deploy_manifest;
+mod hardening;
 mod init_certs;
+mod limits;
 mod serve;
 
 use flyte_secret_spec::request::{MountRequirement, SecretRequest};

@@ -11,8 +11,6 @@
 pub mod managed;
 mod read;
 
-pub use read::is_version_id;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -27,7 +25,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::backend::AwsBackend;
 
-use super::transport::is_untrusted_certificate;
+use super::transport::{is_untrusted_certificate, log_chain, short_cause};
 use super::{Backend, Class, Classify, Context, Lookup, Miss};
 
 const NAME: &str = "aws";
@@ -78,9 +76,16 @@ impl Classify for Error {
                 transient: true, ..
             }
             | Self::Transport(_) => Class::Transient,
+            Self::Service { code, .. } if is_denied_code(code) => Class::Denied,
             Self::Service { .. } | Self::Config(_) | Self::Untrusted(_) => Class::Permanent,
         }
     }
+}
+
+/// IAM said no. With tag-conditioned policies AWS answers this for a secret that does not
+/// exist, too (it cannot evaluate the tags of nothing).
+fn is_denied_code(code: &str) -> bool {
+    matches!(code, "AccessDeniedException" | "AccessDenied")
 }
 
 fn is_transient_code(code: &str) -> bool {
@@ -131,8 +136,14 @@ where
         }
         SdkError::ConstructionFailure(_) => Error::Config(DisplayErrorContext(&e).to_string()),
         SdkError::TimeoutError(_) => Error::Transport("timed out".into()),
-        _ if is_untrusted_certificate(&e) => Error::Untrusted(DisplayErrorContext(&e).to_string()),
-        _ => Error::Transport(DisplayErrorContext(&e).to_string()),
+        _ => {
+            log_chain(Error::SERVICE, &e);
+            if is_untrusted_certificate(&e) {
+                Error::Untrusted(short_cause(&e))
+            } else {
+                Error::Transport(short_cause(&e))
+            }
+        }
     }
 }
 
@@ -238,6 +249,10 @@ mod tests {
         );
         assert_eq!(
             classify_code("x", "AccessDeniedException", "", Some(400)).class(),
+            Class::Denied
+        );
+        assert_eq!(
+            classify_code("x", "ValidationException", "", Some(400)).class(),
             Class::Permanent
         );
     }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::types::SecretValueEntry;
 use flyte_secret_spec::SecretRequest;
-use flyte_secret_spec::backend::{arn_region, aws_secret_id};
+use flyte_secret_spec::backend::{AwsRef, arn_region, aws_ref};
 
 use super::{AwsClient, BATCH_SIZE, Error, NAME, classify_code, sdk_error};
-use crate::backends::{Class, Context, Found, Lookup, Miss, search_scopes};
+use crate::backends::{Class, Context, Found, Lookup, Miss, search_scopes, select_field};
 use crate::value::SecretValue;
 
 impl AwsClient {
@@ -19,19 +19,37 @@ impl AwsClient {
         // Unversioned, grouped ids → the indexes of the requests that want them, per region.
         let mut batches: BTreeMap<Option<String>, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
         let mut singles = Vec::new();
+        // Where each grouped request points (SecretId, version, field): `aws_ref`'s rule.
+        let mut refs: Vec<Option<AwsRef>> = Vec::with_capacity(reqs.len());
         for (i, req) in reqs.iter().enumerate() {
-            if req.is_groupless() || !req.group_version.is_empty() {
-                singles.push(i);
+            let aws = if req.is_groupless() {
+                None
             } else {
-                let id = aws_secret_id(req);
-                let region = arn_region(&id).map(str::to_string);
-                batches
-                    .entry(region)
-                    .or_default()
-                    .entry(id)
-                    .or_default()
-                    .push(i);
+                match aws_ref(req) {
+                    Ok(r) => Some(r),
+                    Err(message) => {
+                        out[i] = Some(Err(Miss::permanent(
+                            NAME,
+                            format!("secret {}: {message}", req.name()),
+                        )));
+                        refs.push(None);
+                        continue;
+                    }
+                }
+            };
+            match &aws {
+                Some(r) if r.version_stage.is_none() && r.version_id.is_none() => {
+                    let region = arn_region(&r.secret_id).map(str::to_string);
+                    batches
+                        .entry(region)
+                        .or_default()
+                        .entry(r.secret_id.clone())
+                        .or_default()
+                        .push(i);
+                }
+                _ => singles.push(i),
             }
+            refs.push(aws);
         }
         let batch_futures = batches.into_iter().flat_map(|(region, ids)| {
             let ids: Vec<(String, Vec<usize>)> = ids.into_iter().collect();
@@ -43,8 +61,11 @@ impl AwsClient {
             futures::future::join_all(batch_futures.map(|(region, chunk)| async move {
                 (self.batch(ctx, region.as_deref(), &chunk).await, chunk)
             }));
-        let single_results =
-            futures::future::join_all(singles.iter().map(|&i| self.single(ctx, reqs[i])));
+        let single_results = futures::future::join_all(
+            singles
+                .iter()
+                .map(|&i| self.single(ctx, reqs[i], refs[i].as_ref())),
+        );
         let (batch_results, single_results) = futures::join!(batch_results, single_results);
         for (results, chunk) in batch_results {
             for ((_, indexes), result) in chunk.iter().zip(results) {
@@ -57,7 +78,19 @@ impl AwsClient {
             out[i] = Some(result);
         }
         out.into_iter()
-            .map(|r| r.expect("every request has a result"))
+            .zip(&refs)
+            .map(|(lookup, aws)| {
+                let lookup = lookup.expect("every request has a result");
+                match aws {
+                    Some(AwsRef {
+                        secret_id,
+                        field: Some(field),
+                        ..
+                    }) => lookup
+                        .and_then(|found| select_field(found, field, field.tokens(), secret_id)),
+                    _ => lookup,
+                }
+            })
             .collect()
     }
 
@@ -138,29 +171,44 @@ impl AwsClient {
     }
 
     /// `GetSecretValue` for a versioned id, or the managed-scope search.
-    async fn single(&self, ctx: &Context, req: &SecretRequest) -> Lookup {
-        if req.is_groupless() {
-            return search_scopes(NAME, ctx, req, |scope| async move {
-                self.get(ctx, &scope.encode_name(&req.key), "").await
-            })
-            .await;
+    async fn single(&self, ctx: &Context, req: &SecretRequest, aws: Option<&AwsRef>) -> Lookup {
+        match aws {
+            Some(r) => {
+                self.get(
+                    ctx,
+                    &r.secret_id,
+                    r.version_stage.as_deref(),
+                    r.version_id.as_deref(),
+                )
+                .await
+            }
+            None => {
+                search_scopes(NAME, ctx, req, |scope| async move {
+                    self.get(ctx, &scope.encode_name(&req.key), None, None)
+                        .await
+                })
+                .await
+            }
         }
-        self.get(ctx, &aws_secret_id(req), &req.group_version).await
     }
 
-    async fn get(&self, ctx: &Context, id: &str, version: &str) -> Lookup {
+    async fn get(
+        &self,
+        ctx: &Context,
+        id: &str,
+        stage: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Lookup {
         let client = self
             .client(arn_region(id))
             .map_err(|e| Miss::from_error(NAME, &e, 0))?;
         let (result, retries) = ctx
             .call(|| {
                 let mut call = client.get_secret_value().secret_id(id);
-                call = if version.is_empty() {
-                    call.version_stage("AWSCURRENT")
-                } else if is_version_id(version) {
-                    call.version_id(version)
-                } else {
-                    call.version_stage(version)
+                call = match (version_id, stage) {
+                    (Some(v), _) => call.version_id(v),
+                    (None, Some(s)) => call.version_stage(s),
+                    (None, None) => call.version_stage("AWSCURRENT"),
                 };
                 async move { call.send().await.map_err(|e| sdk_error(id, e)) }
             })
@@ -186,11 +234,6 @@ impl AwsClient {
             retries,
         })
     }
-}
-
-/// AWS version ids are UUIDs; anything else in `group_version` is a staging label.
-pub fn is_version_id(s: &str) -> bool {
-    s.len() >= 32 && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Whether a batch entry answers `id`: by name, full ARN, or partial ARN (the full ARN
@@ -225,10 +268,11 @@ mod tests {
 
     #[test]
     fn version_ids_and_stages() {
-        assert!(is_version_id("b9f2a5a4-3a45-4b0c-8ab8-0f8d4c1e2f3a"));
-        assert!(is_version_id("A1B2C3D4567890ABCDEF1234567890AB"));
-        assert!(!is_version_id("AWSPREVIOUS"));
-        assert!(!is_version_id("kv2"));
+        use flyte_secret_spec::backend::is_aws_version_id;
+        assert!(is_aws_version_id("b9f2a5a4-3a45-4b0c-8ab8-0f8d4c1e2f3a"));
+        assert!(is_aws_version_id("A1B2C3D4567890ABCDEF1234567890AB"));
+        assert!(!is_aws_version_id("AWSPREVIOUS"));
+        assert!(!is_aws_version_id("kv2"));
     }
 
     #[test]

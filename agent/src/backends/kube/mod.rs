@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 
-use super::transport::{error_chain, is_untrusted_certificate};
+use super::transport::{is_untrusted_certificate, log_chain, short_cause};
 use super::{Backend, Class, Classify, Context, Found, Lookup, Miss};
 use crate::retry::CallError;
 use crate::value::SecretValue;
@@ -90,6 +90,9 @@ impl Classify for Error {
         match self {
             Self::SecretNotFound { .. } | Self::KeyNotFound { .. } => Class::NotFound,
             Self::Api { code, .. } if *code == 429 || *code >= 500 => Class::Transient,
+            Self::Api {
+                code: 401 | 403, ..
+            } => Class::Denied,
             Self::Transport(_) => Class::Transient,
             Self::Api { .. } | Self::Config(_) | Self::Untrusted(_) => Class::Permanent,
         }
@@ -104,8 +107,14 @@ fn api_error(e: kube::Error) -> Error {
             message: status.message.clone(),
         },
         kube::Error::Auth(e) => Error::Config(format!("credentials: {e}")),
-        other if is_untrusted_certificate(&other) => Error::Untrusted(error_chain(&other)),
-        other => Error::Transport(error_chain(&other)),
+        other => {
+            log_chain(Error::SERVICE, &other);
+            if is_untrusted_certificate(&other) {
+                Error::Untrusted(short_cause(&other))
+            } else {
+                Error::Transport(short_cause(&other))
+            }
+        }
     }
 }
 
@@ -198,6 +207,20 @@ impl KubeBackend {
 
     /// Looks up one request.
     pub async fn fetch(&self, ctx: &Context, req: &SecretRequest) -> Lookup {
+        if let Some(Ok(pointer)) = req.pointer() {
+            // The pointer's first member is the data key; the rest points into its JSON.
+            let (first, rest) = pointer
+                .tokens()
+                .split_first()
+                .expect("a pointer has a member");
+            let (result, retries) = self.get_key(ctx, &self.namespace, &req.group, first).await;
+            let lookup = found(result, retries);
+            if rest.is_empty() {
+                return lookup;
+            }
+            let secret = format!("{}/{}", self.namespace, req.group);
+            return lookup.and_then(|f| super::select_field(f, &pointer, rest, &secret));
+        }
         if !req.is_groupless() {
             let (result, retries) = self
                 .get_key(ctx, &self.namespace, &req.group, &req.key)

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use flyte_secret_spec::field::{Pointer, is_pointer};
+
 use super::kv::json_value_bytes;
 use super::{Error, NAME, VaultClient};
 use crate::backends::{Context, Found, Lookup, Miss};
+use crate::field;
 use crate::value::SecretValue;
 
 /// One database credentials read, shared by every request for that path.
@@ -60,15 +63,30 @@ impl VaultClient {
             })
             .await
             .clone()?;
-        let Some(value) = read.data.get(key) else {
-            return Err(Miss::from_error(
-                NAME,
-                &Error::KeyNotFound {
-                    path: path.to_string(),
-                    key: key.to_string(),
-                },
-                0,
-            ));
+        let value = if is_pointer(key)
+            && let Ok(pointer) = Pointer::parse(key)
+        {
+            field::from_value(
+                Value::Object(read.data.clone()),
+                &pointer,
+                pointer.tokens(),
+                path,
+            )
+            .map_err(|e| Miss::permanent(NAME, e.to_string()))?
+        } else {
+            match read.data.get(key) {
+                Some(value) => json_value_bytes(value),
+                None => {
+                    return Err(Miss::from_error(
+                        NAME,
+                        &Error::KeyNotFound {
+                            path: path.to_string(),
+                            key: key.to_string(),
+                        },
+                        0,
+                    ));
+                }
+            }
         };
         let mut creds = String::new();
         let mut keys: Vec<&String> = read.data.keys().collect();
@@ -87,7 +105,7 @@ impl VaultClient {
         );
         Ok(Found {
             backend: NAME,
-            value: json_value_bytes(value),
+            value,
             version: Some(format!("lease {}s", read.lease_duration)),
             companions: vec![
                 (".creds", SecretValue::from(creds)),

@@ -2,10 +2,12 @@
 //! `<managedMount>/data/<encoded id>`, field `value`, with an optional `encoding` beside it.
 
 use flyte_secret_spec::backend::VAULT_MANAGED_FIELD;
+use flyte_secret_spec::field::{Pointer, is_pointer};
 use serde_json::Value;
 
 use super::{Error, NAME, VaultClient};
 use crate::backends::{Context, Found, Lookup, Miss};
+use crate::field;
 use crate::value::SecretValue;
 
 impl VaultClient {
@@ -59,6 +61,17 @@ impl VaultClient {
 
     pub(super) async fn kv_field(&self, ctx: &Context, path: &str, key: &str, v2: bool) -> Lookup {
         let (data, version, retries) = self.kv_data(ctx, path, v2).await?;
+        // A JSON Pointer key points into the data map (its first member is a field).
+        if is_pointer(key)
+            && let Ok(pointer) = Pointer::parse(key)
+        {
+            let value = field::from_value(Value::Object(data), &pointer, pointer.tokens(), path)
+                .map_err(|e| Miss::permanent(NAME, e.to_string()))?;
+            return Ok(Found {
+                version,
+                ..Found::value(NAME, value, retries)
+            });
+        }
         match data.get(key) {
             Some(v) => Ok(Found {
                 backend: NAME,

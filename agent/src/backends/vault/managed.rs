@@ -105,7 +105,7 @@ impl VaultStore {
             .await
             .map_err(|miss| match miss.class {
                 Class::Transient => Error::Unavailable(miss.message),
-                Class::NotFound | Class::Permanent => Error::Refused(miss.message),
+                Class::NotFound | Class::Denied | Class::Permanent => Error::Refused(miss.message),
             })?;
         Ok(Self {
             client,

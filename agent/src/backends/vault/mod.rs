@@ -33,7 +33,7 @@ use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
 use vaultrs::client::{Client as _, VaultClient as Inner, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::transport::{error_chain, is_untrusted_certificate};
+use super::transport::{error_chain, is_untrusted_certificate, log_chain, short_cause};
 use super::{Backend, Class, Classify, Context, Lookup, Miss};
 use crate::retry::CallError;
 
@@ -89,6 +89,9 @@ impl Classify for Error {
         match self {
             Self::PathNotFound(_) | Self::KeyNotFound { .. } => Class::NotFound,
             Self::Api { code, .. } if *code == 429 || *code >= 500 => Class::Transient,
+            Self::Api {
+                code: 401 | 403, ..
+            } => Class::Denied,
             Self::Transport(_) => Class::Transient,
             Self::Api { .. } | Self::Config(_) | Self::Response { .. } | Self::Untrusted(_) => {
                 Class::Permanent
@@ -116,10 +119,14 @@ fn client_error(what: &str, e: ClientError) -> Error {
         ClientError::ResponseEmptyError | ClientError::ResponseDataEmptyError => {
             Error::PathNotFound(format!("{what:?} (empty response)"))
         }
-        ClientError::RestClientError { .. } if is_untrusted_certificate(&e) => {
-            Error::Untrusted(error_chain(&e))
+        ClientError::RestClientError { .. } => {
+            log_chain(Error::SERVICE, &e);
+            if is_untrusted_certificate(&e) {
+                Error::Untrusted(short_cause(&e))
+            } else {
+                Error::Transport(short_cause(&e))
+            }
         }
-        ClientError::RestClientError { .. } => Error::Transport(error_chain(&e)),
         other => Error::Response {
             path: what.to_string(),
             message: error_chain(&other),
@@ -143,6 +150,9 @@ fn read_token_file(path: &str) -> Result<String, Error> {
 
 impl VaultClient {
     async fn try_connect(backend: &VaultBackend, timeout: Duration) -> Result<Self, Error> {
+        if let Some(problem) = backend.insecure_address() {
+            return Err(Error::Config(problem));
+        }
         let address = url::Url::parse(&backend.address)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -299,7 +309,8 @@ mod tests {
         };
         assert_eq!(api(503).class(), Class::Transient);
         assert_eq!(api(429).class(), Class::Transient);
-        assert_eq!(api(403).class(), Class::Permanent);
+        assert_eq!(api(403).class(), Class::Denied);
+        assert_eq!(api(400).class(), Class::Permanent);
         assert_eq!(
             Error::Transport("connection refused".into()).class(),
             Class::Transient

@@ -237,6 +237,7 @@ async fn vault_setup(s: &Servers) -> Setup {
                 ca_cert_file: ca.map(|p| p.display().to_string()),
                 default_engine: VaultEngine::Kv2,
                 managed_mount: "secret".into(),
+                allow_insecure_http: false,
             })],
             env: vec![(
                 "VAULT_TOKEN".into(),

@@ -34,6 +34,7 @@ fn vault_via(proxy: &FaultProxy) -> Vec<Backend> {
         ca_cert_file: None,
         default_engine: VaultEngine::Kv2,
         managed_mount: "secret".into(),
+        allow_insecure_http: false,
     })]
 }
 
@@ -164,4 +165,108 @@ async fn a_backend_that_stays_down_fails_within_the_deadline() {
     let summary = std::fs::read_to_string(termination).unwrap();
     assert!(summary.contains("Vault unreachable"), "{summary}");
     assert!(listing(root.path()).is_empty());
+}
+
+/// A store that is down fails only the secrets that were its to serve: with AWS
+/// unreachable, Vault secrets whose `group_version` names a Vault engine are never looked up
+/// in AWS, so they are delivered. The AWS secret fails, with a short reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_fails_only_the_secrets_it_serves() {
+    let s = Servers::load();
+    let group = unique("routed");
+    vaultrs::kv2::set(
+        &vault_admin(&s),
+        "secret",
+        &group,
+        &HashMap::from([("token", "from-vault")]),
+    )
+    .await
+    .unwrap();
+    let vault_proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
+    let mut backends = vec![Backend::Aws(AwsBackend {
+        region: Some(s.aws.region.clone()),
+        endpoint: Some(format!(
+            "http://{}",
+            flyte_secret_testkit::fault::closed_port()
+        )),
+    })];
+    backends.extend(vault_via(&vault_proxy));
+    let vault_path = format!("secret/{group}");
+    let requests = [
+        SecretRequest::new(&vault_path, "token").with_group_version("kv2"),
+        SecretRequest::new(&group, "only-in-aws"),
+    ];
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mut p = plan(backends.clone(), None, &requests);
+    p.timeouts.request_seconds = 1;
+    p.timeouts.deadline_seconds = 3;
+    let env = [("VAULT_TOKEN", s.vault.token.as_str())];
+    let (out, termination) = init(home.path(), &p, root.path(), &env);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let summary = std::fs::read_to_string(&termination).unwrap();
+    assert!(
+        summary.starts_with("flyte-secret-agent: 1 of 2 secrets failed: secret ")
+            && summary.contains(&format!("{group}/only-in-aws"))
+            && summary.contains("aws: AWS Secrets Manager unreachable: connection refused"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains(&vault_path),
+        "the Vault secret did not fail: {summary}"
+    );
+    // Only the Vault secret alone: delivered although AWS, first in the plan, is down.
+    let p = plan(backends, None, &requests[..1]);
+    let (out, _) = init(home.path(), &p, root.path(), &env);
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join(format!("{vault_path}/token"))).unwrap(),
+        "from-vault"
+    );
+}
+
+/// The termination message names each failed secret with a short cause (no client-library
+/// `Debug` dump) and, however many fail, fits the kubelet's 4096 bytes with a count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_messages_are_short_and_fit_for_any_number_of_failures() {
+    let s = Servers::load();
+    let down = vec![Backend::Aws(AwsBackend {
+        region: Some(s.aws.region.clone()),
+        endpoint: Some(format!(
+            "http://{}",
+            flyte_secret_testkit::fault::closed_port()
+        )),
+    })];
+    let home = tempfile::tempdir().unwrap();
+    for n in [1, 80] {
+        let root = tempfile::tempdir().unwrap();
+        let requests: Vec<SecretRequest> = (0..n)
+            .map(|i| SecretRequest::new(format!("app-{i}"), "password"))
+            .collect();
+        let mut p = plan(down.clone(), None, &requests);
+        p.timeouts.request_seconds = 1;
+        p.timeouts.deadline_seconds = 2;
+        let (out, termination) = init(home.path(), &p, root.path(), &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+        let summary = std::fs::read_to_string(&termination).unwrap();
+        assert!(summary.len() <= 4096, "{} bytes", summary.len());
+        assert!(
+            !summary.contains("DispatchFailure") && !summary.contains("ConnectorError"),
+            "{summary}"
+        );
+        assert!(
+            summary.starts_with(&format!("flyte-secret-agent: {n} of {n} secrets failed: "))
+                && summary.contains("AWS Secrets Manager unreachable: connection refused"),
+            "{summary}"
+        );
+        if n == 1 {
+            assert!(
+                summary.len() < 300,
+                "one secret: {} bytes: {summary}",
+                summary.len()
+            );
+        } else {
+            assert!(summary.ends_with(" more"), "{summary}");
+        }
+    }
 }

@@ -25,6 +25,7 @@ fn vault(s: &Servers, auth: VaultAuth) -> Vec<Backend> {
         ca_cert_file: None,
         default_engine: VaultEngine::Kv2,
         managed_mount: "secret".into(),
+        allow_insecure_http: false,
     })]
 }
 
@@ -300,4 +301,81 @@ async fn managed_secrets_in_kv2_follow_scope_order() {
     let (out, _) = run_with_token(&s, home.path(), &p, root.path());
     assert_ok(&out);
     assert_eq!(read(root.path(), &key), "domain-level");
+}
+
+/// The scope rule under a least-privilege policy: a pod whose Vault token may read only its
+/// domain's managed secrets gets 403 on the project path; that moves on to the domain scope
+/// (a secret it may not read and one that does not exist answer alike), where the secret is
+/// found. When every scope refuses, the failure says permission, not "not found".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_scope_moves_on_to_the_broader_one() {
+    let s = Servers::load();
+    let c = root_client(&s);
+    let key = unique("SCOPED").replace('-', "_");
+    let domain = Scope::new("production", "");
+    let project = Scope::new("production", "proj-1");
+    vaultrs::kv2::set(
+        &c,
+        "secret",
+        &domain.encode_name(&key),
+        &HashMap::from([("value", "domain-level")]),
+    )
+    .await
+    .unwrap();
+    let policy = unique("domain-only");
+    let rules = format!(
+        "path \"secret/data/{}\" {{ capabilities = [\"read\"] }}",
+        domain.encode_name(&key)
+    );
+    vaultrs::sys::policy::set(&c, &policy, &rules)
+        .await
+        .unwrap();
+    let token = vaultrs::token::new(
+        &c,
+        Some(
+            &mut vaultrs::api::token::requests::CreateTokenRequest::builder()
+                .policies(vec![policy.clone()])
+                .no_default_policy(true)
+                .ttl("5m"),
+        ),
+    )
+    .await
+    .unwrap()
+    .client_token;
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let p = plan(
+        vault(&s, token_auth()),
+        Some(project.clone()),
+        &[SecretRequest::new("", &key)],
+    );
+    let (out, _) = init(
+        home.path(),
+        &p,
+        root.path(),
+        &[("VAULT_TOKEN", token.as_str())],
+    );
+    assert_ok(&out);
+    assert_eq!(read(root.path(), &key), "domain-level");
+
+    // A secret no scope lets this token read: refused, and the message says so.
+    let other = unique("HIDDEN").replace('-', "_");
+    let root = tempfile::tempdir().unwrap();
+    let p = plan(
+        vault(&s, token_auth()),
+        Some(project),
+        &[SecretRequest::new("", &other)],
+    );
+    let (out, termination) = init(
+        home.path(),
+        &p,
+        root.path(),
+        &[("VAULT_TOKEN", token.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let summary = std::fs::read_to_string(termination).unwrap();
+    assert!(
+        summary.contains("could not be fetched") && summary.contains("403"),
+        "{summary}"
+    );
 }

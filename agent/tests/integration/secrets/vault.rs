@@ -29,6 +29,7 @@ fn backends(s: &Servers) -> Vec<Backend> {
         ca_cert_file: None,
         default_engine: VaultEngine::Kv2,
         managed_mount: "secret".into(),
+        allow_insecure_http: false,
     })]
 }
 

@@ -538,7 +538,7 @@ fn a_secret_a_later_backend_may_serve_keeps_its_secret_key_ref_and_is_wrapped() 
     // enough and nothing is wrapped.
     let vault = FileConfig::parse(
         r#"{"backends": [{"type": "kubernetes"},
-            {"type": "vault", "address": "http://vault:8200", "auth": {"method": "kubernetes", "role": "flyte"}}]}"#,
+            {"type": "vault", "address": "https://vault:8200", "auth": {"method": "kubernetes", "role": "flyte"}}]}"#,
     )
     .unwrap();
     let k8s_vault = Settings::resolve(&Default::default(), vault).unwrap();
@@ -557,4 +557,138 @@ fn a_secret_a_later_backend_may_serve_keeps_its_secret_key_ref_and_is_wrapped() 
     assert!(m.wrapped.is_empty());
     assert_eq!(doc["spec"]["containers"][0]["command"], json!(["python"]));
     assert!(env_warnings(&m).is_empty(), "{:?}", m.warnings);
+}
+
+fn istio_proxy() -> Value {
+    json!({"name": "istio-proxy", "image": "istio/proxyv2:1.24",
+           "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"]})
+}
+
+fn push_container(pod: &mut Value, c: Value) {
+    pod["spec"]["containers"].as_array_mut().unwrap().push(c);
+}
+
+/// Issue 16, item 8: only the Flyte task container is wrapped when it has only args;
+/// another args-only container (istio-proxy, added by a webhook before ours) keeps its
+/// ENTRYPOINT, and the warning names it.
+#[test]
+fn args_only_wrapping_takes_only_the_task_container() {
+    // Propeller's annotation names the task container.
+    let mut pod = flyte_pod(&[env_secret()]);
+    push_container(&mut pod, istio_proxy());
+    let (m, doc, out) = mutation(&pod, &aws());
+    assert_eq!(
+        doc["spec"]["containers"][0]["command"],
+        json!(AGENT_EXEC),
+        "the task container"
+    );
+    assert!(doc["spec"]["containers"][1].get("command").is_none());
+    assert_eq!(doc["spec"]["containers"][1]["args"], istio_proxy()["args"]);
+    assert_not_wired_for_exec(container(&out, "istio-proxy"));
+    assert_eq!(m.wrapped, ["a8xkq2m9v4-n0-0"]);
+    let w = env_warnings(&m);
+    assert_eq!(w.len(), 1, "{:?}", m.warnings);
+    assert!(
+        w[0].contains("container istio-proxy (it has only args and is not the Flyte task"),
+        "{}",
+        w[0]
+    );
+
+    // Which container is the task's, and so wrapped when args-only:
+    // (case, primary_container_name, istio-proxy first, wrapped).
+    let task = "a8xkq2m9v4-n0-0";
+    let table: [(&str, Option<&str>, bool, &[&str]); 6] = [
+        ("annotation, sidecar first", Some(task), true, &[task]),
+        (
+            "annotation names the sidecar",
+            Some("istio-proxy"),
+            true,
+            &["istio-proxy"],
+        ),
+        ("no annotation, two containers", None, true, &[]),
+        (
+            "annotation names no container, two",
+            Some("gone"),
+            true,
+            &[],
+        ),
+        ("no annotation, one container", None, false, &[task]),
+        (
+            "annotation names no container, one",
+            Some("gone"),
+            false,
+            &[task],
+        ),
+    ];
+    for (case, annotation, istio, want) in table {
+        let mut pod = flyte_pod(&[env_secret()]);
+        let annotations = pod["metadata"]["annotations"].as_object_mut().unwrap();
+        match annotation {
+            Some(a) => annotations.insert("primary_container_name".into(), json!(a)),
+            None => annotations.remove("primary_container_name"),
+        };
+        if istio {
+            let list = pod["spec"]["containers"].as_array_mut().unwrap();
+            list.insert(0, istio_proxy());
+        }
+        let (m, _, _) = mutation(&pod, &aws());
+        assert_eq!(m.wrapped, want, "{case}");
+    }
+
+    // The task's own init containers are never the task container: args-only, not wrapped.
+    let mut pod = flyte_pod(&[env_secret()]);
+    pod["spec"]["initContainers"] = json!([{"name": "init", "image": "x", "args": ["a"]}]);
+    let (m, doc, _) = mutation(&pod, &aws());
+    assert!(doc["spec"]["initContainers"][1].get("command").is_none());
+    assert_eq!(m.wrapped, ["a8xkq2m9v4-n0-0"]);
+}
+
+/// Issue 16, item 8 on re-invocation: every container left to wire was added by another
+/// webhook, so none is wrapped when it has only args, even though the binary's volume is
+/// there; one with a command is, as before.
+#[test]
+fn reinvocation_never_wraps_args_only_containers() {
+    let settings = aws();
+    let (_, doc, _) = mutation(&flyte_pod(&[env_secret()]), &settings);
+    // (late container, wrapped)
+    let table = [
+        (istio_proxy(), false),
+        (
+            json!({"name": "a8xkq2m9v4-n0-0-copy", "image": "x", "args": ["pyflyte-execute"]}),
+            false,
+        ),
+        (
+            json!({"name": "late", "image": "x", "command": ["sh"], "args": ["-c", "true"]}),
+            true,
+        ),
+    ];
+    for (late, wrapped) in table {
+        let name = late["name"].as_str().unwrap().to_string();
+        let mut later = doc.clone();
+        push_container(&mut later, late.clone());
+        let (m, doc2, out) = mutation(&later, &settings);
+        assert!(m.rewired, "{name}");
+        let c = container(&out, &name);
+        if wrapped {
+            assert_eq!(m.wrapped, [name.as_str()]);
+            assert_wired_for_exec(&out, c);
+        } else {
+            assert!(m.wrapped.is_empty(), "{name}");
+            assert!(
+                doc2["spec"]["containers"][1].get("command").is_none(),
+                "{name}"
+            );
+            assert_eq!(doc2["spec"]["containers"][1]["args"], late["args"]);
+            assert_not_wired_for_exec(c);
+            let w = env_warnings(&m);
+            assert_eq!(w.len(), 1, "{name}: {:?}", m.warnings);
+            assert!(
+                w[0].contains(&format!(
+                    "container {name} (it has only args and was added by another webhook"
+                )),
+                "{}",
+                w[0]
+            );
+        }
+    }
 }

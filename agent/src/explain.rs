@@ -1,0 +1,161 @@
+//! `agent fetch --explain`: for each request of a plan, which backends would be asked (and
+//! why the others are not), what each would read — the Kubernetes Secret and data key, the
+//! AWS SecretId, version and field, the Vault engine, API path and field, the managed-secret
+//! names per scope — and which files and env vars would be written. Nothing is fetched, so
+//! no value can appear.
+
+use std::fmt::Write as _;
+
+use flyte_secret_spec::SecretRequest;
+use flyte_secret_spec::backend::{Backend, VaultEngine, aws_ambiguity, aws_ref, route};
+use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::scoped::k8s_secret_name;
+
+use crate::backends::vault::kv2_data_path;
+
+/// The explanation of every request of `plan`, one block per request.
+pub fn explain(plan: &FetchPlan) -> String {
+    let layout = plan.layout();
+    let mut out = String::new();
+    for secret in &plan.secrets {
+        let req = &secret.request;
+        let _ = writeln!(
+            out,
+            "secret {} ({})",
+            req.name(),
+            annotation(&secret.annotation)
+        );
+        if let Some(warning) = aws_ambiguity(req).filter(|_| has_aws(plan)) {
+            let _ = writeln!(out, "  warning: {warning}");
+        }
+        for (i, backend) in plan.backends.iter().enumerate() {
+            match route(&plan.backends, backend, req) {
+                Some(reason) => {
+                    let _ = writeln!(out, "  {}. {}: {reason}", i + 1, backend.kind());
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  {}. {}: {}",
+                        i + 1,
+                        backend.kind(),
+                        reads(backend, req, plan)
+                    );
+                }
+            }
+        }
+        let files: Vec<String> = secret.files.iter().map(|f| layout.absolute(f)).collect();
+        let _ = writeln!(out, "  files: {}", files.join(", "));
+        if !secret.env.is_empty() {
+            let _ = writeln!(out, "  env: {}", secret.env.join(", "));
+        }
+    }
+    if let Ok(aggregates) = plan.aggregate_files() {
+        for a in aggregates {
+            let keys: Vec<&str> = a.entries.iter().map(|(k, _)| k.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "aggregate {} file {}: keys {}",
+                a.format,
+                layout.absolute(&a.path),
+                keys.join(", ")
+            );
+        }
+    }
+    out
+}
+
+fn annotation(a: &str) -> &str {
+    if a.is_empty() { "from flags" } else { a }
+}
+
+fn has_aws(plan: &FetchPlan) -> bool {
+    plan.backends.iter().any(|b| matches!(b, Backend::Aws(_)))
+}
+
+/// What `backend` would read for `req`.
+fn reads(backend: &Backend, req: &SecretRequest, plan: &FetchPlan) -> String {
+    if req.is_groupless() {
+        return managed(backend, req, plan);
+    }
+    let field = |f: Option<String>| f.map(|p| format!(", field {p}")).unwrap_or_default();
+    match backend {
+        Backend::Kubernetes(k) => {
+            let ns = k.namespace.as_deref().unwrap_or("<the pod's namespace>");
+            match req.pointer() {
+                Some(Ok(p)) => {
+                    let rest: Vec<&str> = p.tokens()[1..].iter().map(String::as_str).collect();
+                    let inside = if rest.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", field /{} of its JSON", rest.join("/"))
+                    };
+                    format!(
+                        "Secret {ns}/{}, data key {:?}{inside}",
+                        req.group,
+                        p.tokens()[0]
+                    )
+                }
+                _ => format!("Secret {ns}/{}, data key {:?}", req.group, req.key),
+            }
+        }
+        Backend::Aws(_) => match aws_ref(req) {
+            Ok(r) => {
+                let version = match (&r.version_id, &r.version_stage) {
+                    (Some(id), _) => format!("version id {id}"),
+                    (None, Some(stage)) => format!("stage {stage}"),
+                    (None, None) => "stage AWSCURRENT".into(),
+                };
+                format!(
+                    "SecretId {:?}, {version}{}",
+                    r.secret_id,
+                    field(r.field.map(|p| p.to_string()))
+                )
+            }
+            Err(e) => format!("refused: {e}"),
+        },
+        Backend::Vault(v) => {
+            let engine = VaultEngine::from_group_version(&req.group_version, v.default_engine);
+            let group = req.group.trim_matches('/');
+            let path = match engine {
+                Some(VaultEngine::Kv2) => kv2_data_path(group),
+                _ => group.to_string(),
+            };
+            let engine = match engine {
+                Some(VaultEngine::Kv1) => "kv1",
+                Some(VaultEngine::Kv2) => "kv2",
+                Some(VaultEngine::Db) => "db (database credentials)",
+                None => "?",
+            };
+            let what = match req.pointer() {
+                Some(Ok(p)) => format!("field {p} of the data"),
+                _ => format!("key {:?}", req.key),
+            };
+            format!("{engine} read of {path:?}, {what}")
+        }
+    }
+}
+
+/// The names a Flyte 2 managed secret is looked up under, most specific scope first.
+fn managed(backend: &Backend, req: &SecretRequest, plan: &FetchPlan) -> String {
+    let Some(scope) = &plan.scope else {
+        return "refused: a managed secret needs the plan's scope (org/project/domain)".into();
+    };
+    let names: Vec<String> = scope
+        .lookup_order()
+        .iter()
+        .map(|s| {
+            let id = s.encode_name(&req.key);
+            match backend {
+                Backend::Kubernetes(k) => format!(
+                    "Secret {}/{} key {id}",
+                    k.managed_namespace,
+                    k8s_secret_name(&id)
+                ),
+                Backend::Aws(_) => format!("SecretId {id}"),
+                Backend::Vault(v) => format!("{}/data/{id}", v.managed_mount.trim_matches('/')),
+            }
+        })
+        .collect();
+    format!("managed secret, scopes in order: {}", names.join(" → "))
+}
