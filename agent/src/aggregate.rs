@@ -142,29 +142,11 @@ fn json(out: &mut String, entries: &[(&str, &str)]) {
         if i > 0 {
             out.push(',');
         }
-        json_string(out, key);
+        quoted(out, key, Quoted::Json);
         out.push(':');
-        json_string(out, value);
+        quoted(out, value, Quoted::Json);
     }
     out.push_str("}\n");
-}
-
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// `key=value` as `java.util.Properties.load` reads it: `\`, the separators `=` `:`, `#` `!`
@@ -209,29 +191,43 @@ fn properties_text(out: &mut String, s: &str, key: bool) {
 /// and every YAML 1.1/1.2 reader see the exact string.
 fn yaml(out: &mut String, entries: &[(&str, &str)]) {
     for (key, value) in entries {
-        yaml_string(out, key);
+        quoted(out, key, Quoted::Yaml);
         out.push_str(": ");
-        yaml_string(out, value);
+        quoted(out, value, Quoted::Yaml);
         out.push('\n');
     }
 }
 
-fn yaml_string(out: &mut String, s: &str) {
+/// The two double-quoted string syntaxes: JSON's and YAML's share the escapes of `"`, `\`
+/// and the common controls, and differ in how other characters are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quoted {
+    /// Other controls as `\u00XX`.
+    Json,
+    /// Other controls, DEL and C1 as `\xXX`; line separators, the BOM and noncharacters as
+    /// `\uXXXX` (YAML does not allow them raw).
+    Yaml,
+}
+
+fn quoted(out: &mut String, s: &str, style: Quoted) {
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => {
+        match (c, style) {
+            ('"', _) => out.push_str("\\\""),
+            ('\\', _) => out.push_str("\\\\"),
+            ('\n', _) => out.push_str("\\n"),
+            ('\r', _) => out.push_str("\\r"),
+            ('\t', _) => out.push_str("\\t"),
+            (c, Quoted::Json) if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            (c, Quoted::Yaml) if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            ('\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}', Quoted::Yaml) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            (c, _) => out.push(c),
         }
     }
     out.push('"');

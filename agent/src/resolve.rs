@@ -14,6 +14,7 @@ use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::backend::route;
 use flyte_secret_spec::plan::FetchPlan;
 
+use crate::backends::transport::truncate;
 use crate::backends::{Access, Class, Context, Found, Lookup, Miss, fetch_round};
 use crate::termination;
 
@@ -91,18 +92,6 @@ impl fmt::Display for Failures {
         }
         f.write_str(&out)
     }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max - 3;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
-    }
-    text
 }
 
 /// The outcome for a whole plan.

@@ -69,9 +69,14 @@ fn io_cause(io: &std::io::Error) -> String {
     }
 }
 
-fn cut(mut text: String) -> String {
-    if text.len() > MAX_CAUSE {
-        let mut end = MAX_CAUSE - 3;
+fn cut(text: String) -> String {
+    truncate(text, MAX_CAUSE)
+}
+
+/// `text`, cut at a character boundary to at most `max` bytes, `...` marking the cut.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(3);
         while !text.is_char_boundary(end) {
             end -= 1;
         }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use flyte_secret_spec::aggregate::Format;
 use flyte_secret_spec::env::PLAN_FILE_ENV;
 use flyte_secret_spec::naming::{DEFAULT_MOUNT_PATH, ENV_ENV_PREFIX, FLYTE1_ENV_PREFIX};
@@ -50,7 +49,7 @@ pub struct FetchArgs {
     pub out: Option<PathBuf>,
     /// Also write one file per group in this format (dotenv, json, properties, yaml), as a
     /// pod's `flyte-secret-agent/aggregate` annotation asks.
-    #[arg(long, value_parser = aggregate_format())]
+    #[arg(long, value_parser = super::flags::one_of::<Format>(Format::ALL.map(Format::as_str)))]
     pub aggregate: Option<Format>,
     /// Print secret values (never done unless asked).
     #[arg(long, conflicts_with = "explain")]
@@ -100,12 +99,4 @@ pub struct FetchArgs {
     pub time: TimeArgs,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
-}
-
-/// `dotenv`, `json`, `properties` or `yaml`, listed in `--help`.
-fn aggregate_format() -> impl TypedValueParser<Value = Format> {
-    PossibleValuesParser::new(Format::ALL.map(Format::as_str)).map(|s| {
-        s.parse::<Format>()
-            .unwrap_or_else(|_| unreachable!("clap admits only the listed formats"))
-    })
 }

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::str::FromStr;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
@@ -285,4 +288,15 @@ impl From<EngineName> for VaultEngine {
             EngineName::Db => Self::Db,
         }
     }
+}
+
+/// A value parser accepting exactly `names` (listed in `--help`), each parsed with `FromStr`.
+pub fn one_of<T>(names: impl IntoIterator<Item = &'static str>) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names).map(|s| {
+        s.parse::<T>()
+            .unwrap_or_else(|_| unreachable!("clap admits only the listed names"))
+    })
 }

@@ -9,7 +9,6 @@ pub mod secrets;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use flyte_secret_spec::env::{
     COPY_SELF_ENV, DEFAULT_TERMINATION_LOG, LOG_FILTER_ENV, LOG_FORMAT_ENV, ROOT_ENV,
@@ -31,7 +30,7 @@ use crate::logging::{DEFAULT_FILTER, LogFormat};
 pub struct Cli {
     /// Log format.
     #[arg(long, global = true, env = LOG_FORMAT_ENV, default_value = "plain",
-          value_parser = log_format())]
+          value_parser = flags::one_of::<LogFormat>(LogFormat::ALL.map(LogFormat::as_str)))]
     pub log_format: LogFormat,
     /// Log filter: `level` or `target=level`, comma-separated (e.g. `warn,agent=debug`).
     #[arg(long, global = true, env = LOG_FILTER_ENV, default_value = DEFAULT_FILTER)]
@@ -39,14 +38,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// `plain` or `json`, listed in `--help`.
-fn log_format() -> impl TypedValueParser<Value = LogFormat> {
-    PossibleValuesParser::new(LogFormat::ALL.map(LogFormat::as_str)).map(|s| {
-        s.parse::<LogFormat>()
-            .unwrap_or_else(|_| unreachable!("clap admits only the listed formats"))
-    })
 }
 
 /// Subcommands.
