@@ -73,7 +73,10 @@ impl Target {
         let mut child = cmd.spawn().expect("run agent secrets");
         if let Some(bytes) = stdin {
             let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(bytes).unwrap();
+            // A command refused before it reads stdin (a usage error) may have exited already.
+            if let Err(e) = pipe.write_all(bytes) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+            }
         }
         child.wait_with_output().unwrap()
     }
