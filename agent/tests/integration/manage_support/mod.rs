@@ -75,7 +75,11 @@ impl Target {
             let mut pipe = child.stdin.take().unwrap();
             // A command refused before it reads stdin (a usage error) may have exited already.
             if let Err(e) = pipe.write_all(bytes) {
-                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe,
+                    "writing stdin: {e}"
+                );
             }
         }
         child.wait_with_output().unwrap()
