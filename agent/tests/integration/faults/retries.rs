@@ -270,3 +270,50 @@ async fn termination_messages_are_short_and_fit_for_any_number_of_failures() {
         }
     }
 }
+
+/// A field of a JSON secret behind a throttling, then failing, endpoint: retried like any
+/// read, then the field alone is delivered; a missing field after recovery fails at once
+/// (no retry: it is the request's own problem, not the store's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_are_retried_like_any_read_and_a_missing_field_is_not() {
+    let s = Servers::load();
+    let name = unique("json-throttled");
+    aws_secret(&s, &name, r#"{"user": "u", "password": "recovered"}"#).await;
+    let proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
+    proxy.fail_next(2, Fault::aws_throttling());
+    proxy.fail_next(1, Fault::server_error(503));
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let p = plan(
+        aws_via(&s, &proxy),
+        None,
+        &[SecretRequest::new(&name, "/password")],
+    );
+    let (out, _) = init(home.path(), &p, root.path(), &[]);
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join(format!("{name}/password"))).unwrap(),
+        "recovered"
+    );
+    assert_eq!(proxy.faulted(), 3);
+    let forwarded = proxy.forwarded();
+    let p = plan(
+        aws_via(&s, &proxy),
+        None,
+        &[SecretRequest::new(&name, "/nope")],
+    );
+    let root = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (out, termination) = init(home.path(), &p, root.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a missing field is not retried"
+    );
+    assert_eq!(proxy.forwarded(), forwarded + 1, "one call, no retry");
+    let summary = std::fs::read_to_string(termination).unwrap();
+    assert!(
+        summary.contains(&format!("field /nope not in secret {name}")),
+        "{summary}"
+    );
+}
