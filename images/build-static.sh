@@ -4,7 +4,8 @@
 # --build-only), then proves them:
 #
 #   - `file` says static-pie linked, `ldd` finds no dynamic dependency;
-#   - sizes: agent <= 10 MB, webhook <= 6 MB (MB = 1,000,000 bytes);
+#   - sizes: agent <= 10 MB, webhook <= 10 MB (MB = 1,000,000 bytes; the webhook is built at
+#     opt-level 3 for CPU per admission, the agent stays size-optimised);
 #   - from an EMPTY ROOT (a bubblewrap sandbox holding nothing but the binary and the CA
 #     bundle, plus /proc and /dev; network shared, loopback only): `agent --version`,
 #     `webhook --version`, a real `agent fetch` of a kv2 secret from the local OpenBao (and the
@@ -26,7 +27,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$ROOT"
 
 AGENT_MAX=10000000
-WEBHOOK_MAX=6000000
+WEBHOOK_MAX=10000000
 CA_BUNDLE=${FSA_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
 # The musl targets' rustflags are in .cargo/config.toml, shared with every other musl build of

@@ -8,7 +8,7 @@
 //! - A denial → `allowed: false`, `status.code: 400` with the denial's message (Flyte 2
 //!   denies the same way; the v2 executor then fails the task as non-retryable BadRequest).
 
-use base64::Engine;
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::TypeMeta;
@@ -18,6 +18,9 @@ use thiserror::Error;
 
 use crate::config::Settings;
 use crate::mutate::{self, Outcome, Skip};
+
+mod fast;
+use fast::FastPod;
 
 /// The body is not an AdmissionReview the webhook can answer.
 #[derive(Debug, Error)]
@@ -60,29 +63,92 @@ pub struct Answer {
     pub secrets: usize,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The response document. [`body`] writes it; serde's derive (tests only) is the reference it
+/// is held to, byte for byte.
+#[cfg_attr(test, derive(Serialize))]
+#[cfg_attr(test, serde(rename_all = "camelCase"))]
 struct ReviewOut<'a> {
     api_version: &'a str,
     kind: &'static str,
     response: ResponseOut,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(Serialize))]
+#[cfg_attr(test, serde(rename_all = "camelCase"))]
 struct ResponseOut {
     uid: String,
     allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     status: Option<StatusOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The JSONPatch, raw: the document carries it base64-encoded.
+    #[cfg_attr(
+        test,
+        serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "tests::as_base64"
+        )
+    )]
+    patch: Option<Vec<u8>>,
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Vec::is_empty"))]
     warnings: Vec<String>,
 }
 
+/// The response body: [`ReviewOut`] as serde_json writes it (compact, fields in order), with
+/// the base64 patch encoded straight into the body instead of into a string that serde_json
+/// then scans for characters to escape (base64 has none): that scan of a ~6 KB string was a
+/// tenth of an admission's CPU (bench/notes.md).
+fn body(out: &ReviewOut<'_>) -> Vec<u8> {
+    use base64::engine::general_purpose::STANDARD;
+    let r = &out.response;
+    let patch_len = r
+        .patch
+        .as_ref()
+        .map_or(0, |p| base64::encoded_len(p.len(), true).unwrap_or(0));
+    let mut body = Vec::with_capacity(patch_len + 256);
+    body.extend_from_slice(b"{\"apiVersion\":");
+    json(&mut body, out.api_version);
+    body.extend_from_slice(b",\"kind\":");
+    json(&mut body, out.kind);
+    body.extend_from_slice(b",\"response\":{\"uid\":");
+    json(&mut body, &r.uid);
+    body.extend_from_slice(if r.allowed {
+        b",\"allowed\":true"
+    } else {
+        b",\"allowed\":false"
+    });
+    if let Some(status) = &r.status {
+        body.extend_from_slice(b",\"status\":");
+        json(&mut body, status);
+    }
+    if let Some(patch) = &r.patch {
+        body.extend_from_slice(b",\"patch\":\"");
+        let start = body.len();
+        body.resize(start + patch_len, 0);
+        let written = STANDARD
+            .encode_slice(patch, &mut body[start..])
+            .expect("sized for the patch");
+        body.truncate(start + written);
+        body.push(b'"');
+    }
+    if let Some(patch_type) = &r.patch_type {
+        body.extend_from_slice(b",\"patchType\":");
+        json(&mut body, *patch_type);
+    }
+    if !r.warnings.is_empty() {
+        body.extend_from_slice(b",\"warnings\":");
+        json(&mut body, &r.warnings);
+    }
+    body.extend_from_slice(b"}}");
+    body
+}
+
+fn json<T: Serialize + ?Sized>(body: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(body, value).expect("a review serializes");
+}
+
+/// Serialized by serde_json in [`body`].
 #[derive(Serialize)]
 struct StatusOut {
     status: &'static str,
@@ -96,39 +162,80 @@ struct StatusOut {
 /// into an intermediate tree before deserializing it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewIn {
+#[serde(bound = "T: serde::de::DeserializeOwned")]
+struct ReviewIn<T: kube::Resource> {
     api_version: String,
     kind: String,
-    request: Option<AdmissionRequest<Pod>>,
+    request: Option<AdmissionRequest<T>>,
 }
 
 /// Answers one AdmissionReview body.
 ///
-/// A pod review (all the webhook is registered for) is parsed straight into a [`Pod`]. Any
-/// body that path does not take (another kind, a pod that does not parse, malformed JSON) is
-/// parsed again the general way, through [`DynamicObject`], which gives the same answers and
-/// messages for every body; the fast path only skips the intermediate trees (the flattened
-/// review's buffer, DynamicObject's JSON value and its `to_value`/`from_value` round trip),
-/// a large share of an admission's CPU (bench/notes.md).
+/// A pod review (all the webhook is registered for) is parsed straight into the fields the
+/// mutation reads ([`fast`]: a [`Pod`] without everything nobody reads). Any body that path
+/// does not take (another kind, a pod that does not parse, malformed JSON) is parsed again the
+/// general way, through [`DynamicObject`] and k8s-openapi's whole [`Pod`], which gives the same
+/// answers and messages; the fast path only skips building what nobody reads (the flattened
+/// review's buffer, DynamicObject's JSON value and its round trip, the pod's status, managed
+/// fields, images, resources, volume sources…), a large share of an admission's CPU
+/// (bench/notes.md).
 pub fn review(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
-    if let Ok(ReviewIn {
+    match fast_review(body, settings) {
+        Some(answer) => answer,
+        None => general_review(body, settings),
+    }
+}
+
+/// The fast path: `None` when it does not take the body.
+fn fast_review(body: &[u8], settings: &Settings) -> Option<Result<Answer, BadReview>> {
+    typed_review(body, settings, |p: FastPod| p.0)
+}
+
+/// [`review`] as it was before [`fast`]: its fast path parsed k8s-openapi's whole [`Pod`].
+/// The same answers, for the parity tests and the benches (which compare both).
+#[doc(hidden)]
+pub fn review_whole_pod(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
+    match typed_review(body, settings, |p: Pod| p) {
+        Some(answer) => answer,
+        None => general_review(body, settings),
+    }
+}
+
+/// A review parsed straight into `T` and answered on the pod `T` gives; `None` when it does
+/// not parse.
+fn typed_review<T>(
+    body: &[u8],
+    settings: &Settings,
+    pod: impl FnOnce(T) -> Pod,
+) -> Option<Result<Answer, BadReview>>
+where
+    T: kube::Resource + serde::de::DeserializeOwned,
+{
+    let ReviewIn {
         api_version,
         kind,
         request: Some(mut request),
-    }) = serde_json::from_slice::<ReviewIn>(body)
-    {
-        request.types = TypeMeta { api_version, kind };
-        return answer(request, settings, Ok::<Pod, std::convert::Infallible>);
-    }
+    } = serde_json::from_slice::<ReviewIn<T>>(body).ok()?
+    else {
+        return None;
+    };
+    request.types = TypeMeta { api_version, kind };
+    Some(answer(request, settings, |p: T| {
+        Ok::<Pod, std::convert::Infallible>(pod(p))
+    }))
+}
+
+/// The general path: any body.
+fn general_review(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
     let review: AdmissionReview<DynamicObject> =
         serde_json::from_slice(body).map_err(|e| BadReview(e.to_string()))?;
     check_types(&review.types)?;
     let request: AdmissionRequest<DynamicObject> = review
         .try_into()
         .map_err(|_| BadReview("no request".into()))?;
-    // Re-read the object through the same byte deserializer as the fast path: parsing a
-    // `Pod` from a JSON value would compile a second copy of all of Pod's serde code (~3 MB
-    // of the static binary); this path only runs for bodies the fast path did not take.
+    // Re-read the object from bytes: parsing a `Pod` from a JSON value would compile a second
+    // copy of all of Pod's serde code (~3 MB of the static binary); this path only runs for
+    // bodies the fast path did not take.
     answer(request, settings, |o: DynamicObject| {
         serde_json::to_vec(&o).and_then(|bytes| serde_json::from_slice::<Pod>(&bytes))
     })
@@ -170,9 +277,8 @@ where
         kind: "AdmissionReview",
         response,
     };
-    let body = serde_json::to_vec(&out).expect("a review serializes");
     Ok(Answer {
-        body,
+        body: body(&out),
         verdict,
         secrets,
     })
@@ -222,7 +328,7 @@ where
         Ok(Outcome::Patched(m)) => {
             let json = m.patch.to_json();
             tracing::debug!(uid = %request.uid, patch = %String::from_utf8_lossy(&json), "patch");
-            response.patch = Some(base64::engine::general_purpose::STANDARD.encode(json));
+            response.patch = Some(json);
             response.patch_type = Some("JSONPatch");
             response.warnings = m.warnings;
             let verdict = if m.rewired {

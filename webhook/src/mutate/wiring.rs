@@ -152,13 +152,14 @@ pub(super) fn wire_all(
             }
             let w = wrapping.decide(c, settings);
             let base = ["spec", field, &i.to_string()];
+            // References, not copies: the plan env var holds the whole plan.
+            let mut env: Vec<&EnvVar> = app.env.iter().collect();
             if w.wraps() {
-                let env = [&app.env[..], std::slice::from_ref(&wrapping.plan_env)].concat();
-                let mounts = [app.mount.clone(), wrapping.bin_mount.clone()];
+                env.push(&wrapping.plan_env);
+                let mounts = [&app.mount, &wrapping.bin_mount];
                 wire_container(ops, &base, c, &env, &mounts, &w);
             } else {
-                let mounts = std::slice::from_ref(&app.mount);
-                wire_container(ops, &base, c, &app.env, mounts, &w);
+                wire_container(ops, &base, c, &env, &[&app.mount], &w);
             }
         }
     }
@@ -169,8 +170,8 @@ fn wire_container(
     ops: &mut Vec<Op>,
     base: &[&str],
     c: &Container,
-    env: &[EnvVar],
-    mounts: &[VolumeMount],
+    env: &[&EnvVar],
+    mounts: &[&VolumeMount],
     wrap: &ContainerWrap,
 ) {
     fn at<'a>(base: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {

@@ -1,0 +1,200 @@
+//! The fast path's pod: only what the mutation reads, parsed straight into k8s-openapi's types
+//! (so the mutation is unchanged), everything else skipped without being built.
+//!
+//! What [`crate::mutate`] reads of a pod, and all that is kept here:
+//! - `metadata`: `name`, `generateName`, `namespace`, `labels`, `annotations`;
+//! - `spec`: `containers` and `initContainers`, the `name` of each `volumes` entry, and
+//!   `securityContext` (whole);
+//! - each container: `name`, `command`, `args`, `env`, `volumeMounts`, `securityContext`,
+//!   the three probes and `lifecycle` (each of those whole, as k8s-openapi parses it).
+//!
+//! Every kept field is parsed as k8s-openapi's own deserializer parses it (`null` as absent,
+//! a missing or `null` name as empty, the same nested types), so a pod the API server sends
+//! gives the mutation the same input on both paths. Anything this parser refuses (a duplicate
+//! field, another `apiVersion` or `kind`, a kept field of the wrong type) makes the review take
+//! the general path, which answers as before. The one difference, deliberate: a field nobody
+//! reads (`status`, `managedFields`, `resources`, `image`, a volume's source…) is skipped
+//! unchecked, so an object the API server could never send (such a field of the wrong type)
+//! is admitted here where k8s-openapi would have refused it as "not a valid Pod".
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, Lifecycle, Pod, PodSecurityContext, PodSpec, Probe, SecurityContext, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Deserializer};
+
+/// A [`Pod`] holding only what the mutation reads (see the module docs).
+#[derive(Debug)]
+pub(super) struct FastPod(pub(super) Pod);
+
+impl k8s_openapi::Resource for FastPod {
+    const API_VERSION: &'static str = <Pod as k8s_openapi::Resource>::API_VERSION;
+    const GROUP: &'static str = <Pod as k8s_openapi::Resource>::GROUP;
+    const KIND: &'static str = <Pod as k8s_openapi::Resource>::KIND;
+    const VERSION: &'static str = <Pod as k8s_openapi::Resource>::VERSION;
+    const URL_PATH_SEGMENT: &'static str = <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+    type Scope = <Pod as k8s_openapi::Resource>::Scope;
+}
+
+impl k8s_openapi::Metadata for FastPod {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.0.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.0.metadata
+    }
+}
+
+impl<'de> Deserialize<'de> for FastPod {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let MapOnly(raw) = MapOnly::<RawPod>::deserialize(deserializer)?;
+        if let Some(v) = raw.api_version.as_deref()
+            && v != <Pod as k8s_openapi::Resource>::API_VERSION
+        {
+            return Err(serde::de::Error::custom("not a v1 object"));
+        }
+        if let Some(k) = raw.kind.as_deref()
+            && k != <Pod as k8s_openapi::Resource>::KIND
+        {
+            return Err(serde::de::Error::custom("not a Pod"));
+        }
+        let meta = raw.metadata.map(|m| m.0).unwrap_or_default();
+        Ok(Self(Pod {
+            metadata: ObjectMeta {
+                name: meta.name,
+                generate_name: meta.generate_name,
+                namespace: meta.namespace,
+                labels: meta.labels,
+                annotations: meta.annotations,
+                ..ObjectMeta::default()
+            },
+            spec: raw.spec.map(|s| s.0.into_spec()),
+            status: None,
+        }))
+    }
+}
+
+/// A struct that, as in k8s-openapi, only a JSON object gives: serde's derived visitors also
+/// take an array of the fields in order, which k8s-openapi's refuse.
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Visit(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+// `Option` wherever k8s-openapi has one internally, so that `null` reads as it does there.
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPod {
+    // A string when present (`null` refused, as k8s-openapi does).
+    #[serde(default, deserialize_with = "present_string")]
+    api_version: Option<String>,
+    #[serde(default, deserialize_with = "present_string")]
+    kind: Option<String>,
+    metadata: Option<MapOnly<RawMeta>>,
+    spec: Option<MapOnly<RawSpec>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMeta {
+    name: Option<String>,
+    generate_name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSpec {
+    containers: Option<Vec<MapOnly<RawContainer>>>,
+    init_containers: Option<Vec<MapOnly<RawContainer>>>,
+    volumes: Option<Vec<MapOnly<RawVolume>>>,
+    security_context: Option<PodSecurityContext>,
+}
+
+impl RawSpec {
+    fn into_spec(self) -> PodSpec {
+        let containers = |list: Vec<MapOnly<RawContainer>>| -> Vec<Container> {
+            list.into_iter().map(|c| c.0.into_container()).collect()
+        };
+        PodSpec {
+            containers: self.containers.map(containers).unwrap_or_default(),
+            init_containers: self.init_containers.map(containers),
+            volumes: self.volumes.map(|list| {
+                list.into_iter()
+                    .map(|v| Volume {
+                        name: v.0.name.unwrap_or_default(),
+                        ..Volume::default()
+                    })
+                    .collect()
+            }),
+            security_context: self.security_context,
+            ..PodSpec::default()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawContainer {
+    name: Option<String>,
+    command: Option<Vec<String>>,
+    args: Option<Vec<String>>,
+    env: Option<Vec<EnvVar>>,
+    volume_mounts: Option<Vec<VolumeMount>>,
+    security_context: Option<SecurityContext>,
+    liveness_probe: Option<Probe>,
+    readiness_probe: Option<Probe>,
+    startup_probe: Option<Probe>,
+    lifecycle: Option<Lifecycle>,
+}
+
+impl RawContainer {
+    fn into_container(self) -> Container {
+        Container {
+            name: self.name.unwrap_or_default(),
+            command: self.command,
+            args: self.args,
+            env: self.env,
+            volume_mounts: self.volume_mounts,
+            security_context: self.security_context,
+            liveness_probe: self.liveness_probe,
+            readiness_probe: self.readiness_probe,
+            startup_probe: self.startup_probe,
+            lifecycle: self.lifecycle,
+            ..Container::default()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawVolume {
+    name: Option<String>,
+}
+
+fn present_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
+}
