@@ -410,6 +410,25 @@ pub fn apply_response(pod: &Value, response: &Value) -> (Value, Pod) {
     apply_json(pod, &patch_of(response))
 }
 
+/// A plan with `requests` for `backends`, with short timeouts (5 s a call, 20 s in all): what
+/// the agent's black-box suites and the cross-crate suites run `agent init` with.
+pub fn plan(
+    backends: Vec<flyte_secret_spec::Backend>,
+    scope: Option<flyte_secret_spec::Scope>,
+    requests: &[SecretRequest],
+) -> flyte_secret_spec::FetchPlan {
+    let layout = flyte_secret_spec::Layout::default();
+    let mut plan = flyte_secret_spec::FetchPlan::new(&layout, backends);
+    plan.scope = scope;
+    plan.timeouts.request_seconds = 5;
+    plan.timeouts.deadline_seconds = 20;
+    for (i, r) in requests.iter().enumerate() {
+        plan.push(format!("flyte.secrets/s{i}"), r.clone()).unwrap();
+    }
+    plan.validate().unwrap();
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

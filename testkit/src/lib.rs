@@ -12,4 +12,5 @@
 pub mod fault;
 pub mod fixtures;
 pub mod kube;
+pub mod kubelet;
 pub mod servers;

@@ -6,9 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flyte_secret_spec::plan::FetchPlan;
-use flyte_secret_spec::{Backend, Layout, Scope, SecretRequest};
-
 use crate::target_dir;
 
 /// The agent binary these suites run: `$FSA_AGENT_BIN` (say the shipped static build), else
@@ -57,18 +54,7 @@ pub fn canary() -> String {
     format!("CANARY-{}-{noise:08x}", std::process::id())
 }
 
-/// A plan with `requests` for `backends`, with short timeouts (5 s a call, 20 s in all).
-pub fn plan(backends: Vec<Backend>, scope: Option<Scope>, requests: &[SecretRequest]) -> FetchPlan {
-    let mut plan = FetchPlan::new(&Layout::default(), backends);
-    plan.scope = scope;
-    plan.timeouts.request_seconds = 5;
-    plan.timeouts.deadline_seconds = 20;
-    for (i, r) in requests.iter().enumerate() {
-        plan.push(format!("flyte.secrets/s{i}"), r.clone()).unwrap();
-    }
-    plan.validate().unwrap();
-    plan
-}
+pub use flyte_secret_testkit::fixtures::plan;
 
 /// The agent binary with an environment that can only reach loopback: no inherited AWS or
 /// Vault settings, static AWS credentials, instance metadata disabled.

@@ -39,51 +39,10 @@ pub(super) fn same_path(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
-/// The kubelet's expansion (`expansion.Expand` with `MappingFuncFor`), for tests: `$$` → `$`,
-/// `$(NAME)` → `vars(NAME)` when defined, else kept; an unterminated `$(` and any other `$`
-/// are kept.
-#[cfg(test)]
-pub(crate) fn kubelet_expand(input: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
-    let bytes = input.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' && i + 1 < bytes.len() {
-            match bytes[i + 1] {
-                b'$' => {
-                    out.push(b'$');
-                    i += 2;
-                }
-                b'(' => match bytes[i + 2..].iter().position(|&b| b == b')') {
-                    Some(len) => {
-                        let name = &input[i + 2..i + 2 + len];
-                        match vars(name) {
-                            Some(v) => out.extend_from_slice(v.as_bytes()),
-                            None => out.extend_from_slice(format!("$({name})").as_bytes()),
-                        }
-                        i += 3 + len;
-                    }
-                    None => {
-                        out.extend_from_slice(b"$(");
-                        i += 2;
-                    }
-                },
-                other => {
-                    out.push(b'$');
-                    out.push(other);
-                    i += 2;
-                }
-            }
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).expect("only ASCII is split")
-}
-
 #[cfg(test)]
 mod tests {
+    use flyte_secret_testkit::kubelet::expand as kubelet_expand;
+
     use super::*;
 
     fn vars(name: &str) -> Option<String> {

@@ -690,7 +690,7 @@ fn plans_too_large_for_an_env_var_are_denied() {
 /// The env a container gets from the kubelet: each `value` expanded against the vars before
 /// it and the service env; `secretKeyRef`s resolved (to a stand-in here).
 fn kubelet_env(c: &Container) -> Vec<(String, String)> {
-    use super::common::kubelet_expand;
+    use flyte_secret_testkit::kubelet::expand as kubelet_expand;
     let service = [
         ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
         ("KUBERNETES_SERVICE_PORT", "443"),
@@ -733,7 +733,7 @@ fn kubelet_expand_all(items: &[String], env: &[(String, String)]) -> Vec<String>
     };
     items
         .iter()
-        .map(|s| super::common::kubelet_expand(s, &lookup))
+        .map(|s| flyte_secret_testkit::kubelet::expand(s, &lookup))
         .collect()
 }
 

@@ -6,7 +6,6 @@ use std::process::{Command, Output};
 
 use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::FetchPlan;
-use flyte_secret_spec::{Backend, Layout, Scope, SecretRequest};
 
 /// A unique name for this test run (servers are shared between tests and runs).
 pub fn unique(prefix: &str) -> String {
@@ -47,18 +46,7 @@ fn fastrand_u32() -> u32 {
     (t as u32) ^ ((t >> 32) as u32).rotate_left(13)
 }
 
-/// A plan with `requests` for `backends`.
-pub fn plan(backends: Vec<Backend>, scope: Option<Scope>, requests: &[SecretRequest]) -> FetchPlan {
-    let mut plan = FetchPlan::new(&Layout::default(), backends);
-    plan.scope = scope;
-    plan.timeouts.request_seconds = 5;
-    plan.timeouts.deadline_seconds = 20;
-    for (i, r) in requests.iter().enumerate() {
-        plan.push(format!("flyte.secrets/s{i}"), r.clone()).unwrap();
-    }
-    plan.validate().unwrap();
-    plan
-}
+pub use flyte_secret_testkit::fixtures::plan;
 
 /// The agent binary with an environment that can only reach loopback: no inherited AWS or
 /// Vault settings, static AWS credentials, instance metadata disabled.
