@@ -13,4 +13,5 @@ pub mod fault;
 pub mod fixtures;
 pub mod kube;
 pub mod kubelet;
+pub mod process;
 pub mod servers;

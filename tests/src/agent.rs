@@ -59,21 +59,7 @@ pub use flyte_secret_testkit::fixtures::plan;
 /// The agent binary with an environment that can only reach loopback: no inherited AWS or
 /// Vault settings, static AWS credentials, instance metadata disabled.
 pub fn agent(home: &Path) -> Command {
-    let mut cmd = Command::new(agent_bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.join("no-aws-credentials"),
-        )
-        .env("FLYTE_SECRET_LOG", "debug");
-    cmd
+    flyte_secret_testkit::process::loopback_command(&agent_bin(), home)
 }
 
 /// Everything the process printed.

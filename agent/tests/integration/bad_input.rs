@@ -764,21 +764,7 @@ async fn refused_empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
         ..Default::default()
     };
     api.create(&Default::default(), &secret).await.unwrap();
-    let kube_env = [
-        ("FLYTE_SECRET_KUBE_API_SERVER", standin.url()),
-        (
-            "FLYTE_SECRET_KUBE_TOKEN_FILE",
-            files.token.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_CA_FILE",
-            files.ca_crt.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
-            files.namespace.display().to_string(),
-        ),
-    ];
+    let kube_env = kube_env(&standin.url(), &files);
     let vault_env = [("VAULT_TOKEN", s.vault.token.clone())];
     let group = format!("secret/{name}");
     let k8s = vec![Backend::Kubernetes(KubernetesBackend::default())];
@@ -950,22 +936,8 @@ async fn hostile_secrets_directories_are_refused_and_nothing_outside_is_touched(
         ..Default::default()
     };
     api.create(&Default::default(), &secret).await.unwrap();
-    let kube_env = [
-        ("FLYTE_SECRET_KUBE_API_SERVER", standin.url()),
-        (
-            "FLYTE_SECRET_KUBE_TOKEN_FILE",
-            files.token.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_CA_FILE",
-            files.ca_crt.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
-            files.namespace.display().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = kube_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let kube_env = kube_env(&standin.url(), &files);
+    let env = pairs(&kube_env);
     let p = plan(
         vec![Backend::Kubernetes(KubernetesBackend::default())],
         None,

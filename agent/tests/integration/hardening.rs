@@ -6,12 +6,12 @@
 //! process; a dumpable one's belong to its own uid).
 
 use std::io::BufRead;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::common::*;
 use flyte_secret_spec::env::PLAN_ENV;
+use flyte_secret_testkit::process::ProcSnapshot;
 use serde_json::json;
 
 /// The uid the agent runs as here (nobody).
@@ -58,10 +58,7 @@ fn a_running_agent_is_not_dumpable_and_has_no_core_limit() {
         .unwrap();
     let pid = child.id();
     let waited = rx.recv_timeout(Duration::from_secs(20));
-    let proc_dir = format!("/proc/{pid}");
-    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
-    let limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
-    let owner = std::fs::metadata(format!("{proc_dir}/status")).map(|m| m.uid());
+    let proc = ProcSnapshot::take(pid);
     let _ = child.kill();
     let _ = child.wait();
     let stderr: Vec<String> = std::io::BufReader::new(child.stderr.take().unwrap())
@@ -72,25 +69,5 @@ fn a_running_agent_is_not_dumpable_and_has_no_core_limit() {
         waited.is_ok(),
         "the agent never reached the backend: {stderr:?}"
     );
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("65534")),
-        "the agent does not run as {NOBODY}: {status}"
-    );
-    let core = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .unwrap_or_else(|| panic!("no core limit in {limits}"));
-    let fields: Vec<&str> = core.split_whitespace().collect();
-    assert_eq!(
-        &fields[4..6],
-        ["0", "0"],
-        "RLIMIT_CORE is not 0 (soft and hard): {core}"
-    );
-    assert_eq!(
-        owner.unwrap(),
-        0,
-        "/proc/{pid}/status belongs to the agent's uid: the process is dumpable"
-    );
+    proc.assert_hardened("agent", NOBODY);
 }

@@ -5,12 +5,13 @@
 //! entries belong to root (the kernel's mark of a non-dumpable process).
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use flyte_secret_testkit::process::ProcSnapshot;
 
 /// The uid the webhook runs as here (nobody).
 const NOBODY: u32 = 65534;
@@ -65,31 +66,8 @@ fn a_serving_webhook_is_not_dumpable_and_has_no_core_limit() {
             }
         }
     }
-    let proc_dir = format!("/proc/{pid}");
-    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
-    let limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
-    let owner = std::fs::metadata(format!("{proc_dir}/status")).map(|m| m.uid());
+    let proc = ProcSnapshot::take(pid);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("65534")),
-        "the webhook does not run as {NOBODY}: {status}"
-    );
-    let core = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .unwrap_or_else(|| panic!("no core limit in {limits}"));
-    let fields: Vec<&str> = core.split_whitespace().collect();
-    assert_eq!(
-        &fields[4..6],
-        ["0", "0"],
-        "RLIMIT_CORE is not 0 (soft and hard): {core}"
-    );
-    assert_eq!(
-        owner.unwrap(),
-        0,
-        "/proc/{pid}/status belongs to the webhook's uid: the process is dumpable"
-    );
+    proc.assert_hardened("webhook", NOBODY);
 }

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_testkit::kube::InClusterFiles;
 
 /// A unique name for this test run (servers are shared between tests and runs).
 pub fn unique(prefix: &str) -> String {
@@ -48,24 +49,38 @@ fn fastrand_u32() -> u32 {
 
 pub use flyte_secret_testkit::fixtures::plan;
 
+/// The env `agent init` needs to reach the Kubernetes API stand-in the way a pod does: its
+/// URL, and the token, CA and namespace files `StandIn::write_incluster_files` wrote.
+pub fn kube_env(url: &str, files: &InClusterFiles) -> Vec<(&'static str, String)> {
+    vec![
+        ("FLYTE_SECRET_KUBE_API_SERVER", url.to_string()),
+        (
+            "FLYTE_SECRET_KUBE_TOKEN_FILE",
+            files.token.display().to_string(),
+        ),
+        (
+            "FLYTE_SECRET_KUBE_CA_FILE",
+            files.ca_crt.display().to_string(),
+        ),
+        (
+            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
+            files.namespace.display().to_string(),
+        ),
+    ]
+}
+
+/// Env pairs borrowed as [`init`] takes them.
+pub fn pairs<'a>(env: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// The agent binary with an environment that can only reach loopback: no inherited AWS or
 /// Vault settings, static AWS credentials, instance metadata disabled.
 pub fn agent(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.join("no-aws-credentials"),
-        )
-        .env("FLYTE_SECRET_LOG", "debug");
-    cmd
+    flyte_secret_testkit::process::loopback_command(
+        std::path::Path::new(env!("CARGO_BIN_EXE_agent")),
+        home,
+    )
 }
 
 /// Runs `agent init` for `plan`, writing into `root`, termination log beside it.

@@ -149,22 +149,8 @@ async fn vault_kv2_field_holding_json_and_kubernetes_data_key_holding_json() {
         ..Default::default()
     };
     api.create(&Default::default(), &secret).await.unwrap();
-    let kube_env = [
-        ("FLYTE_SECRET_KUBE_API_SERVER", standin.url()),
-        (
-            "FLYTE_SECRET_KUBE_TOKEN_FILE",
-            files.token.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_CA_FILE",
-            files.ca_crt.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
-            files.namespace.display().to_string(),
-        ),
-    ];
-    let kube_env: Vec<(&str, &str)> = kube_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let owned = kube_env(&standin.url(), &files);
+    let env = pairs(&owned);
     let k8s = vec![Backend::Kubernetes(KubernetesBackend::default())];
     // A field inside the data key; then, separately (one path cannot be both a file and a
     // directory), the whole data key through a one-member pointer.
@@ -179,7 +165,7 @@ async fn vault_kv2_field_holding_json_and_kubernetes_data_key_holding_json() {
     ] {
         let root = tempfile::tempdir().unwrap();
         let p = plan(k8s.clone(), None, requests);
-        let (out, _) = init(home.path(), &p, root.path(), &kube_env);
+        let (out, _) = init(home.path(), &p, root.path(), &env);
         assert_ok(&out);
         let got: Vec<String> = requests.iter().map(|r| read(root.path(), r)).collect();
         assert_eq!(got, want);

@@ -36,36 +36,13 @@ async fn put_secret(standin: &StandIn, ns: &str, name: &str, data: &[(&str, &[u8
     };
     api.create(&PostParams::default(), &secret).await.unwrap();
 }
-
-fn kube_env<'a>(
-    standin_url: &'a str,
-    files: &'a flyte_secret_testkit::kube::InClusterFiles,
-) -> Vec<(&'a str, String)> {
-    vec![
-        ("FLYTE_SECRET_KUBE_API_SERVER", standin_url.to_string()),
-        (
-            "FLYTE_SECRET_KUBE_TOKEN_FILE",
-            files.token.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_CA_FILE",
-            files.ca_crt.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
-            files.namespace.display().to_string(),
-        ),
-    ]
-}
-
 fn run(
     home: &Path,
     plan: &flyte_secret_spec::FetchPlan,
     root: &Path,
     env: &[(&str, String)],
 ) -> (std::process::Output, std::path::PathBuf) {
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    init(home, plan, root, &extra)
+    init(home, plan, root, &pairs(env))
 }
 
 fn k8s() -> Vec<Backend> {

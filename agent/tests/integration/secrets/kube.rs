@@ -12,7 +12,7 @@ use crate::manage_support::*;
 use flyte_secret_spec::backend::KubernetesBackend;
 use flyte_secret_spec::scoped::{LABEL_DOMAIN, LABEL_MANAGED, LABEL_PROJECT, k8s_secret_name};
 use flyte_secret_spec::{Backend, Scope, SecretRequest};
-use flyte_secret_testkit::kube::{InClusterFiles, StandIn};
+use flyte_secret_testkit::kube::StandIn;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -540,25 +540,6 @@ async fn image_pull_secrets_are_org_wide_and_typed() {
     assert_code(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("image-pull secrets are org-wide only"));
 }
-
-fn kube_env(url: &str, files: &InClusterFiles) -> Vec<(&'static str, String)> {
-    vec![
-        ("FLYTE_SECRET_KUBE_API_SERVER", url.to_string()),
-        (
-            "FLYTE_SECRET_KUBE_TOKEN_FILE",
-            files.token.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_CA_FILE",
-            files.ca_crt.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
-            files.namespace.display().to_string(),
-        ),
-    ]
-}
-
 /// Runs `agent init` for a pod of `project` in `domain` asking for the group-less `name`;
 /// returns what it wrote.
 fn pod_receives(
