@@ -183,6 +183,7 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, Error> {
             BackendName::Kubernetes => Backend::Kubernetes(KubernetesBackend {
                 namespace: args.kube_namespace.clone(),
                 managed_namespace: args.managed_namespace.clone(),
+                broker: None,
             }),
             BackendName::Aws => Backend::Aws(args.aws.backend()),
             BackendName::Vault => Backend::Vault(

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::broker::BrokerRef;
 use crate::request::SecretRequest;
 use crate::scoped::{DEFAULT_MANAGED_NAMESPACE, is_valid_secret_name};
 
@@ -36,9 +37,46 @@ pub struct KubernetesBackend {
     /// Namespace of direct (grouped) Secrets; the pod's own namespace when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Namespace of Flyte 2 managed Secrets.
+    /// Namespace of Flyte 2 managed Secrets (read directly only by `agent fetch`/`agent
+    /// secrets` with operator credentials; in a pod the broker's own setting decides).
     #[serde(default = "default_managed_namespace")]
     pub managed_namespace: String,
+    /// The broker serving everything outside the pod's namespace ([`crate::broker`]): Flyte 2
+    /// managed secrets and, when `namespace` is set, direct Secrets. Without one, such
+    /// requests are not found here and fall through to the next backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerRef>,
+}
+
+/// How a task pod's agent gets a Kubernetes Secret ([`KubernetesBackend::delivery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeDelivery {
+    /// From the `secret` volume the kubelet mounts at
+    /// [`crate::env::KUBE_SECRETS_DIR`]`/<group>/<data key>`: a Secret in the pod's own
+    /// namespace.
+    Volume,
+    /// From the broker: a Flyte 2 managed secret, or a Secret of another namespace.
+    Broker,
+}
+
+impl KubernetesBackend {
+    /// How `req` is delivered in a task pod: groupless (managed) requests and any request when
+    /// a `namespace` is configured go through the broker; the rest come from the kubelet.
+    pub fn delivery(&self, req: &SecretRequest) -> KubeDelivery {
+        if req.is_groupless() || self.namespace.is_some() {
+            KubeDelivery::Broker
+        } else {
+            KubeDelivery::Volume
+        }
+    }
+
+    /// The Secret data key `req` reads (a JSON Pointer's first member, else `key`).
+    pub fn data_key(req: &SecretRequest) -> String {
+        match req.pointer() {
+            Some(Ok(pointer)) => pointer.tokens()[0].clone(),
+            _ => req.key.clone(),
+        }
+    }
 }
 
 fn default_managed_namespace() -> String {
@@ -50,6 +88,7 @@ impl Default for KubernetesBackend {
         Self {
             namespace: None,
             managed_namespace: default_managed_namespace(),
+            broker: None,
         }
     }
 }
@@ -248,10 +287,7 @@ impl Backend {
                     ));
                 }
                 // A JSON Pointer's first member is the data key it points into.
-                let data_key = match req.pointer() {
-                    Some(Ok(pointer)) => pointer.tokens()[0].clone(),
-                    _ => req.key.clone(),
-                };
+                let data_key = KubernetesBackend::data_key(req);
                 if !is_secret_data_key(&data_key) {
                     return Err(format!(
                         "Kubernetes Secret key {data_key:?} must match [-._a-zA-Z0-9]+"

@@ -34,6 +34,24 @@ pub const SERVICE_ACCOUNT_CA_FILE: &str = "/var/run/secrets/kubernetes.io/servic
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
+/// Where the agent's init container finds the pod's own Kubernetes Secrets: the webhook mounts
+/// one `secret` volume per requested Secret at `<this>/<secret name>` (only the requested keys,
+/// each at `<data key>`), in the agent container only; the kubelet reads them under node
+/// authorization, so the task's service account needs no Secret RBAC.
+pub const KUBE_SECRETS_DIR: &str = "/var/run/secrets/flyte-secret-agent/kubernetes";
+/// Overrides [`KUBE_SECRETS_DIR`] (`agent fetch`, tests).
+pub const KUBE_SECRETS_DIR_ENV: &str = "FLYTE_SECRET_KUBE_SECRETS_DIR";
+/// Where the agent container (only) gets its broker token: a projected service-account token
+/// bound to the pod, with the broker's audience and a short expiry.
+pub const BROKER_TOKEN_DIR: &str = "/var/run/secrets/flyte-secret-agent/broker";
+/// The broker token inside [`BROKER_TOKEN_DIR`].
+pub const BROKER_TOKEN_FILE: &str = "/var/run/secrets/flyte-secret-agent/broker/token";
+/// Overrides [`BROKER_TOKEN_FILE`] (`agent fetch`, tests).
+pub const BROKER_TOKEN_FILE_ENV: &str = "FLYTE_SECRET_BROKER_TOKEN_FILE";
+/// The CA bundle (PEM) the agent trusts for the broker, set by the webhook (public data: the
+/// CA certificate that signed the broker's serving certificate).
+pub const BROKER_CA_ENV: &str = "FLYTE_SECRET_BROKER_CA";
+
 /// How the webhook and the agent write log lines. Both binaries emit the same JSON shape:
 /// one object per line, the event's fields at the top level beside `timestamp`, `level`
 /// and `message`.

@@ -23,6 +23,7 @@ pub mod aggregate;
 pub mod annotation;
 pub mod backend;
 pub mod base32;
+pub mod broker;
 pub mod env;
 pub mod field;
 pub mod naming;

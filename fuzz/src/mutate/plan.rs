@@ -29,6 +29,7 @@ fn backend() -> impl Strategy<Value = Backend> {
                 } else {
                     managed
                 },
+                broker: None,
             })
         }),
         (

@@ -147,6 +147,7 @@ impl KubeStore {
         let backend = KubernetesBackend {
             namespace: None,
             managed_namespace: namespace.to_string(),
+            broker: None,
         };
         let connected = KubeBackend::client_for(settings, &backend, ctx.policy.attempt_timeout)
             .await
