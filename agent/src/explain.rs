@@ -1,20 +1,25 @@
 //! `agent fetch --explain`: for each request of a plan, which backends would be asked (and
-//! why the others are not), what each would read — the Kubernetes Secret and data key, the
-//! AWS SecretId, version and field, the Vault engine, API path and field, the managed-secret
-//! names per scope — and which files and env vars would be written. Nothing is fetched, so
-//! no value can appear.
+//! why the others are not), what each would read — for Kubernetes, where the request comes
+//! from in the mode given (a task pod's kubelet volume file or broker annotation, or in API
+//! mode the Secret and data key, the managed-secret names per scope), the AWS SecretId,
+//! version and field, the Vault engine, API path and field — and which files and env vars
+//! would be written. Nothing is fetched, so no value can appear.
 
 use std::fmt::Write as _;
 
 use flyte_secret_spec::SecretRequest;
-use flyte_secret_spec::backend::{Backend, VaultEngine, aws_ambiguity, aws_ref, route};
-use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::backend::{
+    Backend, KubeDelivery, KubernetesBackend, VaultEngine, aws_ambiguity, aws_ref, route,
+};
+use flyte_secret_spec::plan::{FetchPlan, PlannedSecret};
 use flyte_secret_spec::scoped::k8s_secret_name;
 
+use crate::backends::kube::{KubeAccess, PodSettings};
 use crate::backends::vault::kv2_data_path;
 
-/// The explanation of every request of `plan`, one block per request.
-pub fn explain(plan: &FetchPlan) -> String {
+/// The explanation of every request of `plan`, one block per request, Kubernetes requests
+/// as `kube` (pod or API mode) reads them.
+pub fn explain(plan: &FetchPlan, kube: &KubeAccess) -> String {
     let layout = plan.layout();
     let mut out = String::new();
     for secret in &plan.secrets {
@@ -34,13 +39,11 @@ pub fn explain(plan: &FetchPlan) -> String {
                     let _ = writeln!(out, "  {}. {}: {reason}", i + 1, backend.kind());
                 }
                 None => {
-                    let _ = writeln!(
-                        out,
-                        "  {}. {}: {}",
-                        i + 1,
-                        backend.kind(),
-                        reads(backend, req, plan)
-                    );
+                    let what = match (backend, kube) {
+                        (Backend::Kubernetes(k), KubeAccess::Pod(pod)) => in_pod(k, pod, secret),
+                        _ => reads(backend, req, plan),
+                    };
+                    let _ = writeln!(out, "  {}. {}: {what}", i + 1, backend.kind());
                 }
             }
         }
@@ -73,7 +76,47 @@ fn has_aws(plan: &FetchPlan) -> bool {
     plan.backends.iter().any(|b| matches!(b, Backend::Aws(_)))
 }
 
-/// What `backend` would read for `req`.
+/// Where a task pod's agent gets a Kubernetes request: its kubelet volume file, or the
+/// broker (by annotation).
+fn in_pod(k: &KubernetesBackend, pod: &PodSettings, secret: &PlannedSecret) -> String {
+    let req = &secret.request;
+    let key = KubernetesBackend::data_key(req);
+    let inside = match req.pointer() {
+        Some(Ok(p)) if p.tokens().len() > 1 => {
+            format!(", field /{} of its JSON", p.tokens()[1..].join("/"))
+        }
+        _ => String::new(),
+    };
+    match k.delivery(req) {
+        KubeDelivery::Volume => format!(
+            "Secret {} of the pod's namespace, data key {key:?}{inside}, from the kubelet's volume file {}",
+            req.group,
+            pod.secrets_dir.join(&req.group).join(&key).display()
+        ),
+        KubeDelivery::Broker => {
+            let what = if req.is_groupless() {
+                "managed secret (scope from the pod's namespace)".to_string()
+            } else {
+                format!(
+                    "Secret {}/{}, data key {key:?}",
+                    k.namespace.as_deref().unwrap_or_default(),
+                    req.group
+                )
+            };
+            match (&k.broker, secret.annotation.as_str()) {
+                (None, _) => format!("{what}: not found here, no broker configured"),
+                (Some(_), "") => format!(
+                    "{what}: refused, no pod annotation to ask the broker for (use --kubeconfig)"
+                ),
+                (Some(b), annotation) => {
+                    format!("{what}{inside}, from the broker {} as {annotation}", b.url)
+                }
+            }
+        }
+    }
+}
+
+/// What `backend` would read for `req` (Kubernetes: through the API).
 fn reads(backend: &Backend, req: &SecretRequest, plan: &FetchPlan) -> String {
     if req.is_groupless() {
         return managed(backend, req, plan);

@@ -9,7 +9,9 @@
 //! - [`run`]: `init` and `fetch` over one code path: plan → [`resolve`] → [`writer`];
 //! - [`backends`]: one interface (connect → fetch a batch → found or a typed miss) and one
 //!   folder per store (Kubernetes, AWS Secrets Manager, Vault), each owning its read path
-//!   and its Flyte 2 managed-secret layout;
+//!   and its Flyte 2 managed-secret layout. In a task pod Kubernetes Secrets come from the
+//!   kubelet's `secret` volumes and the secret broker, never the API
+//!   ([`backends::kube`]);
 //! - [`retry`]: timeouts and jittered retries inside the plan's deadline;
 //! - [`writer`]: the atomic, kubelet-style publish of the files;
 //! - [`exec`]: `agent exec`, env delivery from the written files;

@@ -10,9 +10,8 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::backend::route;
-use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::plan::{FetchPlan, PlannedSecret};
 
 use crate::backends::transport::truncate;
 use crate::backends::{Access, Class, Context, Found, Lookup, Miss, fetch_round};
@@ -143,9 +142,8 @@ pub async fn resolve(
         if eligible.is_empty() {
             continue;
         }
-        let requests: Vec<&SecretRequest> =
-            eligible.iter().map(|&i| &plan.secrets[i].request).collect();
-        let lookups = fetch_round(backend, access, ctx, &requests).await;
+        let round: Vec<&PlannedSecret> = eligible.iter().map(|&i| &plan.secrets[i]).collect();
+        let lookups = fetch_round(backend, access, ctx, &round).await;
         let mut still = Vec::new();
         for (&i, lookup) in eligible.iter().zip(lookups) {
             match lookup.and_then(|f| check_value(f, empty)) {

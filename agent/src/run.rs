@@ -8,6 +8,7 @@ use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::{Backend, Layout, Scope, SecretPath, SecretRequest};
 
 use crate::aggregate;
+use crate::backends::kube::KubeAccess;
 use crate::backends::{Access, Context};
 use crate::cli::flags::{BackendName, PlanArgs, TimeArgs};
 use crate::cli::{FetchArgs, InitArgs};
@@ -122,8 +123,9 @@ async fn init_inner(args: &InitArgs) -> Result<(), Error> {
         .unwrap_or_else(|| PathBuf::from(&plan.mount_path));
     let ctx = context(&plan, &args.time);
     tracing::info!(secrets = plan.secrets.len(), backends = plan.backends.len(), root = %root.display(), "fetching");
+    // A task pod's agent has no Kubernetes API right: volumes and the broker only.
     let access = Access {
-        kube: args.kube.settings(None),
+        kube: KubeAccess::Pod(args.pod.settings()),
     };
     let resolution = resolve(&plan, &access, &ctx, args.delivery.empty_values()).await;
     log_resolution(&plan, &resolution);
@@ -211,6 +213,16 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, Error> {
     Ok(plan)
 }
 
+/// How `agent fetch` reads Kubernetes Secrets: through the API when given API credentials
+/// (`--kubeconfig`, `--kube-api-server`), else as a task pod's agent does.
+fn kube_access(args: &FetchArgs) -> KubeAccess {
+    if args.kubeconfig.is_some() || args.kube.kube_api_server.is_some() {
+        KubeAccess::Api(args.kube.settings(args.kubeconfig.clone()))
+    } else {
+        KubeAccess::Pod(args.pod.settings())
+    }
+}
+
 /// `agent fetch`.
 pub async fn fetch(args: FetchArgs) -> Result<(), Error> {
     let plan = match &args.plan_file {
@@ -221,12 +233,12 @@ pub async fn fetch(args: FetchArgs) -> Result<(), Error> {
         None => plan_from_flags(&args)?,
     };
     if args.explain {
-        print!("{}", crate::explain::explain(&plan));
+        print!("{}", crate::explain::explain(&plan, &kube_access(&args)));
         return Ok(());
     }
     let ctx = context(&plan, &args.time);
     let access = Access {
-        kube: args.kube.settings(args.kubeconfig.clone()),
+        kube: kube_access(&args),
     };
     let resolution = resolve(&plan, &access, &ctx, args.delivery.empty_values()).await;
     log_resolution(&plan, &resolution);

@@ -164,7 +164,8 @@ impl VaultBackend {
 pub enum VaultAuth {
     /// Kubernetes auth: the pod's service-account JWT for a role.
     Kubernetes {
-        /// Role (Flyte's default is `flyte`).
+        /// Role (Flyte's default is `flyte`), or a template with `{{namespace}}` such as
+        /// `flyte-{{namespace}}`, rendered per pod ([`VaultAuth::for_namespace`]).
         #[serde(default = "default_role")]
         role: String,
         /// Auth mount path.
@@ -176,7 +177,7 @@ pub enum VaultAuth {
     },
     /// JWT auth with a (projected) service-account token.
     Jwt {
-        /// Role.
+        /// Role, or a template with `{{namespace}}` ([`VaultAuth::for_namespace`]).
         #[serde(default = "default_role")]
         role: String,
         /// Auth mount path.
@@ -193,6 +194,115 @@ pub enum VaultAuth {
         token_file: Option<String>,
     },
 }
+
+/// The one placeholder a Vault role template knows: the pod's namespace.
+pub const VAULT_ROLE_NAMESPACE: &str = "{{namespace}}";
+
+/// The longest Vault role name [`is_vault_role_name`] accepts (Vault sets none; this keeps a
+/// role a sane URL segment and log field).
+pub const MAX_VAULT_ROLE_LEN: usize = 255;
+
+/// A namespace is a DNS-1123 label: at most 63 characters.
+const MAX_NAMESPACE_LEN: usize = 63;
+
+impl VaultAuth {
+    /// The role (or role template) of kubernetes and jwt auth; `None` for token auth.
+    pub fn role(&self) -> Option<&str> {
+        match self {
+            Self::Kubernetes { role, .. } | Self::Jwt { role, .. } => Some(role),
+            Self::Token { .. } => None,
+        }
+    }
+
+    /// Checks the role template, for config validation: only `{{namespace}}` is known, and
+    /// what it renders to is a valid Vault role name for every namespace.
+    ///
+    /// Rendering with the namespace `a` decides the characters: a namespace is a DNS-1123
+    /// label, whose characters are all valid in a role name and whose first and last are
+    /// alphanumeric, so a template valid for `a` is valid for any namespace and one invalid for
+    /// `a` for none. Rendering with a longest namespace (63 characters) then decides the length.
+    pub fn check_role(&self) -> Result<(), String> {
+        self.for_namespace("a")?;
+        self.for_namespace(&"a".repeat(MAX_NAMESPACE_LEN))
+            .map(drop)
+            .map_err(|_| {
+                format!(
+                    "Vault role template {:?} renders to more than {MAX_VAULT_ROLE_LEN} characters for a namespace of {MAX_NAMESPACE_LEN}",
+                    self.role().unwrap_or_default()
+                )
+            })
+    }
+
+    /// This auth for a pod in `namespace`: the role template rendered (`flyte-{{namespace}}`
+    /// → `flyte-flytesnacks-development`). A role without a placeholder, and token auth, come
+    /// back unchanged, so the default `flyte` keeps working as before. `Err` says what is
+    /// wrong with the template or the role it renders to.
+    pub fn for_namespace(&self, namespace: &str) -> Result<VaultAuth, String> {
+        let mut auth = self.clone();
+        match &mut auth {
+            Self::Kubernetes { role, .. } | Self::Jwt { role, .. } => {
+                *role = render_role(role, namespace)?;
+            }
+            Self::Token { .. } => {}
+        }
+        Ok(auth)
+    }
+}
+
+/// Replaces each `{{namespace}}` (spaces inside the braces allowed) in `template`, refusing any
+/// other placeholder, then checks the result is a Vault role name.
+fn render_role(template: &str, namespace: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + namespace.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| {
+            format!("Vault role template {template:?} has a \"{{{{\" without its \"}}}}\"")
+        })?;
+        match after[..end].trim() {
+            "namespace" if namespace.is_empty() => {
+                return Err(format!(
+                    "Vault role template {template:?} needs the pod's namespace, which is unknown"
+                ));
+            }
+            "namespace" => out.push_str(namespace),
+            other => {
+                return Err(format!(
+                    "Vault role template {template:?} has an unknown placeholder {{{{{other}}}}}: only {VAULT_ROLE_NAMESPACE} is known"
+                ));
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    if is_vault_role_name(&out) {
+        Ok(out)
+    } else if out == template {
+        Err(format!(
+            "Vault role {out:?} is not a valid role name (letters, digits, '_', '-', '.'; starting and ending with a letter, digit or '_')"
+        ))
+    } else {
+        Err(format!(
+            "Vault role template {template:?} renders to {out:?} for namespace {namespace:?}, which is not a valid role name (letters, digits, '_', '-', '.'; starting and ending with a letter, digit or '_')"
+        ))
+    }
+}
+
+/// Vault's role names on the kubernetes and jwt auth methods (`framework.GenericNameRegex`):
+/// `\w(([\w-.]+)?\w)?`, ASCII here, at most [`MAX_VAULT_ROLE_LEN`] characters.
+pub fn is_vault_role_name(name: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_VAULT_ROLE_LEN
+        && word(b[0])
+        && word(b[b.len() - 1])
+        && b.iter().all(|&c| word(c) || c == b'-' || c == b'.')
+}
+
+#[cfg(test)]
+mod vault_role_tests;
 
 fn default_role() -> String {
     "flyte".to_string()
@@ -246,9 +356,13 @@ pub fn is_dns1123_subdomain(name: &str) -> bool {
         })
 }
 
-/// Kubernetes Secret data keys: `[-._a-zA-Z0-9]+`, at most 253 characters.
+/// Kubernetes Secret data keys: `[-._a-zA-Z0-9]+`, at most 253 characters, and not `.`, `..`
+/// or starting with `..` (the API server's `IsConfigMapKey`: the kubelet writes each key as a
+/// file name beside its own `..data`).
 pub fn is_secret_data_key(key: &str) -> bool {
     !key.is_empty()
+        && key != "."
+        && !key.starts_with("..")
         && key.len() <= 253
         && key
             .bytes()

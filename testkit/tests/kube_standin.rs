@@ -1,13 +1,16 @@
 //! The Kubernetes API stand-in, driven by the real `kube` client: Secret CRUD with real
 //! metadata and errors, selectors and pages, authentication, the policy, in-cluster files,
-//! TokenReview/TokenRequest, webhook configurations, and the `kube-standin` binary.
+//! TokenReview/TokenRequest (audiences, pod-bound tokens), Pods, RBAC from stored objects and
+//! files, webhook configurations, and the `kube-standin` binary.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use flyte_secret_testkit::kube::{ADMIN_USER, Policy, Rule, StandIn, StandInOptions};
+use flyte_secret_testkit::kube::{
+    ADMIN_USER, PodRef, Policy, Rule, StandIn, StandInOptions, request_token,
+};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, WebhookClientConfig,
@@ -15,7 +18,10 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::authentication::v1::{
     TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::Status;
@@ -877,7 +883,7 @@ async fn oidc_discovery_and_public_key_verify_tokens() {
 
     let unknown = status(
         client
-            .request_text(get("/api/v1/namespaces/team/pods"))
+            .request_text(get("/api/v1/namespaces/team/configmaps"))
             .await,
     );
     assert_eq!((unknown.code, unknown.reason.as_str()), (404, "NotFound"));
@@ -1115,4 +1121,812 @@ async fn json_patch_of_a_webhook_configuration_and_immutable_secrets() {
         .await
         .unwrap();
     assert_eq!(status(secrets.get("frozen").await).code, 404);
+}
+
+// ---- Pods, pod-bound tokens, RBAC (issue 15) ----
+
+fn pod(name: &str, service_account: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            service_account_name: Some(service_account.into()),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some("task:1".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn create_pod(standin: &StandIn, namespace: &str, name: &str, sa: &str) -> PodRef {
+    let pods: Api<Pod> = Api::namespaced(admin(standin).await, namespace);
+    let created = pods
+        .create(&PostParams::default(), &pod(name, sa))
+        .await
+        .unwrap();
+    PodRef {
+        name: name.into(),
+        uid: created.metadata.uid.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn pods_have_real_metadata_status_subresource_and_graceful_delete() {
+    let standin = StandIn::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin(&standin).await, "team");
+    let mut input = pod("task-a", "");
+    input.spec.as_mut().unwrap().service_account_name = None;
+    let created = pods.create(&PostParams::default(), &input).await.unwrap();
+    let meta = &created.metadata;
+    assert_eq!(meta.uid.as_ref().unwrap().len(), 36);
+    assert!(meta.resource_version.is_some() && meta.creation_timestamp.is_some());
+    assert_eq!(meta.namespace.as_deref(), Some("team"));
+    let spec = created.spec.as_ref().unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    let phase = |p: &Pod| p.status.as_ref().unwrap().phase.clone().unwrap();
+    assert_eq!(phase(&created), "Pending");
+
+    // A phase given at create is kept.
+    let mut running = pod("task-b", "runner");
+    running.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        ..Default::default()
+    });
+    let running = pods.create(&PostParams::default(), &running).await.unwrap();
+    assert_eq!(phase(&running), "Running");
+    let listed = pods.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+    let all: Api<Pod> = Api::all(admin(&standin).await);
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+
+    let invalid = status(
+        pods.create(
+            &PostParams::default(),
+            &Pod {
+                metadata: ObjectMeta {
+                    name: Some("empty".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
+
+    // A write to the pod itself keeps the status; the status subresource changes only it.
+    let patch = json!({"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Failed"}});
+    let patched = pods
+        .patch("task-b", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(phase(&patched), "Running");
+    assert_eq!(patched.metadata.labels.unwrap()["a"], "b");
+    let patch = json!({"metadata": {"labels": {"a": "c"}}, "status": {"phase": "Succeeded"}});
+    let done = pods
+        .patch_status("task-b", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(phase(&done), "Succeeded");
+    assert_eq!(done.metadata.labels.unwrap()["a"], "b");
+    assert_ne!(
+        done.metadata.resource_version,
+        patched.metadata.resource_version
+    );
+    assert_eq!(
+        phase(&pods.get_status("task-b").await.unwrap()),
+        "Succeeded"
+    );
+
+    // A pod on a node is only marked when deleted (its kubelet finishes); then a zero grace
+    // period removes it. An unscheduled pod goes at once.
+    let mut scheduled = pod("task-c", "runner");
+    scheduled.spec.as_mut().unwrap().node_name = Some("node-1".into());
+    pods.create(&PostParams::default(), &scheduled)
+        .await
+        .unwrap();
+    let marked = pods
+        .delete("task-c", &DeleteParams::default())
+        .await
+        .unwrap();
+    let marked = marked
+        .left()
+        .expect("a graceful delete answers with the pod");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(30));
+    assert!(
+        pods.get("task-c")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    pods.delete(
+        "task-c",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(pods.get("task-c").await).reason, "NotFound");
+    assert!(
+        pods.delete("task-a", &DeleteParams::default())
+            .await
+            .unwrap()
+            .is_right()
+    );
+    assert_eq!(status(pods.get("task-a").await).code, 404);
+}
+
+#[tokio::test]
+async fn pod_bound_token_is_reviewed_with_audience_and_pod_claims() {
+    let standin = StandIn::start().await.unwrap();
+    let admin = admin(&standin).await;
+    let bound = create_pod(&standin, "team", "task-1", "runner").await;
+    let audience = vec!["flyte-secret-broker".to_owned()];
+    let token = request_token(&admin, "team", "runner", &audience, 600, Some(&bound))
+        .await
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["kubernetes.io"]["pod"],
+        json!({"name": "task-1", "uid": bound.uid})
+    );
+    assert_eq!(claims["aud"], json!(audience));
+    let ttl = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(ttl, 600, "expirationSeconds is honoured");
+
+    let ok = review(&admin, &token, Some(&["other", "flyte-secret-broker"])).await;
+    let status_ = ok.status.unwrap();
+    assert_eq!(status_.authenticated, Some(true), "{status_:?}");
+    assert_eq!(status_.audiences, Some(audience.clone()));
+    let user = status_.user.unwrap();
+    assert_eq!(
+        user.username.as_deref(),
+        Some("system:serviceaccount:team:runner")
+    );
+    assert!(user.uid.is_some());
+    assert_eq!(
+        user.groups.unwrap(),
+        [
+            "system:serviceaccounts",
+            "system:serviceaccounts:team",
+            "system:authenticated"
+        ]
+    );
+    let extra = user.extra.unwrap();
+    assert_eq!(extra["authentication.kubernetes.io/pod-name"], ["task-1"]);
+    assert_eq!(
+        extra["authentication.kubernetes.io/pod-uid"],
+        std::slice::from_ref(&bound.uid)
+    );
+
+    // Wrong audience, or none (= the API audience): not authenticated, and the API itself
+    // refuses the token.
+    for audiences in [Some(&["vault"][..]), None] {
+        let refused = review(&admin, &token, audiences).await.status.unwrap();
+        assert_ne!(refused.authenticated, Some(true));
+        assert!(
+            refused
+                .error
+                .unwrap()
+                .contains("invalid for the target audiences")
+        );
+    }
+    let as_broker = standin.client(&token).await.unwrap();
+    let err = status(Api::<Secret>::namespaced(as_broker, "team").get("x").await);
+    assert_eq!(err.code, 401);
+
+    // Expired.
+    let expired = standin.mint_pod_token(
+        "team",
+        "runner",
+        &bound,
+        &["flyte-secret-broker"],
+        Duration::ZERO,
+    );
+    let refused = review(&admin, &expired, Some(&["flyte-secret-broker"]))
+        .await
+        .status
+        .unwrap();
+    assert_ne!(refused.authenticated, Some(true));
+    assert!(refused.error.unwrap().contains("expired"));
+
+    // A pod-bound token works against the API too (API audience) while its pod exists.
+    let api_token = standin.mint_pod_token("team", "runner", &bound, &[], HOUR);
+    let review_api = review(&admin, &api_token, None).await.status.unwrap();
+    assert_eq!(review_api.authenticated, Some(true));
+}
+
+#[tokio::test]
+async fn pod_bound_token_dies_with_its_pod() {
+    let standin = StandIn::start().await.unwrap();
+    let admin = admin(&standin).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "team");
+    let first = create_pod(&standin, "team", "task-1", "runner").await;
+    let aud = ["broker"];
+    let token = standin.mint_pod_token("team", "runner", &first, &aud, HOUR);
+    assert_eq!(
+        review(&admin, &token, Some(&aud))
+            .await
+            .status
+            .unwrap()
+            .authenticated,
+        Some(true)
+    );
+
+    pods.delete("task-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let gone = review(&admin, &token, Some(&aud)).await.status.unwrap();
+    assert_ne!(gone.authenticated, Some(true));
+    assert_eq!(
+        gone.error.as_deref(),
+        Some("[invalid bearer token, service account token has been invalidated]")
+    );
+
+    // Same name, new uid: the old token stays dead; a new one for the new pod works.
+    let second = create_pod(&standin, "team", "task-1", "runner").await;
+    assert_ne!(first.uid, second.uid);
+    let replayed = review(&admin, &token, Some(&aud)).await.status.unwrap();
+    assert_ne!(replayed.authenticated, Some(true));
+    let fresh = standin.mint_pod_token("team", "runner", &second, &aud, HOUR);
+    assert_eq!(
+        review(&admin, &fresh, Some(&aud))
+            .await
+            .status
+            .unwrap()
+            .authenticated,
+        Some(true)
+    );
+
+    // TokenRequest checks the binding up front, as the API server does.
+    let aud = vec!["broker".to_owned()];
+    let stale = status(
+        request_token(&admin, "team", "runner", &aud, 600, Some(&first))
+            .await
+            .map_err(|e| e.downcast::<Error>().unwrap()),
+    );
+    assert_eq!(stale.code, 409, "{}", stale.message);
+    let other_sa = status(
+        request_token(&admin, "team", "intruder", &aud, 600, Some(&second))
+            .await
+            .map_err(|e| e.downcast::<Error>().unwrap()),
+    );
+    assert_eq!(other_sa.code, 400);
+    assert!(
+        other_sa.message.contains("different serviceaccount name"),
+        "{}",
+        other_sa.message
+    );
+    let missing = PodRef {
+        name: "nope".into(),
+        uid: first.uid.clone(),
+    };
+    let missing = status(
+        request_token(&admin, "team", "runner", &aud, 600, Some(&missing))
+            .await
+            .map_err(|e| e.downcast::<Error>().unwrap()),
+    );
+    assert_eq!(missing.code, 404);
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(own(groups)),
+        resources: Some(own(resources)),
+        verbs: own(verbs),
+        resource_names: (!names.is_empty()).then(|| own(names)),
+        ..Default::default()
+    }
+}
+
+fn subject(kind: &str, name: &str, namespace: Option<&str>) -> Subject {
+    Subject {
+        kind: kind.into(),
+        name: name.into(),
+        namespace: namespace.map(str::to_owned),
+        api_group: (kind != "ServiceAccount").then(|| "rbac.authorization.k8s.io".into()),
+    }
+}
+
+fn role_ref(kind: &str, name: &str) -> RoleRef {
+    RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: kind.into(),
+        name: name.into(),
+    }
+}
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+/// A stand-in where only RBAC decides, with Secret `db` and `other` in `team` and `flyte`.
+async fn rbac_only() -> StandIn {
+    let standin = StandIn::start_with(StandInOptions {
+        policy: Policy::deny_all(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin(&standin).await;
+    for ns in ["team", "flyte"] {
+        for name in ["db", "other"] {
+            Api::<Secret>::namespaced(admin.clone(), ns)
+                .create(&PostParams::default(), &secret(name, &[], &[("k", "v")]))
+                .await
+                .unwrap();
+        }
+    }
+    standin
+}
+
+async fn secrets_as(standin: &StandIn, sa_ns: &str, sa: &str, ns: &str) -> Api<Secret> {
+    Api::namespaced(service_account(standin, sa_ns, sa).await, ns)
+}
+
+#[tokio::test]
+async fn deny_all_without_rbac_is_403() {
+    let standin = rbac_only().await;
+    let secrets = secrets_as(&standin, "team", "runner", "team").await;
+    let denied = status(secrets.get("db").await);
+    assert_eq!(
+        denied.message,
+        r#"secrets "db" is forbidden: User "system:serviceaccount:team:runner" cannot get resource "secrets" in API group "" in the namespace "team""#
+    );
+    let client = service_account(&standin, "team", "runner").await;
+    let token = standin.mint_token("team", "runner", &[], HOUR);
+    let reviews: Api<TokenReview> = Api::all(client);
+    let refused = status(
+        reviews
+            .create(
+                &PostParams::default(),
+                &TokenReview {
+                    spec: TokenReviewSpec {
+                        token: Some(token),
+                        audiences: None,
+                    },
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    assert_eq!(
+        refused.message,
+        r#"tokenreviews.authentication.k8s.io is forbidden: User "system:serviceaccount:team:runner" cannot create resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope"#
+    );
+    let pods: Api<Pod> = Api::namespaced(service_account(&standin, "team", "runner").await, "team");
+    assert_eq!(status(pods.get("x").await).code, 403);
+}
+
+#[tokio::test]
+async fn role_with_resource_names_allows_only_that_secret() {
+    let standin = rbac_only().await;
+    let admin = admin(&standin).await;
+    let role = Role {
+        metadata: meta("read-db"),
+        rules: Some(vec![rule(&[""], &["secrets"], &["get", "list"], &["db"])]),
+    };
+    let roles: Api<Role> = Api::namespaced(admin.clone(), "team");
+    let created = roles.create(&PostParams::default(), &role).await.unwrap();
+    assert!(created.metadata.uid.is_some());
+    let binding = RoleBinding {
+        metadata: meta("read-db"),
+        role_ref: role_ref("Role", "read-db"),
+        subjects: Some(vec![subject("ServiceAccount", "runner", Some("team"))]),
+    };
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), "team");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    assert_eq!(
+        roles
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert!(roles.get("read-db").await.is_ok());
+
+    let secrets = secrets_as(&standin, "team", "runner", "team").await;
+    assert!(secrets.get("db").await.is_ok());
+    let denied = status(secrets.get("other").await);
+    assert_eq!(denied.code, 403);
+    assert!(
+        denied
+            .message
+            .starts_with(r#"secrets "other" is forbidden"#),
+        "{}",
+        denied.message
+    );
+    // A list is allowed only when pinned to the name.
+    assert_eq!(status(secrets.list(&ListParams::default()).await).code, 403);
+    let pinned = ListParams::default().fields("metadata.name=db");
+    assert_eq!(secrets.list(&pinned).await.unwrap().items.len(), 1);
+    // Same Role name elsewhere is not bound: `flyte` stays closed.
+    assert_eq!(
+        status(
+            secrets_as(&standin, "team", "runner", "flyte")
+                .await
+                .get("db")
+                .await
+        )
+        .code,
+        403
+    );
+
+    // Deleting the binding takes the access away at once.
+    bindings
+        .delete("read-db", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(status(secrets.get("db").await).code, 403);
+
+    // roleRef is immutable, as on a real cluster.
+    let created = bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let mut changed = created.clone();
+    changed.role_ref = role_ref("ClusterRole", "view");
+    let refused = status(
+        bindings
+            .replace("read-db", &PostParams::default(), &changed)
+            .await,
+    );
+    assert_eq!(refused.code, 422);
+}
+
+#[tokio::test]
+async fn rolebinding_to_a_clusterrole_is_namespace_scoped_and_sa_namespace_matters() {
+    let standin = rbac_only().await;
+    let admin = admin(&standin).await;
+    let reader = ClusterRole {
+        metadata: meta("secret-reader"),
+        rules: Some(vec![rule(&[""], &["secrets"], &["get"], &[])]),
+        ..Default::default()
+    };
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &reader)
+        .await
+        .unwrap();
+    // Bound in `flyte` for `broker/flyte-secret-broker`, and a subject `runner` in `elsewhere`.
+    let binding = RoleBinding {
+        metadata: meta("broker-reads"),
+        role_ref: role_ref("ClusterRole", "secret-reader"),
+        subjects: Some(vec![
+            subject("ServiceAccount", "flyte-secret-broker", Some("broker")),
+            subject("ServiceAccount", "runner", Some("elsewhere")),
+        ]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), "flyte")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let broker = |ns: &'static str| secrets_as(&standin, "broker", "flyte-secret-broker", ns);
+    assert!(broker("flyte").await.get("other").await.is_ok());
+    let denied = status(broker("team").await.get("db").await);
+    assert!(
+        denied.message.ends_with(r#"in the namespace "team""#),
+        "{}",
+        denied.message
+    );
+    // The same SA name in another namespace is another user.
+    assert_eq!(
+        status(
+            secrets_as(&standin, "team", "runner", "flyte")
+                .await
+                .get("db")
+                .await
+        )
+        .code,
+        403
+    );
+    assert!(
+        secrets_as(&standin, "elsewhere", "runner", "flyte")
+            .await
+            .get("db")
+            .await
+            .is_ok()
+    );
+    // Not a cluster-wide grant: listing across namespaces is refused.
+    let client = service_account(&standin, "broker", "flyte-secret-broker").await;
+    assert_eq!(
+        status(
+            Api::<Secret>::all(client)
+                .list(&ListParams::default())
+                .await
+        )
+        .code,
+        403
+    );
+}
+
+#[tokio::test]
+async fn group_subjects_and_auth_delegator() {
+    let standin = rbac_only().await;
+    let admin = admin(&standin).await;
+    // Groups: every SA of `team`; everyone authenticated may read `flyte/db` only.
+    let yaml = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: team-secrets, namespace: team}
+rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: team-secrets, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: team-secrets}
+subjects: [{kind: Group, apiGroup: rbac.authorization.k8s.io, name: "system:serviceaccounts:team"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: public-db, namespace: flyte}
+rules: [{apiGroups: [""], resources: [secrets], resourceNames: [db], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: public-db, namespace: flyte}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: public-db}
+subjects: [{kind: Group, apiGroup: rbac.authorization.k8s.io, name: "system:authenticated"}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: openbao, namespace: openbao}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "openbao-server-binding"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{kind: ServiceAccount, name: openbao, namespace: openbao}]
+"#;
+    let loaded = standin.load_rbac(yaml).unwrap();
+    assert_eq!(
+        loaded.to_string(),
+        "2 Roles, 2 RoleBindings, 0 ClusterRoles, 1 ClusterRoleBindings (1 other objects ignored)"
+    );
+    assert!(
+        secrets_as(&standin, "team", "a", "team")
+            .await
+            .get("other")
+            .await
+            .is_ok()
+    );
+    assert!(
+        secrets_as(&standin, "team", "b", "team")
+            .await
+            .get("db")
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        status(secrets_as(&standin, "x", "a", "team").await.get("db").await).code,
+        403
+    );
+    assert!(
+        secrets_as(&standin, "x", "a", "flyte")
+            .await
+            .get("db")
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        status(
+            secrets_as(&standin, "x", "a", "flyte")
+                .await
+                .get("other")
+                .await
+        )
+        .code,
+        403
+    );
+    let bootstrap = Api::<ClusterRole>::all(admin.clone())
+        .get("system:auth-delegator")
+        .await
+        .unwrap();
+    assert_eq!(bootstrap.rules.unwrap().len(), 2);
+
+    // auth-delegator: openbao may create tokenreviews, a task SA may not.
+    let task_token = standin.mint_token("team", "runner", &["vault"], HOUR);
+    let openbao = service_account(&standin, "openbao", "openbao").await;
+    let reviewed = review(&openbao, &task_token, Some(&["vault"])).await;
+    assert_eq!(reviewed.status.unwrap().authenticated, Some(true));
+    let runner: Api<TokenReview> = Api::all(service_account(&standin, "team", "runner").await);
+    let refused = runner
+        .create(
+            &PostParams::default(),
+            &TokenReview {
+                spec: TokenReviewSpec {
+                    token: Some(task_token),
+                    audiences: None,
+                },
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(status(refused).code, 403);
+
+    // ClusterRoleBindings are admin-managed objects with the usual verbs.
+    let crbs: Api<ClusterRoleBinding> = Api::all(admin);
+    assert_eq!(
+        crbs.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    crbs.delete("openbao-server-binding", &DeleteParams::default())
+        .await
+        .unwrap();
+    let after = review_status(&openbao).await;
+    assert_eq!(after, 403);
+}
+
+async fn review_status(client: &Client) -> u16 {
+    let reviews: Api<TokenReview> = Api::all(client.clone());
+    let result = reviews
+        .create(
+            &PostParams::default(),
+            &TokenReview {
+                spec: TokenReviewSpec {
+                    token: Some("x".into()),
+                    audiences: None,
+                },
+                ..Default::default()
+            },
+        )
+        .await;
+    match result {
+        Ok(_) => 201,
+        Err(Error::Api(s)) => s.code,
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn rbac_files_with_a_deny_all_policy_from_options_and_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("rbac.json");
+    std::fs::write(&list, json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "pod-reader"},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "broker-pods"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pod-reader"},
+         "subjects": [{"kind": "ServiceAccount", "name": "broker", "namespace": "sys"}]},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ignored"}},
+    ]}).to_string()).unwrap();
+    let standin = StandIn::start_with(StandInOptions {
+        policy: Policy::deny_all(),
+        rbac_files: vec![list.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (standin.rbac_loaded().total(), standin.rbac_loaded().ignored),
+        (2, 1)
+    );
+    create_pod(&standin, "team", "task-1", "runner").await;
+    let broker: Api<Pod> =
+        Api::namespaced(service_account(&standin, "sys", "broker").await, "team");
+    assert!(broker.get("task-1").await.is_ok());
+    assert_eq!(status(broker.list(&ListParams::default()).await).code, 403);
+    assert_eq!(
+        status(broker.get_status("task-1").await).code,
+        403,
+        "pods does not cover pods/status"
+    );
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "kind: ClusterRoleBinding\napiVersion: rbac.authorization.k8s.io/v1\nmetadata: {name: x}\nroleRef: {apiGroup: wrong, kind: ClusterRole, name: missing}\n").unwrap();
+    let failed = StandIn::start_with(StandInOptions {
+        rbac_files: vec![broken],
+        ..Default::default()
+    })
+    .await;
+    let message = format!(
+        "{:#}",
+        failed.err().expect("a bad RBAC file fails the start")
+    );
+    assert!(message.contains("roleRef.apiGroup"), "{message}");
+
+    // The binary: --policy deny-all, --rbac FILE, counts in `rbac-loaded`.
+    let state = dir.path().join("state");
+    let binary = env!("CARGO_BIN_EXE_kube-standin");
+    let mut server = std::process::Command::new(binary)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            "deny-all",
+            "--rbac",
+        ])
+        .arg(&list)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    for _ in 0..300 {
+        url = std::fs::read_to_string(state.join("ready")).unwrap_or_default();
+        if url.starts_with("https://") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(url.starts_with("https://"), "{url:?}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("rbac-loaded"))
+            .unwrap()
+            .trim(),
+        "0 Roles, 0 RoleBindings, 1 ClusterRoles, 1 ClusterRoleBindings (1 other objects ignored)"
+    );
+    let token = |sa: &str| {
+        let out = std::process::Command::new(binary)
+            .args([
+                "token",
+                "--namespace",
+                "sys",
+                "--service-account",
+                sa,
+                "--state-dir",
+            ])
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let ca = std::fs::read_to_string(state.join("ca.crt")).unwrap();
+    let get = |token: String| {
+        let (url, ca) = (url.clone(), ca.clone());
+        async move {
+            let mut config = kube::Config::new(url.parse().unwrap());
+            config.root_cert = Some(vec![pem_der(&ca)]);
+            config.auth_info.token = Some(token.into());
+            let client = Client::try_from(config).unwrap();
+            match Api::<Pod>::namespaced(client, "team").get("nope").await {
+                Err(Error::Api(s)) => s.code,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(get(token("broker")).await, 404, "RBAC allows the broker");
+    assert_eq!(get(token("runner")).await, 403, "deny-all: nothing else");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success());
 }

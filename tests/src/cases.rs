@@ -11,6 +11,7 @@ use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
 use flyte_secret_spec::{Layout, MountRequirement, SecretRequest};
 use serde_json::{Value, json};
 
+use crate::broker::Broker;
 use crate::kubelet::{PodRun, run_pod};
 use crate::pods::{TaskPod, checker_command, site_packages};
 use crate::webhook::Webhook;
@@ -186,6 +187,8 @@ pub struct Outcome {
     pub run: PodRun,
     /// The webhook's log lines.
     pub webhook_logs: String,
+    /// The broker's log lines.
+    pub broker_logs: String,
 }
 
 /// How [`run_case_with`] admits and runs a pod.
@@ -301,7 +304,9 @@ pub async fn run_case_with(
     pod.secrets = cases.iter().map(|c| c.req.clone()).collect();
     pod.python_path = site_packages(&world.servers.tools.python);
     let pod_json = pod.build(&program, e2e.path());
-    let mut args = world.webhook_args();
+    // The broker serves what lies outside the pod's namespace (Flyte 2 managed secrets).
+    let broker = Broker::start(world, &[]).unwrap();
+    let mut args = world.webhook_args(&broker);
     if extra_webhook_args.iter().any(|a| a == "--backends") {
         // The test's backends replace the default ones.
         let i = args.iter().position(|a| a == "--backends").unwrap();
@@ -319,6 +324,7 @@ pub async fn run_case_with(
         warnings: admission.warnings,
         run,
         webhook_logs: webhook.logs().join("\n"),
+        broker_logs: broker.logs().join("\n"),
     }
 }
 

@@ -11,10 +11,18 @@
 //!   are expanded as the kubelet does ([`expand`]): in an env `value` against the env vars
 //!   defined before it and the service env, in `command` and `args` against the container's
 //!   whole env;
+//! - **the pod object**: created in the API before the first container starts (so it has a
+//!   uid, and tokens can be bound to it) and deleted after the last one ends;
 //! - **volumes**: `emptyDir` with `medium: Memory` is a fresh tmpfs (mode 0777, group
-//!   `fsGroup` with setgid when set), the projected `kube-api-access-*` volume holds a real
-//!   service-account token, `ca.crt` and `namespace`, `hostPath` is bound; each mount is
-//!   read-only when the spec says so;
+//!   `fsGroup` with setgid when set); `secret` volumes hold the Secret's keys (`items` only
+//!   when given, each at its `path`, mode `mode`/`defaultMode`; a missing Secret or key is an
+//!   empty volume / absent file when `optional`, else the pod does not start), read with the
+//!   kubelet's own rights (node authorization, not the pod's), laid out by the kubelet's atomic
+//!   writer (`..data` symlink to a timestamped directory); `projected` volumes hold
+//!   `serviceAccountToken` sources as real TokenRequest tokens bound to the pod (audience and
+//!   expiry as given, the API's audience by default), `kube-root-ca.crt` and the downward
+//!   API's namespace/name/uid; `hostPath` is bound; each mount is read-only when the spec says
+//!   so;
 //! - **user**: `runAsUser`/`runAsGroup` (container over pod), with `fsGroup` and
 //!   `supplementalGroups`, through `setpriv` and a user namespace;
 //! - **termination message**: a file bound at `terminationMessagePath`.
@@ -39,6 +47,23 @@ pub trait Cluster {
     fn service_host_port(&self) -> (String, String);
     /// The bytes of a Secret's key, or `None` when the Secret or key is missing.
     fn secret_key(&self, namespace: &str, name: &str, key: &str) -> Option<Vec<u8>>;
+    /// Every key of a Secret, or `None` when it is missing (the kubelet's read of a `secret`
+    /// volume, under node authorization).
+    fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>>;
+    /// Creates the pod object; returns its uid.
+    fn create_pod(&self, pod: &Value) -> anyhow::Result<String>;
+    /// Deletes the pod object (best effort).
+    fn delete_pod(&self, namespace: &str, name: &str);
+    /// A TokenRequest for `namespace/service_account` bound to the pod, with `audience`
+    /// (the API's when `None`) and lifetime, as the kubelet requests for projected tokens.
+    fn pod_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+        pod: (&str, &str),
+    ) -> anyhow::Result<String>;
 }
 
 /// One container's run.
@@ -114,8 +139,7 @@ pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
         .as_str()
         .unwrap_or("default")
         .to_string();
-    let spec = &pod["spec"];
-    let service_account = str_of(spec, "serviceAccountName")
+    let service_account = str_of(&pod["spec"], "serviceAccountName")
         .unwrap_or("default")
         .to_string();
     let dir = std::env::temp_dir().join(format!(
@@ -132,6 +156,41 @@ pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
         dir: dir.clone(),
         tmpfs: Vec::new(),
     };
+    // Tests run the same fixture pod in parallel: each run is a pod of its own, with a
+    // unique name (as `generateName` gives), so tokens bind to exactly one run.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut pod = pod.clone();
+    let pod_name = format!(
+        "{}-{}-{}",
+        pod["metadata"]["name"].as_str().unwrap_or("pod"),
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    pod["metadata"]["name"] = Value::String(pod_name.clone());
+    pod["metadata"]["namespace"] = Value::String(namespace.clone());
+    let pod_uid = cluster
+        .create_pod(&pod)
+        .with_context(|| format!("creating pod {namespace}/{pod_name}"))?;
+    let result = run_containers(
+        &pod,
+        cluster,
+        &mut run,
+        (&namespace, &service_account),
+        (&pod_name, &pod_uid),
+    );
+    cluster.delete_pod(&namespace, &pod_name);
+    result.map(|()| run)
+}
+
+fn run_containers(
+    pod: &Value,
+    cluster: &dyn Cluster,
+    run: &mut PodRun,
+    (namespace, service_account): (&str, &str),
+    (pod_name, pod_uid): (&str, &str),
+) -> anyhow::Result<()> {
+    let spec = &pod["spec"];
+    let dir = run.dir.clone();
     let pod_sc = spec.get("securityContext").cloned().unwrap_or(Value::Null);
     let fs_group = int_of(&pod_sc, "fsGroup");
 
@@ -172,26 +231,32 @@ pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
                 )?;
             }
             run.volumes.insert(name.clone(), host.clone());
-        } else if v.get("projected").is_some() {
-            // kube-api-access-*: token, ca.crt, namespace, as the kubelet projects them.
-            std::fs::write(
-                host.join("token"),
-                cluster.service_account_token(&namespace, &service_account),
-            )?;
-            std::fs::write(host.join("ca.crt"), cluster.ca_pem())?;
-            std::fs::write(host.join("namespace"), &namespace)?;
-            for f in ["token", "ca.crt", "namespace"] {
-                std::fs::set_permissions(
-                    host.join(f),
-                    std::os::unix::fs::PermissionsExt::from_mode(0o644),
-                )?;
+        } else if let Some(projected) = v.get("projected") {
+            let mode = int_of(projected, "defaultMode").unwrap_or(0o644);
+            let mut files = Vec::new();
+            for source in projected["sources"].as_array().into_iter().flatten() {
+                files.extend(projected_source(
+                    source,
+                    cluster,
+                    (namespace, service_account),
+                    (pod_name, pod_uid),
+                )?);
             }
+            atomic_write(&host, &files, mode)?;
+        } else if let Some(secret) = v.get("secret") {
+            let files = secret_files(secret, cluster, namespace)
+                .with_context(|| format!("volume {name}"))?;
+            atomic_write(
+                &host,
+                &files,
+                int_of(secret, "defaultMode").unwrap_or(0o644),
+            )?;
         } else if let Some(path) = v.get("hostPath").and_then(|h| str_of(h, "path")) {
             std::fs::remove_dir(&host)?;
             std::os::unix::fs::symlink(path, &host)?;
         } else {
             bail!(
-                "volume {name}: only emptyDir, projected and hostPath are supported by this runner"
+                "volume {name}: only emptyDir, secret, projected and hostPath are supported by this runner"
             );
         }
         volumes.insert(name, host);
@@ -224,7 +289,7 @@ pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
             &volumes,
             &termination,
             cluster,
-            &namespace,
+            namespace,
             (&host, &port),
         )?;
         let Output {
@@ -249,7 +314,120 @@ pub fn run_pod(pod: &Value, cluster: &dyn Cluster) -> anyhow::Result<PodRun> {
             break;
         }
     }
-    Ok(run)
+    Ok(())
+}
+
+/// One file of a volume: path inside it, bytes, mode (`None`: the volume's default).
+type VolumeFile = (String, Vec<u8>, Option<u32>);
+
+/// A `secret` volume's files: the listed `items` (or every key), read with the kubelet's rights.
+fn secret_files(
+    secret: &Value,
+    cluster: &dyn Cluster,
+    namespace: &str,
+) -> anyhow::Result<Vec<VolumeFile>> {
+    let name = str_of(secret, "secretName").context("secret volume without secretName")?;
+    let optional = secret.get("optional").and_then(Value::as_bool) == Some(true);
+    let Some(data) = cluster.secret_data(namespace, name) else {
+        if optional {
+            return Ok(Vec::new());
+        }
+        bail!("Secret {namespace}/{name} not found: the pod cannot start (FailedMount)");
+    };
+    let Some(items) = secret.get("items").and_then(Value::as_array) else {
+        return Ok(data.into_iter().map(|(k, v)| (k, v, None)).collect());
+    };
+    let mut files = Vec::new();
+    for item in items {
+        let key = str_of(item, "key").context("item without key")?;
+        let path = str_of(item, "path").context("item without path")?;
+        match data.get(key) {
+            Some(bytes) => files.push((path.to_string(), bytes.clone(), int_of(item, "mode"))),
+            None if optional => {}
+            None => bail!("Secret {namespace}/{name} has no key {key}: the pod cannot start"),
+        }
+    }
+    Ok(files)
+}
+
+/// One source of a `projected` volume, as the kubelet fills it.
+fn projected_source(
+    source: &Value,
+    cluster: &dyn Cluster,
+    (namespace, service_account): (&str, &str),
+    (pod_name, pod_uid): (&str, &str),
+) -> anyhow::Result<Vec<VolumeFile>> {
+    if let Some(t) = source.get("serviceAccountToken") {
+        let token = cluster.pod_token(
+            namespace,
+            service_account,
+            str_of(t, "audience"),
+            t.get("expirationSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(3600),
+            (pod_name, pod_uid),
+        )?;
+        let path = str_of(t, "path").context("serviceAccountToken without path")?;
+        return Ok(vec![(path.to_string(), token.into_bytes(), None)]);
+    }
+    if let Some(cm) = source.get("configMap") {
+        // Only the CA every namespace gets (kube-root-ca.crt).
+        if str_of(cm, "name") != Some("kube-root-ca.crt") {
+            bail!(
+                "projected configMap {:?}: only kube-root-ca.crt is supported",
+                cm["name"]
+            );
+        }
+        return Ok(cm["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| str_of(i, "path"))
+            .map(|p| (p.to_string(), cluster.ca_pem().into_bytes(), None))
+            .collect());
+    }
+    if let Some(d) = source.get("downwardAPI") {
+        let mut files = Vec::new();
+        for item in d["items"].as_array().into_iter().flatten() {
+            let field = item["fieldRef"]["fieldPath"].as_str().unwrap_or_default();
+            let value = match field {
+                "metadata.namespace" => namespace,
+                "metadata.name" => pod_name,
+                "metadata.uid" => pod_uid,
+                other => bail!("downwardAPI field {other:?} is not supported by this runner"),
+            };
+            let path = str_of(item, "path").context("downwardAPI item without path")?;
+            files.push((path.to_string(), value.as_bytes().to_vec(), None));
+        }
+        return Ok(files);
+    }
+    bail!("projected source {source}: not supported by this runner")
+}
+
+/// The kubelet's atomic writer: the files in a timestamped directory, `..data` pointing at
+/// it, and each top-level entry a symlink through `..data`.
+fn atomic_write(volume: &Path, files: &[VolumeFile], default_mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let stamp = "..2026_12_07_00_00_00.000000001";
+    let data_dir = volume.join(stamp);
+    std::fs::create_dir_all(&data_dir)?;
+    let mut top = std::collections::BTreeSet::new();
+    for (path, bytes, mode) in files {
+        let file = data_dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, bytes)?;
+        let mode = mode.unwrap_or(default_mode);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
+        top.insert(path.split('/').next().unwrap_or(path).to_string());
+    }
+    std::os::unix::fs::symlink(stamp, volume.join("..data"))?;
+    for entry in top {
+        std::os::unix::fs::symlink(format!("..data/{entry}"), volume.join(&entry))?;
+    }
+    std::fs::set_permissions(volume, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// Where task containers get a writable tmpfs (and their HOME/TMPDIR): `/tmp`, unless the

@@ -1,6 +1,7 @@
 //! End-to-end support (test code, not product code): everything needed to run a Flyte task
 //! pod the way a cluster would, without a cluster.
 //!
+//! - [`broker`]: the real secret broker (`webhook broker`) as `deploy/`'s ServiceAccount;
 //! - [`webhook`]: the real `webhook` binary over TLS, and an AdmissionReview client that
 //!   applies the returned JSONPatch like the API server;
 //! - [`kubelet`]: runs the admitted pod's containers in order in bubblewrap sandboxes — each
@@ -14,6 +15,7 @@
 //! - [`agent`]: the agent binary run directly, outside any pod (canary audit, burst).
 
 pub mod agent;
+pub mod broker;
 pub mod cases;
 pub mod kubelet;
 pub mod pods;

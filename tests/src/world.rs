@@ -10,10 +10,14 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::primitives::Blob;
 use flyte_secret_testkit::servers::Servers;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use std::future::Future;
+
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
 
+use crate::broker::Broker;
 use crate::kubelet::{AGENT_IMAGE, Cluster};
 
 /// Clients for every backend, with admin credentials.
@@ -115,14 +119,73 @@ impl World {
             .context("kv2 write")
     }
 
+    /// Sets a pod's `status.phase` (as the kubelet reports it), through the status subresource.
+    pub fn set_pod_phase(&self, namespace: &str, name: &str, phase: &str) -> anyhow::Result<()> {
+        let api: Api<Pod> = Api::namespaced(self.kube.clone(), namespace);
+        let name = name.to_string();
+        let patch = json!({"status": {"phase": phase}});
+        blocking(async move {
+            api.patch_status(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .map(drop)
+            .context("patching the pod's status")
+        })
+    }
+
+    /// Writes a kubeconfig for `namespace/service_account` (a one-hour API token from a
+    /// TokenRequest), as a pod of that account would be configured in-cluster.
+    pub fn write_kubeconfig(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        path: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![self.servers.kube.issuer.clone()],
+                expiration_seconds: Some(3600),
+                bound_object_ref: None,
+            },
+            ..Default::default()
+        };
+        let name = service_account.to_string();
+        let token = blocking(async move {
+            api.create_token_request(&name, &PostParams::default(), &request)
+                .await
+                .context("TokenRequest")?
+                .status
+                .map(|s| s.token)
+                .context("TokenRequest answered no token")
+        })?;
+        let kubeconfig = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "standin", "cluster": {
+                "server": self.servers.kube.url,
+                "certificate-authority": self.servers.kube.ca_file,
+            }}],
+            "users": [{"name": service_account, "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "standin", "user": service_account, "namespace": namespace}}],
+            "current-context": "sa",
+        });
+        std::fs::write(path, kubeconfig.to_string())?;
+        Ok(())
+    }
+
     /// `webhook serve` flags that point the agent at the local servers: backends in order
-    /// Kubernetes → AWS → Vault (kubernetes auth, role `flyte`), the agent image, and the
-    /// AWS settings the agent's environment needs here (static credentials, no instance
-    /// metadata; in EKS, IRSA provides these).
-    pub fn webhook_args(&self) -> Vec<String> {
+    /// Kubernetes (through `broker` for what lies outside the pod's namespace) → AWS → Vault
+    /// (kubernetes auth, role `flyte`), the agent image, and the AWS settings the agent's
+    /// environment needs here (static credentials, no instance metadata; in EKS, IRSA provides
+    /// these).
+    pub fn webhook_args(&self, broker: &Broker) -> Vec<String> {
         let s = &self.servers;
         let backends = json!([
-            {"type": "kubernetes"},
+            {"type": "kubernetes", "broker": {"url": broker.url}},
             {"type": "aws", "region": s.aws.region, "endpoint": s.aws.endpoint},
             {"type": "vault", "address": s.vault.addr, "auth": {"method": "kubernetes", "role": s.vault.role, "mount": s.vault.k8s_auth_mount}},
         ]);
@@ -133,6 +196,8 @@ impl World {
             AGENT_IMAGE.into(),
             "--agent-log-format".into(),
             "json".into(),
+            "--broker-ca-file".into(),
+            broker.ca_file.display().to_string(),
         ];
         for env in [
             format!("AWS_ACCESS_KEY_ID={}", s.aws.access_key_id),
@@ -211,22 +276,94 @@ impl Cluster for World {
     }
 
     fn secret_key(&self, namespace: &str, name: &str, key: &str) -> Option<Vec<u8>> {
-        // The runner is synchronous (it runs processes); ask on a thread of our own.
-        let client = self.kube.clone();
-        let (namespace, name, key) = (namespace.to_string(), name.to_string(), key.to_string());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async move {
-                let api: Api<Secret> = Api::namespaced(client, &namespace);
-                let secret = api.get_opt(&name).await.ok()??;
-                secret.data?.remove(&key).map(|b| b.0)
-            })
-        })
-        .join()
-        .ok()
-        .flatten()
+        self.secret_data(namespace, name)?.remove(key)
     }
+
+    fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let api: Api<Secret> = Api::namespaced(self.kube.clone(), namespace);
+        let name = name.to_string();
+        blocking(async move {
+            let secret = api.get_opt(&name).await.ok()??;
+            Some(
+                secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect(),
+            )
+        })
+    }
+
+    fn create_pod(&self, pod: &serde_json::Value) -> anyhow::Result<String> {
+        let namespace = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let pod: Pod = serde_json::from_value(pod.clone()).context("the pod as a Pod")?;
+        let api: Api<Pod> = Api::namespaced(self.kube.clone(), &namespace);
+        blocking(async move {
+            let created = api.create(&PostParams::default(), &pod).await?;
+            created.metadata.uid.context("the API gave the pod no uid")
+        })
+    }
+
+    fn delete_pod(&self, namespace: &str, name: &str) {
+        let api: Api<Pod> = Api::namespaced(self.kube.clone(), namespace);
+        let name = name.to_string();
+        blocking(async move {
+            let _ = api.delete(&name, &Default::default()).await;
+        });
+    }
+
+    fn pod_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+        (pod_name, pod_uid): (&str, &str),
+    ) -> anyhow::Result<String> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), namespace);
+        // The kubelet asks for the API's audience when the projection names none.
+        let audience = audience.unwrap_or(&self.servers.kube.issuer).to_string();
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![audience],
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(pod_name.into()),
+                    uid: Some(pod_uid.into()),
+                }),
+            },
+            ..Default::default()
+        };
+        let service_account = service_account.to_string();
+        blocking(async move {
+            let answer = api
+                .create_token_request(&service_account, &PostParams::default(), &request)
+                .await
+                .context("TokenRequest")?;
+            answer
+                .status
+                .map(|s| s.token)
+                .context("TokenRequest answered no token")
+        })
+    }
+}
+
+/// Runs `f` to completion on a runtime of its own thread: the pod runner is synchronous (it
+/// runs processes) and may be called from inside a test's runtime.
+fn blocking<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    })
+    .join()
+    .expect("the runtime thread")
 }

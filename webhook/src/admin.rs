@@ -1,5 +1,6 @@
 //! The plain-HTTP admin server: `/live` (200 while the process runs), `/ready` (200 once the
 //! admission server is bound, 503 before and from the moment a drain starts) and `/metrics`.
+//! Shared by `webhook serve` and `webhook broker`: each brings its own [`Exposition`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +32,20 @@ impl Readiness {
     }
 }
 
+/// Metrics in the Prometheus text exposition format.
+pub trait Exposition: Send + Sync + 'static {
+    /// The whole exposition.
+    fn render(&self) -> String;
+}
+
+impl Exposition for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+}
+
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, metrics: Arc<Metrics>) {
+pub async fn serve<M: Exposition>(listener: TcpListener, ready: Arc<Readiness>, metrics: Arc<M>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -41,7 +54,7 @@ pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, metrics: Arc<Me
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let rsp = route(&req, &ready, &metrics);
+                let rsp = route(&req, &ready, &*metrics);
                 async move { Ok::<_, std::convert::Infallible>(rsp) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -53,7 +66,11 @@ pub async fn serve(listener: TcpListener, ready: Arc<Readiness>, metrics: Arc<Me
     }
 }
 
-fn route(req: &Request<Incoming>, ready: &Readiness, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn route<M: Exposition>(
+    req: &Request<Incoming>,
+    ready: &Readiness,
+    metrics: &M,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }

@@ -10,6 +10,11 @@
 //! run sets the caBundle of its own webhook in its own configuration, by name, and nothing
 //! else: it never creates a configuration.
 //!
+//! Each `--extra-service name=<service>,secret=<secret>` (the secret broker's, in `deploy/`)
+//! gets a serving certificate of its own from the same CA, for `<service>.<namespace>.svc`, in
+//! Secret `<secret>` (`ca.crt`, `tls.crt`, `tls.key`; renewed by the same rules): that
+//! service's pods mount it, and never see the CA key.
+//!
 //! Keys are ECDSA P-256. The serving Secret (mounted by the serving pods) holds `ca.crt`
 //! (bundle), `tls.crt`, `tls.key`; the CA Secret (read by `init-certs` only) holds `ca.crt` and
 //! `ca.key`.
@@ -20,6 +25,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
@@ -113,6 +119,50 @@ pub struct InitCertsArgs {
     /// Also write `ca.crt`, `tls.crt`, `tls.key` here (e.g. an emptyDir the server reads).
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_WRITE_DIR")]
     pub write_dir: Option<PathBuf>,
+    /// Another Service of this namespace to issue a serving certificate for, from the same CA,
+    /// into its own Secret: `name=<service>,secret=<secret>` (repeatable; the env var takes
+    /// several separated by `;`).
+    #[arg(
+        long = "extra-service",
+        env = "FLYTE_SECRET_WEBHOOK_EXTRA_SERVICES",
+        value_delimiter = ';'
+    )]
+    pub extra_services: Vec<ExtraService>,
+}
+
+/// `--extra-service name=<service>,secret=<secret>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraService {
+    /// The Service name (certificate names `<name>.<namespace>.svc`).
+    pub name: String,
+    /// The Secret its pods mount.
+    pub secret: String,
+}
+
+impl FromStr for ExtraService {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (mut name, mut secret) = (None, None);
+        for pair in s.split(',') {
+            match pair.trim().split_once('=') {
+                Some(("name", v)) => name = Some(v.trim().to_string()),
+                Some(("secret", v)) => secret = Some(v.trim().to_string()),
+                _ => return Err(format!("{pair:?}: expected name=<service>,secret=<secret>")),
+            }
+        }
+        match (name, secret) {
+            (Some(name), Some(secret))
+                if flyte_secret_spec::backend::is_dns1123_subdomain(&name)
+                    && flyte_secret_spec::backend::is_dns1123_subdomain(&secret) =>
+            {
+                Ok(Self { name, secret })
+            }
+            _ => Err(format!(
+                "{s:?}: expected name=<service>,secret=<secret>, both DNS names"
+            )),
+        }
+    }
 }
 
 impl InitCertsArgs {
@@ -174,6 +224,9 @@ pub enum Error {
         "--ca-secret-name must differ from --secret-name (serving pods must not mount the CA key)"
     )]
     SameSecret,
+    /// An `--extra-service` cannot be served.
+    #[error("--extra-service: {0}")]
+    Extra(String),
     /// `--renew-before-days` is not shorter than the lifetimes.
     #[error("--renew-before-days must be shorter than --cert-days and --ca-days")]
     Renewal,
@@ -204,6 +257,8 @@ pub struct Report {
     pub ca_secret: &'static str,
     /// The caBundle: `patched` or `unchanged`.
     pub webhook_config: &'static str,
+    /// Each `--extra-service` Secret and what happened to it (as for `secret`).
+    pub extra: Vec<(String, &'static str)>,
 }
 
 /// The PEM material stored in the Secret.
@@ -224,6 +279,14 @@ pub async fn run(args: &InitCertsArgs, client: Client) -> Result<Report, Error> 
     if ca_secret_name == args.secret_name {
         return Err(Error::SameSecret);
     }
+    for extra in &args.extra_services {
+        if extra.secret == args.secret_name || extra.secret == ca_secret_name {
+            return Err(Error::Extra(format!(
+                "Secret {} is the webhook's own; give the service a Secret of its own",
+                extra.secret
+            )));
+        }
+    }
     let ns = &args.namespace;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut found = Vec::with_capacity(2);
@@ -241,6 +304,19 @@ pub async fn run(args: &InitCertsArgs, client: Client) -> Result<Report, Error> 
     let ca_secret = secret::sync_secret(&secrets, ns, &ca_secret_name, ca, ca_data).await?;
     let secret =
         secret::sync_secret(&secrets, ns, &args.secret_name, serving, serving_data).await?;
+    let mut extra = Vec::with_capacity(args.extra_services.len());
+    for service in &args.extra_services {
+        let name = &service.secret;
+        let what = format!("reading Secret {ns}/{name}");
+        let existing = api_call(what, secrets.get_opt(name)).await?;
+        let stored = secret::read_material(existing.as_ref(), None);
+        let (cert, key, _) = issue::extra_serving(&stored, &material, &service.name, args, now)?;
+        let data = secret::serving_data(&material.ca_bundle, &cert, &key);
+        extra.push((
+            name.clone(),
+            secret::sync_secret(&secrets, ns, name, existing, data).await?,
+        ));
+    }
     let webhook_config = register::patch_ca_bundle(&client, args, &material.ca_bundle).await?;
     if let Some(dir) = &args.write_dir {
         secret::write_local(dir, &material)?;
@@ -251,6 +327,7 @@ pub async fn run(args: &InitCertsArgs, client: Client) -> Result<Report, Error> 
         secret,
         ca_secret,
         webhook_config,
+        extra,
     })
 }
 
@@ -265,4 +342,42 @@ fn default_args() -> InitCertsArgs {
         args: InitCertsArgs,
     }
     Cli::parse_from(["x", "--namespace", "flyte"]).args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_services_parse() {
+        let e: ExtraService = "name=flyte-secret-broker,secret=flyte-secret-broker-tls"
+            .parse()
+            .unwrap();
+        assert_eq!(e.name, "flyte-secret-broker");
+        assert_eq!(e.secret, "flyte-secret-broker-tls");
+        for bad in [
+            "name=a",
+            "secret=b",
+            "name=a,secret=B_",
+            "name=a,secret=b,x=c",
+            "",
+        ] {
+            assert!(bad.parse::<ExtraService>().is_err(), "{bad}");
+        }
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: InitCertsArgs,
+        }
+        let args = Cli::parse_from([
+            "x",
+            "--extra-service",
+            "name=a,secret=a-tls",
+            "--extra-service",
+            "name=b,secret=b-tls",
+        ])
+        .args;
+        assert_eq!(args.extra_services.len(), 2);
+    }
 }

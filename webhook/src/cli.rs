@@ -1,5 +1,7 @@
-//! The command line: `webhook serve` (the admission server) and `webhook init-certs`. Every
-//! flag has a `FLYTE_SECRET_WEBHOOK_*` env var (`POD_NAMESPACE` for the namespace).
+//! The command line: `webhook serve` (the admission server), `webhook init-certs` and
+//! `webhook broker` (the secret broker, [`crate::broker`]). Every flag has an env var:
+//! `FLYTE_SECRET_WEBHOOK_*` (`POD_NAMESPACE` for the namespace), `FLYTE_SECRET_BROKER_*` for
+//! the broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::broker::BrokerArgs;
 use crate::certs::InitCertsArgs;
 use crate::config::InjectArgs;
 use crate::log::{self, LogFormat};
@@ -46,6 +49,8 @@ pub enum Command {
     /// Create or renew the serving certificate and register the webhook.
     #[command(alias = "init-cert")]
     InitCerts(Box<InitCertsArgs>),
+    /// Serve task pods the secrets outside their namespace, to the pods that declared them.
+    Broker(Box<BrokerArgs>),
 }
 
 /// `serve` flags.

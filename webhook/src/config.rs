@@ -19,12 +19,14 @@ use flyte_secret_spec::plan::Timeouts;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use thiserror::Error;
 
+mod broker_ca;
 pub mod file;
 pub mod flags;
 mod resolve;
 pub mod settings;
 mod validate;
 
+pub use broker_ca::{BrokerCa, BrokerCaError, DEFAULT_BROKER_CA_FILE};
 pub use file::{FileConfig, ProjectedToken};
 pub use flags::InjectArgs;
 pub use settings::{
@@ -95,6 +97,8 @@ pub struct Settings {
     pub aggregate: Option<Format>,
     /// Set `<NAME>_FILE=<path>` for FILE/ANY secrets.
     pub file_env: bool,
+    /// The CA bundle agents trust for the broker (read per admission when it changed).
+    pub broker_ca: BrokerCa,
 }
 
 impl Default for Settings {
@@ -124,6 +128,12 @@ impl Settings {
         let exec_wrap = resolve::exec_wrap(args, &file, &layout, file.vault_token.as_ref())?;
         let aggregate = resolve::aggregate(args, &file)?;
         let file_env = args.file_env.or(file.file_env).unwrap_or(false);
+        let broker_ca = BrokerCa::new(
+            args.broker_ca_file
+                .clone()
+                .or_else(|| file.broker_ca_file.clone())
+                .unwrap_or_else(|| DEFAULT_BROKER_CA_FILE.into()),
+        );
         Ok(Self {
             layout,
             backends,
@@ -136,6 +146,7 @@ impl Settings {
             exec_wrap,
             aggregate,
             file_env,
+            broker_ca,
         })
     }
 }

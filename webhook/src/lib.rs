@@ -8,10 +8,12 @@
 //! - [`server`]: HTTPS with per-connection TLS reload; [`admin`]: `/live`, `/ready`, `/metrics`;
 //! - [`metrics`], [`shutdown`], [`log`];
 //! - [`certs`]: `webhook init-certs`;
+//! - [`broker`]: `webhook broker`, the secret broker;
 //! - [`cli`]: the command line.
 
 pub mod admin;
 pub mod admission;
+pub mod broker;
 pub mod certs;
 pub mod cli;
 pub mod config;

@@ -1,4 +1,4 @@
-//! `webhook`: parses the command line and runs `serve` or `init-certs`.
+//! `webhook`: parses the command line and runs `serve`, `init-certs` or `broker`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use flyte_secret_webhook::cli::{Cli, Command, ServeArgs};
-use flyte_secret_webhook::{admin, certs, config, log, metrics, server, shutdown};
+use flyte_secret_webhook::{admin, broker, certs, config, log, metrics, server, shutdown};
 
 /// The static image's allocator. musl's own serialises every thread on one lock and hands
 /// memory back to the kernel eagerly; an admission allocates a few hundred times, so under
@@ -40,10 +40,12 @@ fn main() -> anyhow::Result<()> {
                 secret = report.secret,
                 ca_secret = report.ca_secret,
                 webhook_config = report.webhook_config,
+                extra = ?report.extra,
                 "init-certs done"
             );
             Ok(())
         }),
+        Command::Broker(args) => runtime.block_on(broker::run(*args)),
     }
 }
 

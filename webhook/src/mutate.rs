@@ -41,6 +41,7 @@ use thiserror::Error;
 
 use crate::config::Settings;
 
+mod access;
 mod common;
 mod container;
 mod inject;
@@ -52,6 +53,7 @@ mod task;
 mod wiring;
 pub mod wrap;
 
+pub use access::{BROKER_VOLUME_NAME, SECRET_VOLUME_PREFIX};
 pub use patch::{Op, Patch};
 pub use task::PRIMARY_CONTAINER_ANNOTATION;
 

@@ -35,7 +35,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 
-mod limits;
+pub(crate) mod limits;
 
 use limits::{Budget, Gate, INLINE_REVIEW, MAX_HEAD, Refusal};
 pub use limits::{LARGE_BODY, Limits, LimitsError};
@@ -45,8 +45,8 @@ pub const PATHS: [&str; 2] = ["/mutate--v1-pod", "/mutate"];
 /// Default largest request body (an AdmissionReview of a pod near the API's 3 MiB object
 /// limit); `--max-body-bytes`.
 pub const MAX_BODY: usize = 8 << 20;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server errors.
 #[derive(Debug, Error)]

@@ -10,6 +10,7 @@
 use std::fmt;
 
 use flyte_secret_spec::field::Pointer;
+use flyte_secret_spec::plan::PlannedSecret;
 use flyte_secret_spec::{Backend as PlannedBackend, Scope, SecretRequest};
 use futures::StreamExt;
 
@@ -220,8 +221,9 @@ pub trait Backend: Sized {
     /// Builds the client and logs in, retrying transient failures inside the deadline.
     async fn connect(settings: &Self::Settings, ctx: &Context) -> Result<Self, Miss>;
 
-    /// Looks up every request: one lookup per request, in order.
-    async fn fetch_batch(&self, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup>;
+    /// Looks up every secret of a round: one lookup per secret, in order. The secrets carry
+    /// their pod annotations (the Kubernetes broker is asked by annotation).
+    async fn fetch_batch(&self, ctx: &Context, secrets: &[&PlannedSecret]) -> Vec<Lookup>;
 }
 
 /// Runs `fetch` for each request, at most [`CONCURRENCY`] at a time, results in order.
@@ -236,12 +238,12 @@ where
         .await
 }
 
-/// How this process reaches the stores, beyond what the plan says: the files the kubelet
-/// mounts for the Kubernetes API (or a kubeconfig, for `agent fetch`).
+/// How this process reaches the stores, beyond what the plan says: for Kubernetes, a task
+/// pod's volumes and broker, or the API with an operator's credentials ([`kube::KubeAccess`]).
 #[derive(Debug, Clone)]
 pub struct Access {
-    /// The Kubernetes API.
-    pub kube: kube::KubeSettings,
+    /// Kubernetes Secrets.
+    pub kube: kube::KubeAccess,
 }
 
 /// Connects to the backend a plan entry names and looks up `reqs` there. A failed connect
@@ -250,13 +252,13 @@ pub async fn fetch_round(
     backend: &PlannedBackend,
     access: &Access,
     ctx: &Context,
-    reqs: &[&SecretRequest],
+    reqs: &[&PlannedSecret],
 ) -> Vec<Lookup> {
     match backend {
         PlannedBackend::Kubernetes(planned) => {
             let settings = kube::Settings {
                 planned: planned.clone(),
-                api: access.kube.clone(),
+                access: access.kube.clone(),
             };
             round::<kube::KubeBackend>(&settings, ctx, reqs).await
         }
@@ -268,7 +270,7 @@ pub async fn fetch_round(
 async fn round<B: Backend>(
     settings: &B::Settings,
     ctx: &Context,
-    reqs: &[&SecretRequest],
+    reqs: &[&PlannedSecret],
 ) -> Vec<Lookup> {
     match B::connect(settings, ctx).await {
         Ok(backend) => backend.fetch_batch(ctx, reqs).await,
@@ -341,7 +343,12 @@ where
             Class::NotFound
         },
         message: format!(
-            "Flyte managed secret not found in any scope: {}",
+            "Flyte managed secret {} in any scope: {}",
+            if denied {
+                "not readable (refused or absent)"
+            } else {
+                "not found"
+            },
             tried.join(", ")
         ),
         retries,

@@ -1,5 +1,9 @@
 //! `agent fetch`: one secret from flags, or a whole plan from a file, through the same code
 //! path as `init`, for debugging from a laptop or a pod.
+//!
+//! Kubernetes Secrets are read in one of two modes: as a task pod's agent reads them (the
+//! kubelet's `secret` volumes and the secret broker, no API call), or, given `--kubeconfig`
+//! or `--kube-api-server`, through the Kubernetes API with those credentials (API mode).
 
 use std::path::PathBuf;
 
@@ -10,7 +14,8 @@ use flyte_secret_spec::naming::{DEFAULT_MOUNT_PATH, ENV_ENV_PREFIX, FLYTE1_ENV_P
 use flyte_secret_spec::scoped::{DEFAULT_MANAGED_NAMESPACE, DEFAULT_ORG};
 
 use super::flags::{
-    AwsArgs, BackendName, DeliveryArgs, EngineName, KubeArgs, MountName, TimeArgs, VaultArgs,
+    AwsArgs, BackendName, DeliveryArgs, EngineName, KubeArgs, MountName, PodArgs, TimeArgs,
+    VaultArgs,
 };
 
 /// `agent fetch`: one secret from flags, or a whole plan from a file.
@@ -74,7 +79,9 @@ pub struct FetchArgs {
     /// Flyte domain of the task (managed secrets).
     #[arg(long, default_value = "")]
     pub domain: String,
-    /// Kubeconfig to use instead of in-cluster credentials.
+    /// Read Kubernetes Secrets through the API with this kubeconfig (API mode). Without it
+    /// (or --kube-api-server), Secrets are read as a task pod's agent reads them: the
+    /// kubelet's volumes under --kube-secrets-dir and the broker the plan names.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Namespace of grouped Kubernetes Secrets [default: the pod's or the kubeconfig's].
@@ -95,6 +102,8 @@ pub struct FetchArgs {
     pub termination_log: Option<PathBuf>,
     #[command(flatten)]
     pub kube: KubeArgs,
+    #[command(flatten)]
+    pub pod: PodArgs,
     #[command(flatten)]
     pub time: TimeArgs,
     #[command(flatten)]

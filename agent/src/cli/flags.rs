@@ -1,5 +1,5 @@
-//! Flag groups shared by several subcommands (the plan, the Kubernetes API, timeouts, AWS,
-//! Vault) and the names flags accept. Each group turns into the settings the backends take,
+//! Flag groups shared by several subcommands (the plan, the Kubernetes API, the task pod's
+//! own Kubernetes sources, timeouts, AWS, Vault) and the names flags accept. Each group turns into the settings the backends take,
 //! so no backend or store ever sees a clap type.
 
 use std::path::{Path, PathBuf};
@@ -12,12 +12,13 @@ use clap::{Args, ValueEnum};
 use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
 use flyte_secret_spec::env::{
-    PLAN_ENV, PLAN_FILE_ENV, SERVICE_ACCOUNT_CA_FILE, SERVICE_ACCOUNT_NAMESPACE_FILE,
-    SERVICE_ACCOUNT_TOKEN_FILE,
+    BROKER_CA_ENV, BROKER_TOKEN_FILE, BROKER_TOKEN_FILE_ENV, KUBE_SECRETS_DIR,
+    KUBE_SECRETS_DIR_ENV, PLAN_ENV, PLAN_FILE_ENV, SERVICE_ACCOUNT_CA_FILE,
+    SERVICE_ACCOUNT_NAMESPACE_FILE, SERVICE_ACCOUNT_TOKEN_FILE,
 };
 use flyte_secret_spec::plan::Timeouts;
 
-use crate::backends::kube::KubeSettings;
+use crate::backends::kube::{BrokerCa, KubeSettings, PodSettings};
 use crate::resolve::EmptyValues;
 use crate::retry::Policy;
 
@@ -54,19 +55,60 @@ pub struct PlanArgs {
     pub plan_file: Option<PathBuf>,
 }
 
-/// How the agent reaches the Kubernetes API (in-cluster defaults).
+/// Where a task pod's agent gets Kubernetes Secrets without any Kubernetes API right: the
+/// `secret` volumes the kubelet mounts (Secrets of the pod's own namespace), and the broker
+/// (everything else), asked with the pod-bound projected token. All three are set up by the
+/// webhook in the agent container only.
+#[derive(Debug, Clone, Args)]
+pub struct PodArgs {
+    /// Directory of the kubelet's `secret` volumes: Secret `S`, data key `K` is read from
+    /// `DIR/S/K`; a missing file is "not found" (the next backend is tried).
+    #[arg(long, value_name = "DIR", env = KUBE_SECRETS_DIR_ENV, default_value = KUBE_SECRETS_DIR)]
+    pub kube_secrets_dir: PathBuf,
+    /// The projected service-account token (the broker's audience, bound to this pod) sent to
+    /// the secret broker; re-read when the kubelet rotates it.
+    #[arg(long, value_name = "FILE", env = BROKER_TOKEN_FILE_ENV, default_value = BROKER_TOKEN_FILE)]
+    pub broker_token_file: PathBuf,
+    /// The CA certificate(s), PEM, the only ones trusted for the secret broker (public data,
+    /// set by the webhook).
+    #[arg(long, value_name = "PEM", env = BROKER_CA_ENV)]
+    pub broker_ca: Option<String>,
+    /// Read the broker's CA (PEM) from this file instead of --broker-ca.
+    #[arg(long, value_name = "FILE")]
+    pub broker_ca_file: Option<PathBuf>,
+}
+
+impl PodArgs {
+    /// The in-pod sources these flags name.
+    pub fn settings(&self) -> PodSettings {
+        let broker_ca = match (&self.broker_ca_file, &self.broker_ca) {
+            (Some(file), _) => Some(BrokerCa::File(file.clone())),
+            (None, Some(pem)) => Some(BrokerCa::Pem(pem.clone())),
+            (None, None) => None,
+        };
+        PodSettings {
+            secrets_dir: self.kube_secrets_dir.clone(),
+            broker_token_file: self.broker_token_file.clone(),
+            broker_ca,
+        }
+    }
+}
+
+/// How `agent fetch` and `agent secrets` reach the Kubernetes API with an operator's
+/// credentials (API mode; a task pod's agent never uses it).
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
-    /// Kubernetes API server URL [default: from KUBERNETES_SERVICE_HOST/PORT].
+    /// Kubernetes API server URL [default: from KUBERNETES_SERVICE_HOST/PORT]. For `agent
+    /// fetch`, giving it selects API mode (read Secrets through the API with the token below).
     #[arg(long, env = "FLYTE_SECRET_KUBE_API_SERVER")]
     pub kube_api_server: Option<String>,
-    /// Service-account token file (re-read when it rotates).
+    /// Bearer token file for the API (re-read when it rotates).
     #[arg(long, env = "FLYTE_SECRET_KUBE_TOKEN_FILE", default_value = SERVICE_ACCOUNT_TOKEN_FILE)]
     pub kube_token_file: String,
     /// CA bundle of the API server.
     #[arg(long, env = "FLYTE_SECRET_KUBE_CA_FILE", default_value = SERVICE_ACCOUNT_CA_FILE)]
     pub kube_ca_file: String,
-    /// File holding the pod's namespace.
+    /// File holding the default namespace (the pod's, in a pod).
     #[arg(long, env = "FLYTE_SECRET_KUBE_NAMESPACE_FILE", default_value = SERVICE_ACCOUNT_NAMESPACE_FILE)]
     pub kube_namespace_file: String,
 }

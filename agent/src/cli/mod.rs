@@ -16,7 +16,7 @@ use flyte_secret_spec::env::{
 };
 
 pub use self::fetch::FetchArgs;
-pub use self::flags::{DeliveryArgs, KubeArgs, PlanArgs, TimeArgs};
+pub use self::flags::{DeliveryArgs, KubeArgs, PlanArgs, PodArgs, TimeArgs};
 pub use self::secrets::SecretsArgs;
 use crate::logging::{DEFAULT_FILTER, LogFormat};
 
@@ -44,8 +44,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run as the task pod's init container: fetch every secret of the plan and write them.
+    /// Kubernetes Secrets come from the kubelet's `secret` volumes (the pod's namespace) and
+    /// the secret broker (everything else); the Kubernetes API is never called.
     Init(Box<InitArgs>),
-    /// Fetch secrets from the command line (same code path as `init`), for debugging.
+    /// Fetch secrets from the command line (same code path as `init`), for debugging: as a
+    /// pod's agent does (volumes and broker), or through the API with --kubeconfig.
     Fetch(Box<FetchArgs>),
     /// Set the plan's ENV_VAR secrets (read from the files `init` wrote) as env vars, then
     /// replace this process with PROGRAM (same pid, signals and exit code).
@@ -71,7 +74,7 @@ pub struct InitArgs {
     #[arg(long, env = COPY_SELF_ENV)]
     pub copy_self_to: Option<PathBuf>,
     #[command(flatten)]
-    pub kube: KubeArgs,
+    pub pod: PodArgs,
     #[command(flatten)]
     pub time: TimeArgs,
     #[command(flatten)]

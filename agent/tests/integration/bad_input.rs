@@ -5,7 +5,7 @@
 //! message), never a panic, and nothing written under the secrets root.
 //! The webhook side is `webhook/tests/blackbox/bad_input.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
 
@@ -14,10 +14,7 @@ use flyte_secret_spec::backend::{KubernetesBackend, VaultAuth, VaultBackend, Vau
 use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_BYTES};
 use flyte_secret_spec::{Backend, Layout, SecretRequest};
-use flyte_secret_testkit::kube::StandIn;
 use flyte_secret_testkit::servers::Servers;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
 /// How a case runs the agent.
@@ -745,26 +742,14 @@ async fn refused_empty_and_huge_values_fail_the_plan_and_nothing_is_written() {
     .await
     .unwrap();
 
-    let standin = StandIn::start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let files = standin
-        .write_incluster_files(&home.path().join("sa"), "ns1", "default")
-        .unwrap();
-    let client = standin.client(standin.admin_token()).await.unwrap();
-    let api: kube::Api<Secret> = kube::Api::namespaced(client, "ns1");
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("hostile".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            ("good".to_string(), ByteString(value.clone().into_bytes())),
-            ("empty".to_string(), ByteString(Vec::new())),
-        ])),
-        ..Default::default()
-    };
-    api.create(&Default::default(), &secret).await.unwrap();
-    let kube_env = kube_env(&standin.url(), &files);
+    let volumes = home.path().join("volumes");
+    kubelet_volume(
+        &volumes,
+        "hostile",
+        &[("good", value.as_bytes()), ("empty", b"")],
+    );
+    let kube_env = volume_env(&volumes);
     let vault_env = [("VAULT_TOKEN", s.vault.token.clone())];
     let group = format!("secret/{name}");
     let k8s = vec![Backend::Kubernetes(KubernetesBackend::default())];
@@ -917,26 +902,10 @@ fn plain_http_vault_off_loopback_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_secrets_directories_are_refused_and_nothing_outside_is_touched() {
     let value = canary();
-    let standin = StandIn::start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let files = standin
-        .write_incluster_files(&home.path().join("sa"), "ns1", "default")
-        .unwrap();
-    let api: kube::Api<Secret> =
-        kube::Api::namespaced(standin.client(standin.admin_token()).await.unwrap(), "ns1");
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("roots".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "k".to_string(),
-            ByteString(value.clone().into_bytes()),
-        )])),
-        ..Default::default()
-    };
-    api.create(&Default::default(), &secret).await.unwrap();
-    let kube_env = kube_env(&standin.url(), &files);
+    let volumes = home.path().join("volumes");
+    kubelet_volume(&volumes, "roots", &[("k", value.as_bytes())]);
+    let kube_env = volume_env(&volumes);
     let env = pairs(&kube_env);
     let p = plan(
         vec![Backend::Kubernetes(KubernetesBackend::default())],

@@ -18,12 +18,23 @@ fn help_documents_every_flag_with_its_env_var() {
         "--plan-file",
         "--root",
         "--termination-log",
-        "--kube-token-file",
+        "--kube-secrets-dir",
+        "--broker-token-file",
+        "--broker-ca",
         "--deadline",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     assert!(help.contains("[env: FLYTE_SECRET_PLAN]"), "{help}");
+    assert!(
+        help.contains("env: FLYTE_SECRET_KUBE_SECRETS_DIR"),
+        "{help}"
+    );
+    assert!(help.contains("env: FLYTE_SECRET_BROKER_CA"), "{help}");
+    // A task pod's agent has no Kubernetes API credentials to configure.
+    for gone in ["--kube-token-file", "--kube-api-server", "--kube-ca-file"] {
+        assert!(!help.contains(gone), "{gone} in init --help:\n{help}");
+    }
     let out = agent(home.path())
         .args(["fetch", "--help"])
         .output()
@@ -169,6 +180,60 @@ fn fetch_explain_shows_backends_ids_fields_and_files() {
         text.contains(
             "1. aws: SecretId \"arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-db\", stage AWSPREVIOUS, field /password"
         ),
+        "{text}"
+    );
+}
+
+/// `--explain` says where a task pod's agent gets each Kubernetes request — its kubelet
+/// volume file, or the broker — and, with `--kubeconfig`, what API mode reads instead.
+#[test]
+fn fetch_explain_names_the_volume_file_or_the_broker() {
+    let home = tempfile::tempdir().unwrap();
+    let explain = |extra: &[&str]| {
+        let out = agent(home.path())
+            .args(["fetch", "--explain", "--backend", "kubernetes"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = explain(&["--group", "user-info", "--key", "/cfg.json/user"]);
+    assert!(
+        text.contains(
+            "1. kubernetes: Secret user-info of the pod's namespace, data key \"cfg.json\", field /user of its JSON, from the kubelet's volume file /var/run/secrets/flyte-secret-agent/kubernetes/user-info/cfg.json"
+        ),
+        "{text}"
+    );
+    let text = explain(&[
+        "--group",
+        "user-info",
+        "--key",
+        "k",
+        "--kube-secrets-dir",
+        "/elsewhere",
+    ]);
+    assert!(
+        text.contains("from the kubelet's volume file /elsewhere/user-info/k"),
+        "{text}"
+    );
+    let text = explain(&["--key", "API_KEY", "--project", "p", "--domain", "d"]);
+    assert!(
+        text.contains(
+            "1. kubernetes: managed secret (scope from the pod's namespace): not found here, no broker configured"
+        ),
+        "{text}"
+    );
+    let text = explain(&[
+        "--group",
+        "user-info",
+        "--key",
+        "k",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]);
+    assert!(
+        text.contains("1. kubernetes: Secret <the pod's namespace>/user-info, data key \"k\""),
         "{text}"
     );
 }

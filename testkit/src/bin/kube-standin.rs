@@ -2,7 +2,8 @@
 //! the demo), and asks a running one for service-account tokens.
 //!
 //! `serve` writes into its state directory `ca.crt`, `admin.token`, `kubeconfig` (admin),
-//! `sa.pub.pem`, `issuer`, and last `ready` (the URL); `ready` is removed at start and on
+//! `sa.pub.pem`, `issuer`, `rbac-loaded` (the counts of RBAC objects loaded from `--rbac`
+//! files, also logged), and last `ready` (the URL); `ready` is removed at start and on
 //! SIGTERM/SIGINT, so its presence means "up".
 
 use std::net::SocketAddr;
@@ -11,11 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use flyte_secret_testkit::kube::{
-    DEFAULT_ISSUER, Policy, StandIn, StandInOptions, install_crypto_provider,
+    DEFAULT_ISSUER, PodRef, Policy, StandIn, StandInOptions, install_crypto_provider, request_token,
 };
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -40,9 +38,15 @@ enum Command {
         /// Directory for ca.crt, admin.token, kubeconfig, sa.pub.pem, issuer and ready.
         #[arg(long, env = "KUBE_STANDIN_STATE_DIR")]
         state_dir: PathBuf,
-        /// Authorization policy (JSON: {"rules": [...]}); default: the built-in policy.
+        /// Allow-list policy: a JSON file ({"rules": [...]}) or `deny-all` (RBAC alone
+        /// decides); default: the built-in policy. Requests are allowed by it or by RBAC.
         #[arg(long, env = "KUBE_STANDIN_POLICY")]
         policy: Option<PathBuf>,
+        /// RBAC objects to load (repeatable): multi-document YAML or a JSON List, such as
+        /// `kubectl kustomize` output; kinds other than Role(Binding)/ClusterRole(Binding) are
+        /// ignored.
+        #[arg(long = "rbac", value_name = "FILE")]
+        rbac: Vec<PathBuf>,
         /// Issuer of service-account tokens; empty means the server's URL (for OIDC discovery).
         #[arg(long, env = "KUBE_STANDIN_ISSUER", default_value = DEFAULT_ISSUER)]
         issuer: String,
@@ -68,6 +72,12 @@ enum Command {
         /// Lifetime in seconds (at least 600, as the API requires).
         #[arg(long, env = "KUBE_STANDIN_TTL_SECONDS", default_value_t = 3600)]
         ttl_seconds: i64,
+        /// Bind the token to this pod (it must exist and run as the service account).
+        #[arg(long, requires = "pod_uid")]
+        pod: Option<String>,
+        /// The uid of `--pod`.
+        #[arg(long, requires = "pod")]
+        pod_uid: Option<String>,
     },
 }
 
@@ -87,21 +97,26 @@ async fn main() -> anyhow::Result<()> {
             listen,
             state_dir,
             policy,
+            rbac,
             issuer,
-        } => serve(listen, &state_dir, policy.as_deref(), issuer).await,
+        } => serve(listen, &state_dir, policy.as_deref(), rbac, issuer).await,
         Command::Token {
             state_dir,
             namespace,
             service_account,
             audiences,
             ttl_seconds,
+            pod,
+            pod_uid,
         } => {
-            let token = request_token(
+            let pod = pod.zip(pod_uid).map(|(name, uid)| PodRef { name, uid });
+            let token = token(
                 &state_dir,
                 &namespace,
                 &service_account,
-                audiences,
+                &audiences,
                 ttl_seconds,
+                pod.as_ref(),
             )
             .await?;
             println!("{token}");
@@ -114,12 +129,14 @@ async fn serve(
     listen: SocketAddr,
     dir: &Path,
     policy: Option<&Path>,
+    rbac_files: Vec<PathBuf>,
     issuer: String,
 ) -> anyhow::Result<()> {
     let ready = dir.join("ready");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     remove_if_present(&ready)?;
     let policy = match policy {
+        Some(path) if path == Path::new("deny-all") => Policy::deny_all(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -133,15 +150,27 @@ async fn serve(
     let standin = StandIn::start_with(StandInOptions {
         listen,
         policy,
+        rbac_files,
         issuer,
     })
     .await?;
+    let loaded = standin.rbac_loaded();
+    tracing::info!(
+        objects = loaded.total(),
+        roles = loaded.roles,
+        role_bindings = loaded.role_bindings,
+        cluster_roles = loaded.cluster_roles,
+        cluster_role_bindings = loaded.cluster_role_bindings,
+        ignored = loaded.ignored,
+        "RBAC loaded: {loaded}"
+    );
     let files = [
         ("ca.crt", standin.ca_pem().to_owned()),
         ("admin.token", standin.admin_token().to_owned()),
         ("kubeconfig", standin.kubeconfig_yaml(standin.admin_token())),
         ("sa.pub.pem", standin.sa_public_key_pem().to_owned()),
         ("issuer", standin.issuer().to_owned()),
+        ("rbac-loaded", format!("{loaded}\n")),
         ("ready", standin.url()),
     ];
     for (name, content) in files {
@@ -173,12 +202,13 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-async fn request_token(
+async fn token(
     dir: &Path,
     namespace: &str,
     service_account: &str,
-    audiences: Vec<String>,
+    audiences: &[String],
     ttl_seconds: i64,
+    pod: Option<&PodRef>,
 ) -> anyhow::Result<String> {
     anyhow::ensure!(
         dir.join("ready").exists(),
@@ -189,21 +219,14 @@ async fn request_token(
         Kubeconfig::read_from(dir.join("kubeconfig")).context("reading the admin kubeconfig")?;
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let accounts: Api<ServiceAccount> = Api::namespaced(kube::Client::try_from(config)?, namespace);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences,
-            expiration_seconds: Some(ttl_seconds),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let answer = accounts
-        .create_token_request(service_account, &PostParams::default(), &request)
-        .await
-        .context("TokenRequest")?;
-    Ok(answer
-        .status
-        .context("TokenRequest answered without a status")?
-        .token)
+    let client = kube::Client::try_from(config)?;
+    request_token(
+        &client,
+        namespace,
+        service_account,
+        audiences,
+        ttl_seconds,
+        pod,
+    )
+    .await
 }

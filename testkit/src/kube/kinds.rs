@@ -1,12 +1,15 @@
 //! The stored kinds' own rules: Secret (`stringData` folded into `data`, `type` defaulting to
-//! `Opaque`, key checks, `immutable`) and MutatingWebhookConfiguration (the API server's
-//! defaults for each webhook, the main validation, `metadata.generation`).
+//! `Opaque`, key checks, `immutable`), MutatingWebhookConfiguration (the API server's
+//! defaults for each webhook, the main validation, `metadata.generation`), Pod (the service
+//! account admission default, `Pending`, status only through `/status`, graceful deletion of
+//! scheduled pods) and the four RBAC kinds (`roleRef` required and immutable).
 
 use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::status::{FieldError, quote};
@@ -162,3 +165,149 @@ impl Kind for MutatingWebhookConfiguration {
         errors
     }
 }
+
+impl Kind for Pod {
+    const NAMESPACED: bool = true;
+
+    fn table(store: &Store) -> &Table<Self> {
+        &store.pods
+    }
+
+    fn table_mut(store: &mut Store) -> &mut Table<Self> {
+        &mut store.pods
+    }
+
+    fn prepare(&mut self, old: Option<&Self>) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let spec = self.spec.get_or_insert_with(Default::default);
+        if spec.containers.is_empty() {
+            errors.push(FieldError::required("spec.containers", ""));
+        }
+        for (i, container) in spec.containers.iter().enumerate() {
+            if container.name.is_empty() {
+                errors.push(FieldError::required(
+                    format!("spec.containers[{i}].name"),
+                    "",
+                ));
+            }
+        }
+        match old {
+            None => {
+                // The ServiceAccount admission plugin's default, which TokenRequest's pod
+                // binding checks against.
+                if spec
+                    .service_account_name
+                    .as_deref()
+                    .unwrap_or("")
+                    .is_empty()
+                {
+                    spec.service_account_name = Some("default".into());
+                }
+                let status = self.status.get_or_insert_with(PodStatus::default);
+                if status.phase.as_deref().unwrap_or("").is_empty() {
+                    status.phase = Some("Pending".into());
+                }
+            }
+            Some(old) => {
+                let spec = self.spec.as_ref().map(|s| &s.service_account_name);
+                let old_spec = old.spec.as_ref().map(|s| &s.service_account_name);
+                if spec != old_spec {
+                    let detail = "pod updates may not change fields other than `spec.containers[*].image`, ...";
+                    errors.push(FieldError::forbidden("spec", detail));
+                }
+            }
+        }
+        errors
+    }
+
+    fn keep_subresources(&mut self, old: &Self) {
+        // As the pod strategy does: a write to the pod itself never changes its status.
+        self.status = old.status.clone();
+    }
+
+    fn deletion_grace(&self, requested: Option<i64>) -> Option<i64> {
+        // Only a pod bound to a node is deleted gracefully (its kubelet finishes the delete);
+        // an unscheduled or finished pod goes at once, as on a real cluster.
+        let spec = self.spec.as_ref()?;
+        spec.node_name.as_deref().filter(|n| !n.is_empty())?;
+        let phase = self.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            return None;
+        }
+        let grace = requested
+            .or(spec.termination_grace_period_seconds)
+            .unwrap_or(30);
+        (grace > 0).then_some(grace)
+    }
+}
+
+fn role_ref_rules(role_ref: &RoleRef, old: Option<&RoleRef>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if role_ref.name.is_empty() {
+        errors.push(FieldError::required("roleRef.name", ""));
+    }
+    if role_ref.api_group != "rbac.authorization.k8s.io" {
+        errors.push(FieldError::not_supported(
+            "roleRef.apiGroup",
+            &role_ref.api_group,
+            &["rbac.authorization.k8s.io"],
+        ));
+    }
+    if let Some(old) = old
+        && old != role_ref
+    {
+        errors.push(FieldError::invalid(
+            "roleRef",
+            format!("{role_ref:?}"),
+            "cannot change roleRef",
+        ));
+    }
+    errors
+}
+
+macro_rules! rbac_kind {
+    ($kind:ty, $table:ident, $namespaced:expr, |$this:ident, $old:ident| $check:expr) => {
+        impl Kind for $kind {
+            const NAMESPACED: bool = $namespaced;
+            const PATH_SEGMENT_NAMES: bool = true;
+
+            fn table(store: &Store) -> &Table<Self> {
+                &store.$table
+            }
+
+            fn table_mut(store: &mut Store) -> &mut Table<Self> {
+                &mut store.$table
+            }
+
+            fn prepare(&mut self, old: Option<&Self>) -> Vec<FieldError> {
+                let ($this, $old) = (&*self, old);
+                $check
+            }
+        }
+    };
+}
+
+rbac_kind!(Role, roles, true, |_r, _o| Vec::new());
+rbac_kind!(ClusterRole, cluster_roles, false, |_r, _o| Vec::new());
+rbac_kind!(RoleBinding, role_bindings, true, |b, o| {
+    let mut errors = role_ref_rules(&b.role_ref, o.map(|o| &o.role_ref));
+    if !matches!(b.role_ref.kind.as_str(), "Role" | "ClusterRole") {
+        errors.push(FieldError::not_supported(
+            "roleRef.kind",
+            &b.role_ref.kind,
+            &["Role", "ClusterRole"],
+        ));
+    }
+    errors
+});
+rbac_kind!(ClusterRoleBinding, cluster_role_bindings, false, |b, o| {
+    let mut errors = role_ref_rules(&b.role_ref, o.map(|o| &o.role_ref));
+    if b.role_ref.kind != "ClusterRole" {
+        errors.push(FieldError::not_supported(
+            "roleRef.kind",
+            &b.role_ref.kind,
+            &["ClusterRole"],
+        ));
+    }
+    errors
+});

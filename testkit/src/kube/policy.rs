@@ -1,5 +1,6 @@
-//! Authorization, RBAC-style: a [`Policy`] is a list of allow rules; a request is allowed when
-//! one rule matches its user, verb, resource and namespace. Nothing is denied explicitly.
+//! The allow-list authorizer, checked beside RBAC (`rbac`): a [`Policy`] is a list of allow
+//! rules; it allows a request when one rule matches its user, verb, resource and namespace.
+//! Nothing is denied explicitly.
 //! The admin user bypasses the policy, as `system:masters` does on a real cluster.
 
 use serde::{Deserialize, Serialize};

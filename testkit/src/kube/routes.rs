@@ -1,17 +1,20 @@
-//! Routing and handlers: maps a path and method to a resource and verb, authorizes it against
-//! the policy, and runs the handler. Authentication happened before (see `server`).
+//! Routing and handlers: maps a path and method to a resource and verb, authorizes it (the
+//! policy or RBAC), and runs the handler. Authentication happened before (see `server`).
 
 use hyper::{Method, StatusCode};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
 use super::policy::Attributes;
+use super::rbac;
 use super::selector::{FieldSelector, LabelSelector};
 use super::state::{Shared, User};
 use super::status::{self, ApiError, FieldError, GroupResource};
-use super::store::{self, Kind, ListQuery, Preconditions, Store};
+use super::store::{self, Deleted, Kind, ListQuery, Preconditions, Store};
+use super::token::PodRef;
 
 /// One request, as the handlers see it.
 pub(crate) struct Call<'a> {
@@ -55,6 +58,11 @@ const SERVICE_ACCOUNTS: GroupResource = GroupResource {
     group: "",
     resource: "serviceaccounts",
 };
+const PODS: GroupResource = GroupResource {
+    group: "",
+    resource: "pods",
+};
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 pub(crate) fn dispatch(shared: &Shared, call: &Call<'_>) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
@@ -62,6 +70,9 @@ pub(crate) fn dispatch(shared: &Shared, call: &Call<'_>) -> Result<Reply, ApiErr
         return Err(ApiError::path_not_found());
     }
     type Webhooks = MutatingWebhookConfiguration;
+    if let ["apis", RBAC_GROUP, "v1", rest @ ..] = segments.as_slice() {
+        return rbac_resource(shared, call, rest);
+    }
     match segments.as_slice() {
         ["version"] => public(call, reply(StatusCode::OK, version())),
         ["openid", "v1", "jwks"] => public(
@@ -81,6 +92,14 @@ pub(crate) fn dispatch(shared: &Shared, call: &Call<'_>) -> Result<Reply, ApiErr
         }
         ["api", "v1", "namespaces", ns, "secrets", name] => {
             resource::<Secret>(shared, call, Some(ns), Some(name))
+        }
+        ["api", "v1", "pods"] => resource::<Pod>(shared, call, None, None),
+        ["api", "v1", "namespaces", ns, "pods"] => resource::<Pod>(shared, call, Some(ns), None),
+        ["api", "v1", "namespaces", ns, "pods", name] => {
+            resource::<Pod>(shared, call, Some(ns), Some(name))
+        }
+        ["api", "v1", "namespaces", ns, "pods", name, "status"] => {
+            pod_status(shared, call, ns, name)
         }
         [
             "api",
@@ -109,6 +128,27 @@ pub(crate) fn dispatch(shared: &Shared, call: &Call<'_>) -> Result<Reply, ApiErr
     }
 }
 
+/// `/apis/rbac.authorization.k8s.io/v1/...`: the four RBAC kinds.
+fn rbac_resource(shared: &Shared, call: &Call<'_>, rest: &[&str]) -> Result<Reply, ApiError> {
+    match rest {
+        ["roles"] => resource::<Role>(shared, call, None, None),
+        ["rolebindings"] => resource::<RoleBinding>(shared, call, None, None),
+        ["namespaces", ns, "roles"] => resource::<Role>(shared, call, Some(ns), None),
+        ["namespaces", ns, "roles", name] => resource::<Role>(shared, call, Some(ns), Some(name)),
+        ["namespaces", ns, "rolebindings"] => resource::<RoleBinding>(shared, call, Some(ns), None),
+        ["namespaces", ns, "rolebindings", name] => {
+            resource::<RoleBinding>(shared, call, Some(ns), Some(name))
+        }
+        ["clusterroles"] => resource::<ClusterRole>(shared, call, None, None),
+        ["clusterroles", name] => resource::<ClusterRole>(shared, call, None, Some(name)),
+        ["clusterrolebindings"] => resource::<ClusterRoleBinding>(shared, call, None, None),
+        ["clusterrolebindings", name] => {
+            resource::<ClusterRoleBinding>(shared, call, None, Some(name))
+        }
+        _ => Err(ApiError::path_not_found()),
+    }
+}
+
 /// Endpoints any caller may GET, with or without a token.
 fn public(call: &Call<'_>, answer: Reply) -> Result<Reply, ApiError> {
     if call.method == Method::GET {
@@ -132,7 +172,20 @@ fn authorize(
         resource,
         namespace,
     };
-    if user.admin || shared.policy().allows(&user.name, &attributes) {
+    let request = rbac::Request {
+        user: &user.name,
+        groups: &user.groups,
+        verb,
+        api_group: gr.group,
+        resource,
+        name,
+        namespace,
+    };
+    // Either authorizer may allow, as a cluster chains its authorizers.
+    if user.admin
+        || shared.policy().allows(&user.name, &attributes)
+        || rbac::allows(&shared.store(), &request)
+    {
         Ok(())
     } else {
         Err(ApiError::forbidden(
@@ -160,7 +213,16 @@ fn resource<K: Kind>(
         (&Method::DELETE, Some(_)) => "delete",
         _ => return Err(ApiError::method_not_allowed()),
     };
-    authorize(shared, call, verb, (gr, gr.resource), namespace, name)?;
+    // A list pinned to one name by `fieldSelector=metadata.name=X` is authorized for that name.
+    let selected = FieldSelector::parse(call.param("fieldSelector").unwrap_or(""))
+        .ok()
+        .and_then(|f| f.name().map(str::to_owned));
+    let auth_name = if verb == "list" || verb == "watch" {
+        selected.as_deref()
+    } else {
+        name
+    };
+    authorize(shared, call, verb, (gr, gr.resource), namespace, auth_name)?;
     if verb == "watch" {
         return Err(ApiError::bad_request(
             "watch is not supported by the kube stand-in",
@@ -211,11 +273,14 @@ fn resource<K: Kind>(
                 store.merge_patch::<K>(ns, name, &patch)?
             }
         }
-        "delete" => {
-            let deleted = store.delete::<K>(ns, name, &preconditions(call.body)?)?;
-            let uid = deleted.metadata().uid.as_deref().unwrap_or("");
-            return Ok(reply(StatusCode::OK, status::deleted(gr, name, uid)));
-        }
+        "delete" => match store.delete::<K>(ns, name, &preconditions(call.body)?)? {
+            Deleted::Gone(deleted) => {
+                let uid = deleted.metadata().uid.as_deref().unwrap_or("");
+                return Ok(reply(StatusCode::OK, status::deleted(gr, name, uid)));
+            }
+            // A graceful delete answers with the object, now carrying its deletionTimestamp.
+            Deleted::Marked(marked) => marked,
+        },
         _ => unreachable!("verbs are matched above"),
     };
     Ok(reply(StatusCode::OK, store::to_json(&object, false)))
@@ -271,7 +336,53 @@ fn preconditions(body: &[u8]) -> Result<Preconditions, ApiError> {
     Ok(Preconditions {
         uid: field("uid"),
         resource_version: field("resourceVersion"),
+        grace_period_seconds: options["gracePeriodSeconds"].as_i64(),
     })
+}
+
+/// GET, PUT or PATCH `pods/{name}/status`: only the status changes, whatever the body holds.
+fn pod_status(
+    shared: &Shared,
+    call: &Call<'_>,
+    namespace: &str,
+    name: &str,
+) -> Result<Reply, ApiError> {
+    let verb = match *call.method {
+        Method::GET => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    let resource = (PODS, "pods/status");
+    authorize(shared, call, verb, resource, Some(namespace), Some(name))?;
+    let mut store = shared.store();
+    let old = store.get::<Pod>(namespace, name)?;
+    let next = match verb {
+        "get" => return Ok(reply(StatusCode::OK, store::to_json(&old, false))),
+        "update" => store::decode::<Pod>(call.body)?,
+        _ => {
+            let media = call.content_type.split(';').next().unwrap_or("").trim();
+            let patch: Value = serde_json::from_slice(call.body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            let mut value = store::to_json(&old, false);
+            match media {
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    store::merge(&mut value, &patch);
+                }
+                "application/json-patch+json" => {
+                    let patch: json_patch::Patch = serde_json::from_value(patch)
+                        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                    json_patch::patch(&mut value, &patch)
+                        .map_err(|e| ApiError::patch_failed(e.to_string()))?;
+                }
+                _ => return Err(ApiError::unsupported_media_type()),
+            }
+            let body = serde_json::to_vec(&value).expect("JSON serializes");
+            store::decode::<Pod>(&body)?
+        }
+    };
+    let updated = store.update_status(namespace, name, next)?;
+    Ok(reply(StatusCode::OK, store::to_json(&updated, false)))
 }
 
 /// POST tokenreviews: what OpenBao's kubernetes auth calls to check a client's JWT.
@@ -382,16 +493,71 @@ fn token_request(
             &[error],
         ));
     }
-    let (token, expires) = shared.tokens.mint(namespace, name, &audiences, seconds);
+    let bound = &request["spec"]["boundObjectRef"];
+    let pod = if bound.is_null() {
+        None
+    } else {
+        Some(bound_pod(shared, namespace, name, bound)?)
+    };
+    let (token, expires) = shared
+        .tokens
+        .mint(namespace, name, &audiences, seconds, pod.as_ref());
     let expires = Time(jiff::Timestamp::from_second(expires).expect("expiry is in range"));
     let body = json!({
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
-        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": null},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound},
         "status": {"token": token, "expirationTimestamp": expires},
     });
     Ok(reply(StatusCode::CREATED, body))
+}
+
+/// The pod a TokenRequest binds to, checked as the API server checks it: the pod exists in the
+/// namespace, runs as this service account, and has the uid given (if one is).
+fn bound_pod(
+    shared: &Shared,
+    namespace: &str,
+    service_account: &str,
+    bound: &Value,
+) -> Result<PodRef, ApiError> {
+    let kind = bound["kind"].as_str().unwrap_or("");
+    let api_version = bound["apiVersion"].as_str().unwrap_or("v1");
+    if kind != "Pod" || api_version != "v1" {
+        // The real API also binds to Secrets and Nodes; nothing here needs them.
+        return Err(ApiError::bad_request(format!(
+            "cannot bind token to object of type {api_version}, Kind={kind}"
+        )));
+    }
+    let name = bound["name"].as_str().unwrap_or("");
+    let pod = shared.store().get::<Pod>(namespace, name)?;
+    let runs_as = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref());
+    if runs_as != Some(service_account) {
+        return Err(ApiError::bad_request(format!(
+            "cannot bind token for serviceaccount {} to pod running with different serviceaccount name.",
+            status::quote(service_account)
+        )));
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if let Some(wanted) = bound["uid"].as_str().filter(|u| !u.is_empty())
+        && wanted != uid
+    {
+        let why = format!(
+            "the UID in the bound object reference ({wanted}) does not match the UID in record. The object might have been deleted and then recreated"
+        );
+        let pods = GroupResource {
+            group: "",
+            resource: "Pod",
+        };
+        return Err(ApiError::conflict(pods, name, &why));
+    }
+    Ok(PodRef {
+        name: name.to_owned(),
+        uid,
+    })
 }
 
 fn version() -> Value {

@@ -176,6 +176,15 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// The name a `metadata.name=X` term pins, which the authorizer takes as the request's
+    /// name for a list (so a rule with `resourceNames` can allow it).
+    pub fn name(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(field, equal, _)| field == "metadata.name" && *equal)
+            .map(|(_, _, value)| value.as_str())
+    }
+
     pub fn matches(&self, namespace: &str, name: &str) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let actual = if field == "metadata.name" {

@@ -1,6 +1,7 @@
 //! What the routes read: the state every connection shares ([`Shared`]: the store, the policy,
-//! the token authority, the recorded requests) and the authenticated caller ([`User`]), with
-//! the admin's user name. It imports neither `server` nor `routes`, so server → routes → state.
+//! the token authority, the recorded requests), token authentication (signature, expiry,
+//! audiences, and for a pod-bound token that pod's existence and uid) and the authenticated
+//! caller ([`User`]), with the admin's user name. It imports neither `server` nor `routes`, so server → routes → state.
 
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -9,7 +10,11 @@ use serde_json::{Value, json};
 use super::RecordedRequest;
 use super::policy::Policy;
 use super::store::Store;
-use super::token::TokenAuthority;
+use super::token::{PodRef, TokenAuthority};
+
+/// How long a pod-bound token outlives its pod's `deletionTimestamp` (the API server's
+/// validator allows 60 s for a terminating pod's last requests).
+const DELETED_POD_LEEWAY_SECONDS: i64 = 60;
 
 /// The admin's user name (kubeadm's), in group `system:masters`.
 pub const ADMIN_USER: &str = "kubernetes-admin";
@@ -41,12 +46,16 @@ impl Shared {
                 uid: None,
                 groups: vec!["system:masters".into(), "system:authenticated".into()],
                 credential_id: None,
+                pod: None,
                 audiences: audiences.to_vec(),
                 admin: true,
             });
         }
         let claims = self.tokens.verify(token, audiences)?;
         let namespace = &claims.kubernetes.namespace;
+        if let Some(bound) = &claims.kubernetes.pod {
+            self.check_bound_pod(namespace, bound)?;
+        }
         Ok(User {
             name: claims.sub.clone(),
             uid: Some(claims.kubernetes.serviceaccount.uid.clone()),
@@ -56,9 +65,31 @@ impl Shared {
                 "system:authenticated".into(),
             ],
             credential_id: Some(format!("JTI={}", claims.jti)),
+            pod: claims.kubernetes.pod.clone(),
             audiences: claims.aud,
             admin: false,
         })
+    }
+
+    /// The API server's check of a pod-bound token: the pod must still exist with the uid in
+    /// the token and not be long past its deletion. Every failure reads the same to the client.
+    fn check_bound_pod(&self, namespace: &str, bound: &PodRef) -> Result<(), String> {
+        let invalidated = || "service account token has been invalidated".to_owned();
+        let store = self.store();
+        let pod = store
+            .pods
+            .get(&(namespace.to_owned(), bound.name.clone()))
+            .ok_or_else(invalidated)?;
+        if pod.metadata.uid.as_deref() != Some(bound.uid.as_str()) {
+            return Err(invalidated());
+        }
+        let now = jiff::Timestamp::now().as_second();
+        if let Some(deleted) = &pod.metadata.deletion_timestamp
+            && deleted.0.as_second() < now - DELETED_POD_LEEWAY_SECONDS
+        {
+            return Err(invalidated());
+        }
+        Ok(())
     }
 }
 
@@ -69,6 +100,7 @@ pub(crate) struct User {
     pub uid: Option<String>,
     pub groups: Vec<String>,
     credential_id: Option<String>,
+    pod: Option<PodRef>,
     pub audiences: Vec<String>,
     pub admin: bool,
 }
@@ -82,6 +114,10 @@ impl User {
         }
         if let Some(id) = &self.credential_id {
             info["extra"] = json!({"authentication.kubernetes.io/credential-id": [id]});
+        }
+        if let Some(pod) = &self.pod {
+            info["extra"]["authentication.kubernetes.io/pod-name"] = json!([pod.name]);
+            info["extra"]["authentication.kubernetes.io/pod-uid"] = json!([pod.uid]);
         }
         info
     }

@@ -209,6 +209,11 @@ impl ApiError {
         )
     }
 
+    /// The `Status` message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The `Status` object sent as the response body.
     pub fn body(&self) -> Value {
         let mut status = json!({

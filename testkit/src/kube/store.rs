@@ -1,6 +1,7 @@
 //! The stored objects and the API server's write rules: server-set metadata (uid,
 //! resourceVersion from one global counter, creationTimestamp), preconditions, validation, no-op
-//! updates, `limit`/`continue` pages. Kind-specific defaults and validation live in `kinds`.
+//! updates, `limit`/`continue` pages, the status subresource, graceful deletion.
+//! Kind-specific defaults and validation live in `kinds`.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -8,7 +9,8 @@ use std::ops::Bound;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::{Metadata, Resource};
 use serde::de::DeserializeOwned;
@@ -24,10 +26,21 @@ pub(crate) trait Kind:
 {
     /// Whether objects live in a namespace.
     const NAMESPACED: bool;
+    /// Whether names need only be valid path segments (RBAC: `system:auth-delegator`) rather
+    /// than DNS subdomains.
+    const PATH_SEGMENT_NAMES: bool = false;
     fn table(store: &Store) -> &Table<Self>;
     fn table_mut(store: &mut Store) -> &mut Table<Self>;
     /// Fills defaults and returns validation errors; `old` is the stored object on update.
     fn prepare(&mut self, old: Option<&Self>) -> Vec<FieldError>;
+    /// On a write to the object itself (not a subresource): restores what only a subresource
+    /// may change (a Pod's status).
+    fn keep_subresources(&mut self, _old: &Self) {}
+    /// `Some(seconds)` when a DELETE only marks the object (`deletionTimestamp`) and its
+    /// controller finishes later; `requested` is `DeleteOptions.gracePeriodSeconds`.
+    fn deletion_grace(&self, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
 }
 
 pub(crate) fn group_resource<K: Kind>() -> GroupResource {
@@ -46,6 +59,11 @@ pub(crate) struct Store {
     revision: u64,
     pub secrets: Table<Secret>,
     pub webhooks: Table<MutatingWebhookConfiguration>,
+    pub pods: Table<Pod>,
+    pub roles: Table<Role>,
+    pub role_bindings: Table<RoleBinding>,
+    pub cluster_roles: Table<ClusterRole>,
+    pub cluster_role_bindings: Table<ClusterRoleBinding>,
 }
 
 /// What a list request asks for.
@@ -70,6 +88,16 @@ pub(crate) struct ListPage<K> {
 pub(crate) struct Preconditions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+    /// `DeleteOptions.gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// What a DELETE did.
+pub(crate) enum Deleted<K> {
+    /// The object is gone.
+    Gone(K),
+    /// The object is marked for deletion (`deletionTimestamp`) and still stored.
+    Marked(K),
 }
 
 /// Decodes a request body into `K`, filling `apiVersion`/`kind` when absent as the API server
@@ -214,7 +242,31 @@ impl Store {
         &mut self,
         namespace: &str,
         name: &str,
+        object: K,
+    ) -> Result<K, ApiError> {
+        self.write(namespace, name, object, false)
+    }
+
+    /// PUT on the status subresource: only `status` of `object` is taken, as the API server's
+    /// status strategies do; a `metadata.resourceVersion` in the body must be current.
+    pub fn update_status(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        object: Pod,
+    ) -> Result<Pod, ApiError> {
+        let mut next = self.get::<Pod>(namespace, name)?;
+        next.status = object.status;
+        next.metadata.resource_version = object.metadata.resource_version;
+        self.write(namespace, name, next, true)
+    }
+
+    fn write<K: Kind>(
+        &mut self,
+        namespace: &str,
+        name: &str,
         mut object: K,
+        subresource: bool,
     ) -> Result<K, ApiError> {
         let gr = group_resource::<K>();
         let meta = object.metadata_mut();
@@ -248,11 +300,15 @@ impl Store {
         meta.resource_version = Some(stored_rv);
         meta.generation = old_meta.generation;
         meta.generate_name = old_meta.generate_name.clone();
-        meta.deletion_timestamp = None;
-        meta.deletion_grace_period_seconds = None;
+        // Only DELETE sets these, and nothing clears them.
+        meta.deletion_timestamp = old_meta.deletion_timestamp.clone();
+        meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
         meta.managed_fields = None;
         meta.self_link = None;
         normalize(meta);
+        if !subresource {
+            object.keep_subresources(&old);
+        }
         let errors = object.prepare(Some(&old));
         if !errors.is_empty() {
             return Err(ApiError::invalid(K::GROUP, K::KIND, name, &errors));
@@ -300,7 +356,7 @@ impl Store {
         namespace: &str,
         name: &str,
         pre: &Preconditions,
-    ) -> Result<K, ApiError> {
+    ) -> Result<Deleted<K>, ApiError> {
         let gr = group_resource::<K>();
         let old = self.get::<K>(namespace, name)?;
         let meta = old.metadata();
@@ -323,9 +379,24 @@ impl Store {
                 return Err(ApiError::conflict(gr, name, &why));
             }
         }
+        if let Some(grace) = old.deletion_grace(pre.grace_period_seconds) {
+            if meta.deletion_timestamp.is_some() {
+                return Ok(Deleted::Marked(old));
+            }
+            let mut marked = old.clone();
+            let at = jiff::Timestamp::now().as_second() + grace;
+            let meta = marked.metadata_mut();
+            meta.deletion_timestamp = Some(Time(
+                jiff::Timestamp::from_second(at).expect("deadline is in range"),
+            ));
+            meta.deletion_grace_period_seconds = Some(grace);
+            meta.resource_version = Some(self.next_revision());
+            K::table_mut(self).insert(key(namespace, name), marked.clone());
+            return Ok(Deleted::Marked(marked));
+        }
         self.next_revision();
         K::table_mut(self).remove(&key(namespace, name));
-        Ok(old)
+        Ok(Deleted::Gone(old))
     }
 }
 
@@ -387,7 +458,12 @@ fn validate_meta<K: Kind>(meta: &ObjectMeta) -> Vec<FieldError> {
                 "must be no more than 253 characters",
             ));
         }
-        if !name.split('.').all(is_dns_label) {
+        if K::PATH_SEGMENT_NAMES {
+            if name == "." || name == ".." || name.contains(['/', '%']) {
+                let detail = "may not be '.' or '..' and may not contain '/' or '%'";
+                errors.push(FieldError::invalid("metadata.name", quote(name), detail));
+            }
+        } else if !name.split('.').all(is_dns_label) {
             errors.push(FieldError::invalid(
                 "metadata.name",
                 quote(name),
@@ -417,7 +493,7 @@ fn is_dns_label(s: &str) -> bool {
 }
 
 /// RFC 7386: objects merge recursively, `null` deletes, anything else replaces.
-fn merge(target: &mut Value, patch: &Value) {
+pub(crate) fn merge(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;

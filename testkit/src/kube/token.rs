@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::ids;
 
-/// The claims of a projected service-account token (without the pod and node bindings).
+/// The claims of a projected service-account token (the pod binding, no node binding).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Claims {
     pub aud: Vec<String>,
@@ -37,7 +37,20 @@ pub(crate) struct Claims {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct KubernetesClaims {
     pub namespace: String,
+    /// Set for a token bound to a pod (TokenRequest `boundObjectRef` of kind Pod), as the
+    /// kubelet's projected tokens are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
     pub serviceaccount: ServiceAccountRef,
+}
+
+/// The object a token is bound to: `{"name": ..., "uid": ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    /// The pod's name.
+    pub name: String,
+    /// The pod's `metadata.uid`.
+    pub uid: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -105,13 +118,15 @@ impl TokenAuthority {
     }
 
     /// A signed token for `system:serviceaccount:<namespace>:<name>`, valid for `ttl_seconds`
-    /// from now; returns it with its expiry (Unix seconds). No audiences means the API audiences.
+    /// from now, bound to `pod` if given; returns it with its expiry (Unix seconds). No
+    /// audiences means the API audiences.
     pub fn mint(
         &self,
         namespace: &str,
         name: &str,
         audiences: &[String],
         ttl_seconds: i64,
+        pod: Option<&PodRef>,
     ) -> (String, i64) {
         let now = jiff::Timestamp::now().as_second();
         let aud = if audiences.is_empty() {
@@ -127,6 +142,7 @@ impl TokenAuthority {
             jti: ids::uuid(),
             kubernetes: KubernetesClaims {
                 namespace: namespace.to_owned(),
+                pod: pod.cloned(),
                 serviceaccount: ServiceAccountRef {
                     name: name.to_owned(),
                     uid: self.service_account_uid(namespace, name),
@@ -246,7 +262,7 @@ mod tests {
     #[test]
     fn round_trip_and_audiences() {
         let ta = authority();
-        let (token, _) = ta.mint("ns", "sa", &["vault".into(), "x".into()], 60);
+        let (token, _) = ta.mint("ns", "sa", &["vault".into(), "x".into()], 60, None);
         let claims = ta.verify(&token, &["vault".into()]).unwrap();
         assert_eq!(claims.sub, "system:serviceaccount:ns:sa");
         assert_eq!(claims.aud, ["vault"]);
@@ -261,13 +277,13 @@ mod tests {
     fn rejects_expired_tampered_and_foreign_tokens() {
         let ta = authority();
         let aud = ta.api_audiences();
-        let (expired, _) = ta.mint("ns", "sa", &[], 0);
+        let (expired, _) = ta.mint("ns", "sa", &[], 0, None);
         assert_eq!(
             ta.verify(&expired, &aud).unwrap_err(),
             "service account token has expired"
         );
 
-        let (token, _) = ta.mint("ns", "sa", &[], 60);
+        let (token, _) = ta.mint("ns", "sa", &[], 60, None);
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let mut claims: Value = serde_json::from_slice(&B64.decode(&parts[1]).unwrap()).unwrap();
         claims["kubernetes.io"]["namespace"] = "other".into();
@@ -277,9 +293,31 @@ mod tests {
         assert!(err.contains("cryptographic primitive"), "{err}");
 
         let other = TokenAuthority::new("https://issuer.test".into()).unwrap();
-        let (foreign, _) = other.mint("ns", "sa", &[], 60);
+        let (foreign, _) = other.mint("ns", "sa", &[], 60, None);
         assert!(ta.verify(&foreign, &aud).is_err());
         assert!(ta.verify("not-a-jwt", &aud).is_err());
+    }
+
+    #[test]
+    fn pod_binding_is_a_claim() {
+        let ta = authority();
+        let pod = PodRef {
+            name: "p".into(),
+            uid: "u-1".into(),
+        };
+        let (token, _) = ta.mint("ns", "sa", &[], 60, Some(&pod));
+        let claims = ta.verify(&token, &ta.api_audiences()).unwrap();
+        assert_eq!(claims.kubernetes.pod, Some(pod));
+        let payload = token.split('.').nth(1).unwrap();
+        let raw: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+        assert_eq!(
+            raw["kubernetes.io"]["pod"],
+            json!({"name": "p", "uid": "u-1"})
+        );
+        let (unbound, _) = ta.mint("ns", "sa", &[], 60, None);
+        let payload = unbound.split('.').nth(1).unwrap();
+        let raw: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+        assert!(raw["kubernetes.io"].get("pod").is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use flyte_secret_e2e::broker::Broker;
 use flyte_secret_e2e::kubelet::run_pod;
 use flyte_secret_e2e::pods::TaskPod;
 use flyte_secret_e2e::webhook::Webhook;
@@ -154,7 +155,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     step(4, "admission: the real webhook over TLS");
-    let webhook = Webhook::start(&world.webhook_args())?;
+    let broker = Broker::start(&world, &[])?;
+    println!(
+        "  secret broker (webhook broker, as ServiceAccount {}/{}) at {}",
+        flyte_secret_e2e::broker::NAMESPACE,
+        flyte_secret_e2e::broker::SERVICE_ACCOUNT,
+        broker.url
+    );
+    let webhook = Webhook::start(&world.webhook_args(&broker))?;
     let admission = webhook.admit(&pod).await?;
     anyhow::ensure!(admission.allowed, "denied: {}", admission.message);
     let ops = admission.patch.as_array().map(Vec::len).unwrap_or(0);

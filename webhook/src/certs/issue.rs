@@ -89,19 +89,7 @@ pub(super) fn renew(
     let (cert, key) = if cert_ok {
         (stored.cert.clone(), stored.key.clone())
     } else {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(names.clone())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names[2].clone());
-        params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.not_before = now - Duration::minutes(5);
-        params.not_after = now + cert_life;
-        params.use_authority_key_identifier_extension = true;
-        let issuer = Issuer::from_ca_cert_der(&ca_der, &ca_key)?;
-        let cert = params.signed_by(&key, &issuer)?;
-        (cert.pem(), key.serialize_pem())
+        issue_serving(&names, &ca_der, &ca_key, now, cert_life)?
     };
     let material = Material {
         ca_bundle,
@@ -110,6 +98,52 @@ pub(super) fn renew(
         key,
     };
     Ok((material, new_ca, !cert_ok))
+}
+
+/// A serving certificate for `names` signed by the CA (ECDSA P-256): (cert PEM, key PEM).
+fn issue_serving(
+    names: &[String],
+    ca_der: &CertificateDer<'_>,
+    ca_key: &KeyPair,
+    now: OffsetDateTime,
+    cert_life: Duration,
+) -> Result<(String, String), Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names.to_vec())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, names[2].clone());
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + cert_life;
+    params.use_authority_key_identifier_extension = true;
+    let issuer = Issuer::from_ca_cert_der(ca_der, ca_key)?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The serving certificate of another Service (`--extra-service`), signed by the CA the main
+/// run settled on (`issued`): the stored one (`stored.cert`, `stored.key`) while it still
+/// fits, else a new one. Returns (cert PEM, key PEM, newly issued).
+pub(super) fn extra_serving(
+    stored: &Material,
+    issued: &Material,
+    service: &str,
+    args: &InitCertsArgs,
+    now: OffsetDateTime,
+) -> Result<(String, String, bool), Error> {
+    let names = dns_names(service, &args.namespace);
+    let ca_der = CertificateDer::from_pem_slice(issued.ca_bundle.as_bytes())
+        .map_err(|e| Error::Extra(format!("the CA bundle does not parse: {e}")))?;
+    let ca_key = KeyPair::from_pem(&issued.ca_key)?;
+    let renew_before = Duration::days(i64::from(args.renew_before_days));
+    if serving_cert_ok(stored, &ca_der, &names, now + renew_before) {
+        return Ok((stored.cert.clone(), stored.key.clone(), false));
+    }
+    let cert_life = Duration::days(i64::from(args.cert_days));
+    let (cert, key) = issue_serving(&names, &ca_der, &ca_key, now, cert_life)?;
+    Ok((cert, key, true))
 }
 
 fn not_expired(der: &CertificateDer<'_>, now: OffsetDateTime) -> bool {
@@ -207,5 +241,42 @@ mod tests {
         other.service_name = "other".into();
         let (_, new_ca, new_cert) = renew(&m1, &other, now).unwrap();
         assert!(!new_ca && new_cert);
+    }
+
+    #[test]
+    fn extra_services_get_their_own_certificate_from_the_same_ca() {
+        let a = args();
+        let now = OffsetDateTime::now_utc();
+        let (m1, _, _) = renew(&Material::default(), &a, now).unwrap();
+        let (cert, key, new) =
+            extra_serving(&Material::default(), &m1, "flyte-secret-broker", &a, now).unwrap();
+        assert!(new);
+        assert_ne!(cert, m1.cert);
+        let ca = CertificateDer::from_pem_slice(m1.ca_bundle.as_bytes()).unwrap();
+        let names = dns_names("flyte-secret-broker", "flyte");
+        let stored = Material {
+            cert: cert.clone(),
+            key,
+            ..Material::default()
+        };
+        assert!(serving_cert_ok(&stored, &ca, &names, now));
+        // Not valid for the webhook's names.
+        assert!(!serving_cert_ok(
+            &stored,
+            &ca,
+            &dns_names("flyte-pod-webhook", "flyte"),
+            now
+        ));
+        // Reused while it fits; renewed under a new CA.
+        let (again, _, new) = extra_serving(&stored, &m1, "flyte-secret-broker", &a, now).unwrap();
+        assert!(!new);
+        assert_eq!(again, cert);
+        let (m4, new_ca, _) = renew(&m1, &a, now + Duration::days(3600)).unwrap();
+        assert!(new_ca);
+        let (_, _, new) = extra_serving(&stored, &m4, "flyte-secret-broker", &a, now).unwrap();
+        assert!(
+            new,
+            "a certificate of the old CA is reissued under the new one"
+        );
     }
 }

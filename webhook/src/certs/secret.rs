@@ -65,6 +65,14 @@ pub(super) fn data(material: &Material) -> (SecretData, SecretData) {
     )
 }
 
+/// The data of a serving Secret: the CA bundle, the certificate and its key.
+pub(super) fn serving_data(ca_bundle: &str, cert: &str, key: &str) -> SecretData {
+    [("ca.crt", ca_bundle), ("tls.crt", cert), ("tls.key", key)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+        .collect()
+}
+
 pub(super) type SecretData = BTreeMap<String, ByteString>;
 
 /// Makes Secret `name` hold exactly `data`: `unchanged`, `updated`, `created` or, for an

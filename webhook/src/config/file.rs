@@ -63,6 +63,7 @@ pub struct FileConfig {
     pub(super) agent_bin_size_limit: Option<String>,
     pub(super) aggregate_format: Option<String>,
     pub(super) file_env: Option<bool>,
+    pub(super) broker_ca_file: Option<std::path::PathBuf>,
 }
 
 impl FileConfig {

@@ -83,6 +83,12 @@ pub struct InjectArgs {
     /// its flytekit env var name [default: false].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_FILE_ENV")]
     pub file_env: Option<bool>,
+    /// The CA bundle (PEM) agents trust for the secret broker, handed to each agent container
+    /// in its env (public certificates only). Read again when the file changes [default:
+    /// /etc/webhook/certs/ca.crt, the webhook's own serving Secret, whose CA also signs the
+    /// broker's certificate].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_BROKER_CA_FILE")]
+    pub broker_ca_file: Option<std::path::PathBuf>,
     /// Where wrapped containers mount the agent binary's volume [default: /flyte/bin].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_AGENT_BIN_PATH")]
     pub agent_bin_path: Option<String>,

@@ -44,6 +44,15 @@ pub(super) fn plan(args: &InjectArgs, file: &FileConfig) -> Result<(Layout, Vec<
             .clone()
             .unwrap_or_else(|| vec![Backend::Kubernetes(KubernetesBackend::default())]),
     };
+    // A Vault role template (`flyte-{{namespace}}`) must render to a role for any namespace.
+    for backend in &backends {
+        if let Backend::Vault(vault) = backend {
+            vault
+                .auth
+                .check_role()
+                .map_err(|e| invalid("backends", e))?;
+        }
+    }
     // An empty plan checks the mount path and the backend list the way the agent will.
     FetchPlan::new(&layout, backends.clone())
         .validate()

@@ -1,6 +1,7 @@
 //! The agent init container: `agent init` with the plan in its env, the secrets volume
-//! read-write, the pod's service-account token read-only, the Vault token and the `agent
-//! exec` binary's volume when configured, as the app's uid and locked down.
+//! read-write, the Kubernetes Secret volumes and broker token of [`super::access`], the pod's
+//! service-account token read-only only when a Vault login uses it, the Vault token and the
+//! `agent exec` binary's volume when configured, as the app's uid and locked down.
 
 use flyte_secret_spec::backend::{Backend, SERVICE_ACCOUNT_TOKEN_FILE, VaultAuth};
 use flyte_secret_spec::env::{
@@ -10,6 +11,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, PodSpec, SeccompProfile, SecurityContext, VolumeMount,
 };
 
+use super::access::KubeAccess;
 use super::common::{plain_env, same_path};
 use super::owner::Identity;
 use super::wrap::BIN_VOLUME_NAME;
@@ -24,6 +26,7 @@ pub(super) fn agent_container(
     plan_json: String,
     identity: &Identity,
     settings: &Settings,
+    access: &KubeAccess,
     wraps: bool,
     warnings: &mut Vec<String>,
 ) -> Container {
@@ -38,6 +41,7 @@ pub(super) fn agent_container(
             settings.exec_wrap.bin_path.clone(),
         ));
     }
+    env.extend(access.env.iter().cloned());
     env.extend(agent.env.iter().cloned());
 
     let mut mounts = vec![VolumeMount {
@@ -45,13 +49,15 @@ pub(super) fn agent_container(
         mount_path: settings.layout.mount_path.clone(),
         ..Default::default()
     }];
+    // The pod's API token only when a backend logs in with it (Vault kubernetes/jwt auth);
+    // Kubernetes Secrets come from the kubelet and the broker, never the API.
     let token = spec
         .containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .find(|m| same_path(&m.mount_path, SERVICE_ACCOUNT_DIR));
-    match token {
+    match token.filter(|_| needs_pod_token(settings)) {
         Some(m) => mounts.push(VolumeMount {
             read_only: Some(true),
             ..m.clone()
@@ -62,6 +68,7 @@ pub(super) fn agent_container(
         )),
         None => {}
     }
+    mounts.extend(access.mounts.iter().cloned());
     if let Some(t) = &settings.vault_token {
         mounts.push(VolumeMount {
             name: TOKEN_VOLUME_NAME.into(),
@@ -113,13 +120,12 @@ pub(super) fn agent_container(
 /// Whether some backend authenticates with the pod's own service-account token.
 fn needs_pod_token(settings: &Settings) -> bool {
     settings.backends.iter().any(|b| match b {
-        Backend::Kubernetes(_) => true,
+        Backend::Kubernetes(_) | Backend::Aws(_) => false,
         Backend::Vault(v) => match &v.auth {
             VaultAuth::Kubernetes { token_file, .. } | VaultAuth::Jwt { token_file, .. } => {
                 token_file == SERVICE_ACCOUNT_TOKEN_FILE
             }
             VaultAuth::Token { .. } => false,
         },
-        Backend::Aws(_) => false,
     })
 }

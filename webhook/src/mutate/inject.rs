@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
     VolumeProjection,
 };
 
+use super::access::{self, kube_access};
 use super::container::agent_container;
 use super::owner::{Identity, add_supplemental_group};
 use super::patch::Op;
@@ -51,7 +52,9 @@ pub(super) fn inject(
                 .filter_map(|s| aws_ambiguity(&s.request)),
         );
     }
+    let access = kube_access(plan, settings)?;
     let mut volumes = volumes(settings);
+    volumes.extend(access.volumes.iter().cloned());
     let plan_env = Wrapping::plan_env(&plan_json);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Vec::new();
@@ -68,7 +71,15 @@ pub(super) fn inject(
     );
     ops.extend(wiring);
     warnings.extend(wrapping.warnings(&app.unserved, settings));
-    let agent = agent_container(spec, plan_json, identity, settings, wraps, &mut warnings);
+    let agent = agent_container(
+        spec,
+        plan_json,
+        identity,
+        settings,
+        &access,
+        wraps,
+        &mut warnings,
+    );
     if spec.init_containers.is_some() {
         ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
     } else {
@@ -115,7 +126,9 @@ fn volumes(settings: &Settings) -> Vec<Volume> {
 
 fn check_conflicts(spec: &PodSpec, settings: &Settings) -> Result<(), Denial> {
     for v in spec.volumes.iter().flatten() {
-        if [VOLUME_NAME, TOKEN_VOLUME_NAME, BIN_VOLUME_NAME].contains(&v.name.as_str()) {
+        if [VOLUME_NAME, TOKEN_VOLUME_NAME, BIN_VOLUME_NAME].contains(&v.name.as_str())
+            || access::is_ours(&v.name)
+        {
             return Err(Denial::Conflict(format!(
                 "the pod already has a volume named {}",
                 v.name

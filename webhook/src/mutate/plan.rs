@@ -3,6 +3,7 @@
 //! check of the plan's env var.
 
 use flyte_secret_spec::aggregate::{self, Format};
+use flyte_secret_spec::backend::{Backend, VaultBackend};
 use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_ENV_BYTES, PlanError};
 use flyte_secret_spec::request::SecretRequest;
 use flyte_secret_spec::scoped::Scope;
@@ -35,7 +36,7 @@ pub(super) fn build_plan(
     identity: &Identity,
     settings: &Settings,
 ) -> Result<FetchPlan, Denial> {
-    let mut plan = FetchPlan::new(&settings.layout, settings.backends.clone());
+    let mut plan = FetchPlan::new(&settings.layout, backends_for(namespace, settings)?);
     plan.timeouts = settings.timeouts;
     plan.aggregate = aggregate_choice(pod, settings)?;
     plan.owner = Some(identity.owner);
@@ -96,6 +97,32 @@ pub(super) fn build_plan(
         }
     })?;
     Ok(plan)
+}
+
+/// The install's backends for a pod of `namespace`: a Vault role template
+/// (`flyte-{{namespace}}`) rendered, so that each namespace logs in with a role of its own
+/// whose policy Vault enforces.
+fn backends_for(namespace: Option<&str>, settings: &Settings) -> Result<Vec<Backend>, Denial> {
+    settings
+        .backends
+        .iter()
+        .map(|backend| match backend {
+            Backend::Vault(vault) => {
+                let auth = vault
+                    .auth
+                    .for_namespace(namespace.unwrap_or_default())
+                    .map_err(|reason| Denial::Request {
+                        annotation: "(Vault role)".into(),
+                        reason,
+                    })?;
+                Ok(Backend::Vault(VaultBackend {
+                    auth,
+                    ..vault.clone()
+                }))
+            }
+            other => Ok(other.clone()),
+        })
+        .collect()
 }
 
 /// The Flyte 2 scope: the pod's `organization`/`project`/`domain` labels; for Flyte 1 pods

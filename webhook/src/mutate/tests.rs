@@ -96,7 +96,37 @@ fn propeller_pod_with_flyte_vectors() {
     assert_eq!(doc["metadata"]["annotations"][INJECTED_ANNOTATION], "true");
     let spec = out.spec.as_ref().unwrap();
     let volumes = spec.volumes.as_ref().unwrap();
-    assert_eq!(volumes.len(), 3, "token, secrets, agent binary");
+    let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kube-api-access-7xq2p",
+            VOLUME_NAME,
+            "flyte-secret-agent-k8s-0",
+            "flyte-secret-agent-k8s-1",
+            wrap::BIN_VOLUME_NAME
+        ],
+        "token, secrets, one volume per requested Secret, agent binary"
+    );
+    // The kubelet delivers the pod's own Secrets: only the requested keys, optional (a miss
+    // falls through to the next backend), mounted in the agent alone.
+    let secret_volume = |i: usize| volumes[2 + i].secret.as_ref().unwrap();
+    let items = |i: usize| -> Vec<(String, String)> {
+        secret_volume(i)
+            .items
+            .iter()
+            .flatten()
+            .map(|k| (k.key.clone(), k.path.clone()))
+            .collect()
+    };
+    assert_eq!(secret_volume(0).secret_name.as_deref(), Some("db"));
+    assert_eq!(items(0), [("password".to_string(), "password".to_string())]);
+    assert_eq!(secret_volume(1).secret_name.as_deref(), Some("user-info"));
+    assert_eq!(
+        items(1),
+        [("user_secret".to_string(), "user_secret".to_string())]
+    );
+    assert!((0..2).all(|i| secret_volume(i).optional == Some(true)));
     let vol = volumes.iter().find(|v| v.name == VOLUME_NAME).unwrap();
     let empty_dir = vol.empty_dir.as_ref().unwrap();
     assert_eq!(empty_dir.medium.as_deref(), Some("Memory"));
@@ -120,9 +150,28 @@ fn propeller_pod_with_flyte_vectors() {
     assert_eq!(mounts[0].name, VOLUME_NAME);
     assert_eq!(mounts[0].mount_path, "/etc/flyte/secrets");
     assert_ne!(mounts[0].read_only, Some(true));
-    assert_eq!(mounts[1].name, "kube-api-access-7xq2p");
-    assert_eq!(mounts[1].mount_path, SERVICE_ACCOUNT_DIR);
+    // No API token: the Kubernetes backend needs no API access.
+    assert!(
+        mounts.iter().all(|m| m.mount_path != SERVICE_ACCOUNT_DIR),
+        "{mounts:?}"
+    );
+    assert_eq!(mounts[1].name, "flyte-secret-agent-k8s-0");
+    assert_eq!(
+        mounts[1].mount_path,
+        "/var/run/secrets/flyte-secret-agent/kubernetes/db"
+    );
     assert_eq!(mounts[1].read_only, Some(true));
+    assert_eq!(
+        mounts[2].mount_path,
+        "/var/run/secrets/flyte-secret-agent/kubernetes/user-info"
+    );
+    // App containers never mount them.
+    assert!(spec.containers.iter().all(|c| {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| !m.name.starts_with(SECRET_VOLUME_PREFIX))
+    }));
     let sc = a.security_context.as_ref().unwrap();
     assert_eq!(sc.run_as_non_root, Some(true));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
@@ -287,12 +336,13 @@ fn bare_pod_gets_parent_arrays_created() {
     let (_, out) = apply(&pod, &m.patch);
     assert_eq!(
         out.spec.as_ref().unwrap().volumes.as_ref().unwrap().len(),
-        1
+        2,
+        "the secrets volume and Secret db's"
     );
-    // No service-account token mounted: the agent gets none, and a warning says why.
-    assert_eq!(agent(&out).volume_mounts.as_ref().unwrap().len(), 1);
+    // No service-account token, and none needed: the Kubernetes backend reads no API.
+    assert_eq!(agent(&out).volume_mounts.as_ref().unwrap().len(), 2);
     assert!(
-        m.warnings
+        !m.warnings
             .iter()
             .any(|w| w.contains("automountServiceAccountToken")),
         "{:?}",
@@ -1077,4 +1127,150 @@ fn aws_ids_that_could_be_read_two_ways_get_a_warning() {
             .iter()
             .all(|w| !w.contains("read as"))
     );
+}
+
+/// Settings whose Kubernetes backend has a broker, trusting the CA in `ca_file`.
+fn broker_settings(ca_file: std::path::PathBuf) -> Settings {
+    Settings {
+        backends: vec![Backend::Kubernetes(KubernetesBackend {
+            broker: Some(flyte_secret_spec::broker::BrokerRef {
+                url: "https://flyte-secret-broker.flyte-secret-agent.svc".into(),
+                audience: "flyte-secret-broker".into(),
+            }),
+            ..KubernetesBackend::default()
+        })],
+        broker_ca: crate::config::BrokerCa::new(ca_file),
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn managed_secrets_get_a_broker_token_and_ca_in_the_agent_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    std::fs::write(&ca_file, ca).unwrap();
+    let pod = flyte_pod(&[vector("openai_key"), vector("db/password@kv2")]);
+    let m = patched(&pod, &broker_settings(ca_file));
+    let (_, out) = apply(&pod, &m.patch);
+    let spec = out.spec.as_ref().unwrap();
+    let token = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == BROKER_VOLUME_NAME)
+        .expect("the broker token volume");
+    let projection = token.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(projection.audience.as_deref(), Some("flyte-secret-broker"));
+    assert_eq!(projection.expiration_seconds, Some(600));
+    let a = agent(&out);
+    let mount = a
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == BROKER_VOLUME_NAME)
+        .unwrap();
+    assert_eq!(mount.mount_path, flyte_secret_spec::env::BROKER_TOKEN_DIR);
+    assert_eq!(mount.read_only, Some(true));
+    assert_eq!(value(a, flyte_secret_spec::env::BROKER_CA_ENV), Some(ca));
+    for c in &spec.containers {
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .all(|m| m.name != BROKER_VOLUME_NAME),
+            "{} mounts the broker token",
+            c.name
+        );
+        assert!(value(c, flyte_secret_spec::env::BROKER_CA_ENV).is_none());
+    }
+    // The grouped request still comes from the kubelet.
+    assert!(
+        spec.volumes.iter().flatten().any(|v| v
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref())
+            == Some("db"))
+    );
+}
+
+#[test]
+fn no_broker_token_without_managed_secrets_and_a_denial_without_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = broker_settings(dir.path().join("missing-ca.crt"));
+    // Only the pod's own Secrets: no token, so no CA needed.
+    let pod = flyte_pod(&[vector("db/password@kv2")]);
+    let m = patched(&pod, &settings);
+    let (_, out) = apply(&pod, &m.patch);
+    assert!(
+        out.spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .iter()
+            .flatten()
+            .all(|v| v.name != BROKER_VOLUME_NAME)
+    );
+    // A managed secret with the CA unreadable: refused, naming the annotation and the file.
+    let pod = flyte_pod(&[vector("db/password@kv2"), vector("openai_key")]);
+    let pod: Pod = serde_json::from_value(pod).unwrap();
+    let err = mutate(&pod, Some("flytesnacks-development"), &settings)
+        .expect_err("a denial")
+        .to_string();
+    assert!(err.contains("flyte.secrets/s1"), "{err}");
+    assert!(err.contains("missing-ca.crt"), "{err}");
+}
+
+#[test]
+fn a_pod_using_our_secret_volume_names_is_refused() {
+    let mut pod = flyte_pod(&[vector("db/password@kv2")]);
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "flyte-secret-agent-k8s-0", "emptyDir": {}}));
+    let pod: Pod = serde_json::from_value(pod).unwrap();
+    let err = mutate(&pod, Some("flytesnacks-development"), &Settings::default())
+        .expect_err("a denial")
+        .to_string();
+    assert!(err.contains("flyte-secret-agent-k8s-0"), "{err}");
+}
+
+#[test]
+fn a_vault_role_template_is_rendered_per_namespace() {
+    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+    let vault = |role: &str| {
+        Backend::Vault(VaultBackend {
+            address: "https://vault.vault.svc:8200".into(),
+            auth: VaultAuth::Kubernetes {
+                role: role.into(),
+                mount: "kubernetes".into(),
+                token_file: SERVICE_ACCOUNT_DIR.to_string() + "/token",
+            },
+            namespace: None,
+            ca_cert_file: None,
+            default_engine: VaultEngine::default(),
+            managed_mount: "secret".into(),
+            allow_insecure_http: false,
+        })
+    };
+    let role_of = |plan: &FetchPlan| match &plan.backends[0] {
+        Backend::Vault(v) => v.auth.role().unwrap().to_string(),
+        other => panic!("{other:?}"),
+    };
+    let pod = flyte_pod(&[SecretRequest::new("secret/app", "password").with_group_version("kv2")]);
+    for (template, want) in [
+        ("flyte-{{namespace}}", "flyte-flytesnacks-development"),
+        ("flyte", "flyte"),
+    ] {
+        let settings = Settings {
+            backends: vec![vault(template)],
+            ..Settings::default()
+        };
+        let m = patched(&pod, &settings);
+        let (_, out) = apply(&pod, &m.patch);
+        assert_eq!(role_of(&plan_of(&out)), want, "{template}");
+    }
 }

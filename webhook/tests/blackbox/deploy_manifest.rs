@@ -1,7 +1,9 @@
 //! `deploy/` against the binary: the MutatingWebhookConfiguration in the manifests is exactly
 //! what `webhook init-certs` registers when run with the Deployment's own arguments, under the
 //! RBAC the manifests grant (and nothing more); every overlay's config file loads; the objects
-//! agree with each other (names, ports, probes, images, hardening).
+//! agree with each other (names, ports, probes, images, hardening); the secret broker's
+//! Deployment agrees with `webhook broker` and its RBAC is exactly what it needs; and no Role
+//! or ClusterRole grants Secrets to any account but the webhook's and the broker's.
 //!
 //! The manifests are rendered with `kubectl kustomize` (offline) and turned into JSON with
 //! `kubectl patch --local` (an empty merge patch, no server needed). `FSA_KUBECTL` overrides
@@ -28,6 +30,12 @@ use crate::common::{install_provider, webhook};
 
 const OVERLAYS: [&str; 3] = ["overlays/kubernetes", "overlays/aws", "overlays/vault"];
 const MWC: &str = "MutatingWebhookConfiguration";
+/// The webhook's and the broker's objects (Deployment, Service, PDB, NetworkPolicy) by name.
+const WEBHOOK: &str = "flyte-secret-webhook";
+const BROKER: &str = "flyte-secret-broker";
+/// The only accounts in deploy/ that may touch Secrets: the webhook's (init-certs, its own
+/// Secrets by name) and the broker's (namespace `flyte`, get).
+const CONTROL_PLANE: [&str; 2] = [WEBHOOK, BROKER];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -89,6 +97,21 @@ fn render(dir: &str) -> Vec<Value> {
 fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "expected one {kind}, found {}", found.len());
+    found[0]
+}
+
+/// The object of `kind` named `name` (panics unless there is exactly one).
+fn object<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind} {name}, found {}",
+        found.len()
+    );
     found[0]
 }
 
@@ -174,6 +197,7 @@ fn grants(objects: &[Value], namespace: &str, service_account: &str) -> Vec<Gran
         }
         let scope = (binding["kind"] == "RoleBinding")
             .then(|| s(binding, "/metadata/namespace").to_string());
+        let builtin = builtin_cluster_role(&binding["roleRef"]);
         let role = objects
             .iter()
             .find(|o| {
@@ -182,6 +206,7 @@ fn grants(objects: &[Value], namespace: &str, service_account: &str) -> Vec<Gran
                     && (o["kind"] == "ClusterRole"
                         || o["metadata"]["namespace"] == binding["metadata"]["namespace"])
             })
+            .or(builtin.as_ref())
             .unwrap_or_else(|| panic!("{binding}: role not in the manifests"));
         for rule in role["rules"].as_array().unwrap() {
             out.push(Grant {
@@ -194,6 +219,20 @@ fn grants(objects: &[Value], namespace: &str, service_account: &str) -> Vec<Gran
         }
     }
     out
+}
+
+/// The bootstrap ClusterRoles deploy/ binds (a real cluster has them), with their rules.
+fn builtin_cluster_role(role_ref: &Value) -> Option<Value> {
+    (role_ref["kind"] == "ClusterRole" && role_ref["name"] == "system:auth-delegator").then(|| {
+        serde_json::json!({
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:auth-delegator"},
+            "rules": [
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+            ],
+        })
+    })
 }
 
 /// The stand-in's policy for these grants (it does not know resourceNames: those are checked
@@ -329,7 +368,7 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     for overlay in OVERLAYS {
         assert_eq!(one(&render(overlay), MWC), rendered, "{overlay}");
     }
-    let deployment = one(&objects, "Deployment");
+    let deployment = object(&objects, "Deployment", WEBHOOK);
     let namespace = s(deployment, "/metadata/namespace");
     let service_account = s(deployment, "/spec/template/spec/serviceAccountName");
     let user = format!("system:serviceaccount:{namespace}:{service_account}");
@@ -412,9 +451,37 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
             .is_some_and(|d| d.contains_key("ca.key"))
     );
 
+    // The broker's serving Secret (--extra-service), from the same CA: ca.crt, tls.crt,
+    // tls.key for the broker Service's names, and no CA key.
+    let broker = object(&objects, "Deployment", BROKER);
+    let broker_secret_name = s(
+        named(&broker["spec"]["template"]["spec"]["volumes"], "certs"),
+        "/secret/secretName",
+    );
+    assert!(
+        parsed
+            .extra_services
+            .iter()
+            .any(|e| e.secret == broker_secret_name && e.name == BROKER),
+        "init-certs issues the Secret the broker mounts: {:?}",
+        parsed.extra_services
+    );
+    let broker_secret = secrets.get(broker_secret_name).await.unwrap();
+    let data = broker_secret.data.as_ref().unwrap();
+    let keys: Vec<&String> = data.keys().collect();
+    assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    assert_eq!(data["ca.crt"], secret.data.as_ref().unwrap()["ca.crt"]);
+    assert_ne!(data["tls.crt"], secret.data.as_ref().unwrap()["tls.crt"]);
+    let broker_cert = data["tls.crt"].0.clone();
+
     // Again: the Secrets reused, the caBundle unchanged.
     run_init_certs(&standin, &token, dir.path(), &args, &env).await;
     assert_same_registration(rendered, &mwcs.get(mwc_name).await.unwrap());
+    assert_eq!(
+        secrets.get(broker_secret_name).await.unwrap().data.unwrap()["tls.crt"].0,
+        broker_cert,
+        "the broker's certificate is reused while valid"
+    );
 
     // A Secret that lost its certificates is updated in place.
     let mut emptied = secrets.get(secret_name).await.unwrap();
@@ -499,6 +566,14 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
         if g.verbs.iter().any(|v| v == "delete") {
             assert_eq!(g.names, [secret_name], "delete on the serving Secret only");
         }
+        if g.verbs.iter().any(|v| v == "get" || v == "update")
+            && g.resources.iter().any(|r| r == "secrets")
+        {
+            assert!(
+                !g.names.is_empty(),
+                "the webhook's Secrets by name only: {g:?}"
+            );
+        }
     }
 }
 
@@ -518,17 +593,26 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(settings.agent.image, DEFAULT_IMAGE, "{dir}: agentImage");
         match (&settings.backends[..], backend) {
-            ([Backend::Kubernetes(_)], "kubernetes") => {}
+            // Managed secrets through the broker, at its Service.
+            ([Backend::Kubernetes(k)], "kubernetes") => {
+                let broker = k.broker.as_ref().expect("kubernetes backend: broker");
+                assert_eq!(
+                    broker.url,
+                    format!("https://{BROKER}.flyte-secret-agent.svc"),
+                    "{dir}"
+                );
+            }
             ([Backend::Aws(aws)], "aws") => assert!(aws.region.is_some(), "{dir}: region"),
             // JWT auth with the audience-bound token the webhook projects into the agent
-            // only: Vault never receives a token the API server accepts.
+            // only: Vault never receives a token the API server accepts; the role is the
+            // pod's namespace's (deploy/overlays/vault/policies).
             ([Backend::Vault(vault)], "vault") => {
                 let token = settings.vault_token.as_ref().expect("vaultToken");
                 assert!(
                     matches!(&vault.auth, VaultAuth::Jwt { role, token_file, .. }
-                        if role == "flyte"
+                        if role == "flyte-{{namespace}}"
                             && *token_file == format!("{}/token", token.mount_path)),
-                    "{dir}: jwt auth, role flyte, the projected token"
+                    "{dir}: jwt auth, one role per namespace, the projected token"
                 );
                 assert_eq!(token.audience, "vault", "{dir}: audience");
             }
@@ -541,7 +625,7 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
         let on_disk: Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(in_map, on_disk, "{dir}: the ConfigMap holds config.json");
-        let pod = &one(&objects, "Deployment")["spec"]["template"]["spec"];
+        let pod = &object(&objects, "Deployment", WEBHOOK)["spec"]["template"]["spec"];
         assert_eq!(
             named(&pod["volumes"], "config")["configMap"]["name"],
             config_map["metadata"]["name"]
@@ -561,7 +645,7 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
 #[test]
 fn the_manifests_agree_with_each_other_and_the_binary() {
     let objects = render("base");
-    let deployment = one(&objects, "Deployment");
+    let deployment = object(&objects, "Deployment", WEBHOOK);
     let namespace = s(deployment, "/metadata/namespace");
     let pod = &deployment["spec"]["template"]["spec"];
     let labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -587,7 +671,7 @@ fn the_manifests_agree_with_each_other_and_the_binary() {
 
     // Service 443 -> the serve container's https port 9443 (the --listen default), and the
     // registration points at that Service.
-    let service = one(&objects, "Service");
+    let service = object(&objects, "Service", WEBHOOK);
     let port = named(&service["spec"]["ports"], "https");
     assert_eq!(port["port"], 443);
     assert_eq!(
@@ -630,11 +714,12 @@ fn the_manifests_agree_with_each_other_and_the_binary() {
             .map(|i| i["key"].clone())
             .collect(),
     );
-    assert_eq!(items, ["tls.crt", "tls.key"]);
+    // ca.crt: the bundle the webhook hands agents to trust the broker (brokerCaFile).
+    assert_eq!(items, ["tls.crt", "tls.key", "ca.crt"]);
 
     // Availability: 2 replicas, a PDB over them, spread over nodes.
     assert_eq!(deployment["spec"]["replicas"], 2);
-    let pdb = one(&objects, "PodDisruptionBudget");
+    let pdb = object(&objects, "PodDisruptionBudget", WEBHOOK);
     assert_eq!(pdb["spec"]["minAvailable"], 1);
     assert!(selects_pods(&pdb["spec"]["selector"]["matchLabels"]));
     let anti = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
@@ -644,7 +729,7 @@ fn the_manifests_agree_with_each_other_and_the_binary() {
 
     // Ingress: a NetworkPolicy over the webhook pods; the https port only from ipBlocks (the
     // API server, outside the pod network), never from pods; admin also from Prometheus.
-    let netpol = one(&objects, "NetworkPolicy");
+    let netpol = object(&objects, "NetworkPolicy", WEBHOOK);
     assert!(selects_pods(&netpol["spec"]["podSelector"]["matchLabels"]));
     assert_eq!(
         netpol["spec"]["policyTypes"],
@@ -703,15 +788,240 @@ fn the_manifests_agree_with_each_other_and_the_binary() {
             .any(|m| m["name"] == "kube-api-access")
     };
     assert!(mounts_token(init) && !mounts_token(serve));
+}
 
-    // The agent in task namespaces: `get` on Secrets, nothing else.
-    let task = render("task-namespace");
-    let role = one(&task, "Role");
+#[test]
+fn the_broker_deployment_agrees_with_the_binary_and_the_webhook() {
+    use flyte_secret_webhook::broker::BrokerArgs;
+    let objects = render("base");
+    let deployment = object(&objects, "Deployment", BROKER);
+    let namespace = s(deployment, "/metadata/namespace");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap();
+    let selects_pods = |selector: &Value| {
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    };
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "the broker alone");
+    assert!(pod.get("initContainers").is_none());
+    let broker = named(&pod["containers"], "broker");
     assert_eq!(
-        role["rules"],
-        serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
+        broker["image"],
+        format!(
+            "ghcr.io/flyte-secret-agent/webhook:{}",
+            env!("CARGO_PKG_VERSION")
+        )
     );
-    let managed = render("flyte2-managed");
-    assert_eq!(one(&managed, "Role")["rules"], role["rules"]);
-    assert_eq!(s(one(&managed, "Role"), "/metadata/namespace"), "flyte");
+    assert_eq!(s(pod, "/serviceAccountName"), BROKER);
+
+    // Its args parse as `webhook broker`; listen 8443 and admin 8080 are the defaults.
+    let args: Vec<String> = strings(&broker["args"]);
+    assert_eq!(args[0], "broker");
+    let cli = Cli::try_parse_from(std::iter::once("webhook".to_string()).chain(args.clone()))
+        .expect("the broker's args parse");
+    let CliCommand::Broker(parsed) = cli.command else {
+        panic!("not broker: {args:?}")
+    };
+    let parsed: BrokerArgs = *parsed;
+    assert_eq!(parsed.listen.port(), 8443);
+    assert_eq!(parsed.admin_listen.port(), 8080);
+    assert_eq!(parsed.managed_namespace, "flyte");
+    assert_eq!(named(&broker["ports"], "https")["containerPort"], 8443);
+    assert_eq!(named(&broker["ports"], "admin")["containerPort"], 8080);
+    for (probe, path) in [
+        ("livenessProbe", "/live"),
+        ("readinessProbe", "/ready"),
+        ("startupProbe", "/live"),
+    ] {
+        assert_eq!(broker[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(broker[probe]["httpGet"]["port"], "admin", "{probe}");
+    }
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"],
+        "8080"
+    );
+
+    // The Service the agents call: 443 -> https, at the URL the config names.
+    let service = object(&objects, "Service", BROKER);
+    let port = named(&service["spec"]["ports"], "https");
+    assert_eq!(port["port"], 443);
+    assert_eq!(port["targetPort"], "https");
+    assert!(selects_pods(&service["spec"]["selector"]));
+    assert_eq!(namespace, "flyte-secret-agent");
+
+    // Its certificate: the Secret init-certs issues (--extra-service), at the default TLS path,
+    // optional (ready once it exists), no CA key.
+    let certs = named(&pod["volumes"], "certs");
+    assert_eq!(certs["secret"]["optional"], true);
+    let secret_name = s(certs, "/secret/secretName");
+    let webhook = object(&objects, "Deployment", WEBHOOK);
+    let (init_args, _) = init_certs_invocation(webhook);
+    assert!(
+        init_args.contains(&format!(
+            "--extra-service=name={},secret={secret_name}",
+            s(service, "/metadata/name")
+        )),
+        "{init_args:?}"
+    );
+    let mount = s(named(&broker["volumeMounts"], "certs"), "/mountPath");
+    assert_eq!(
+        parsed.tls_cert,
+        std::path::Path::new(mount).join("tls.crt"),
+        "the default --tls-cert is in the mounted Secret"
+    );
+    let items: Vec<&Value> = certs["secret"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["key"])
+        .collect();
+    assert_eq!(items, ["tls.crt", "tls.key"]);
+
+    // Availability and hardening, as the webhook's.
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pdb = object(&objects, "PodDisruptionBudget", BROKER);
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert!(selects_pods(&pdb["spec"]["selector"]["matchLabels"]));
+    let anti = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+    assert!(selects_pods(&anti["labelSelector"]["matchLabels"]));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let sc = &broker["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(broker["resources"]["limits"]["memory"].is_string());
+    // The API token: projected into the broker explicitly, never automounted.
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert!(
+        broker["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "kube-api-access")
+    );
+
+    // Ingress: https from Flyte task pods (labelled for injection), admin from Prometheus.
+    let netpol = object(&objects, "NetworkPolicy", BROKER);
+    assert!(selects_pods(&netpol["spec"]["podSelector"]["matchLabels"]));
+    let rules = netpol["spec"]["ingress"].as_array().unwrap();
+    let https_rules: Vec<&Value> = rules
+        .iter()
+        .filter(|r| {
+            r["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == "https")
+        })
+        .collect();
+    assert_eq!(https_rules.len(), 1);
+    for peer in https_rules[0]["from"].as_array().unwrap() {
+        assert_eq!(
+            peer["podSelector"]["matchLabels"]["inject-flyte-secrets"], "true",
+            "https only from task pods: {peer}"
+        );
+    }
+}
+
+#[test]
+fn only_the_webhook_and_the_broker_may_read_secrets_and_the_broker_no_more_than_it_needs() {
+    let mut rendered = Vec::new();
+    for dir in [
+        "base",
+        "overlays/kubernetes",
+        "overlays/aws",
+        "overlays/vault",
+        "task-namespace",
+    ] {
+        rendered.push((dir, render(dir)));
+    }
+    for (dir, objects) in &rendered {
+        // Every ServiceAccount (and group) any binding names: none but the control plane's
+        // gets a rule on Secrets.
+        for binding in objects
+            .iter()
+            .filter(|o| o["kind"] == "RoleBinding" || o["kind"] == "ClusterRoleBinding")
+        {
+            for subject in binding["subjects"].as_array().into_iter().flatten() {
+                let control_plane = subject["kind"] == "ServiceAccount"
+                    && subject["namespace"] == "flyte-secret-agent"
+                    && CONTROL_PLANE.iter().any(|n| subject["name"] == *n);
+                if control_plane {
+                    continue;
+                }
+                let (ns, name) = (
+                    subject["namespace"].as_str().unwrap_or_default(),
+                    subject["name"].as_str().unwrap_or_default(),
+                );
+                assert_eq!(
+                    subject["kind"], "ServiceAccount",
+                    "{dir}: {binding}: only service accounts are bound"
+                );
+                for g in grants(objects, ns, name) {
+                    assert!(
+                        !g.resources.iter().any(|r| r == "secrets" || r == "*"),
+                        "{dir}: {ns}/{name} (not the control plane) is granted Secrets: {g:?}"
+                    );
+                }
+            }
+        }
+        // And no Role or ClusterRole at all outside the control plane's.
+        for role in objects
+            .iter()
+            .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+        {
+            let name = s(role, "/metadata/name");
+            assert!(
+                CONTROL_PLANE.contains(&name),
+                "{dir}: unexpected role {role}"
+            );
+        }
+    }
+
+    // The broker: get Secrets in `flyte` (no list, no names: managed names are md5s), get
+    // pods anywhere, create TokenReviews (system:auth-delegator, which also allows
+    // SubjectAccessReviews). Nothing else.
+    let base = &rendered[0].1;
+    let mut granted: Vec<String> = grants(base, "flyte-secret-agent", BROKER)
+        .iter()
+        .flat_map(|g| {
+            let ns = g.namespace.clone().unwrap_or_else(|| "*".into());
+            g.verbs.iter().flat_map(move |v| {
+                let ns = ns.clone();
+                g.resources.iter().map(move |r| {
+                    format!(
+                        "{v} {}/{r} in {ns}{}",
+                        g.groups.join(","),
+                        if g.names.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {:?}", g.names)
+                        }
+                    )
+                })
+            })
+        })
+        .collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            "create authentication.k8s.io/tokenreviews in *",
+            "create authorization.k8s.io/subjectaccessreviews in *",
+            "get /pods in *",
+            "get /secrets in flyte",
+        ]
+    );
 }

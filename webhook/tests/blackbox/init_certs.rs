@@ -1,9 +1,11 @@
 //! `webhook init-certs` against the Kubernetes API stand-in: create, then update; the
 //! registration checked field by field; the issued certificate served for real; the CA key in
 //! a Secret of its own; the configuration only patched (never created); the migrations (Flyte's
-//! immutable Secret, a serving Secret holding the CA key).
+//! immutable Secret, a serving Secret holding the CA key); the broker's certificate
+//! (`--extra-service`) from the same CA, served by `webhook broker`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use flyte_secret_testkit::kube::StandIn;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -15,7 +17,7 @@ use clap::Parser;
 use flyte_secret_webhook::certs::webhook_config;
 use flyte_secret_webhook::cli::{Cli, Command};
 
-use crate::common::{Server, https, install_provider, webhook};
+use crate::common::{Server, http_get, https, install_provider, read_reply, webhook};
 use crate::{pod, review, secrets};
 
 /// The configuration `deploy/` ships for these flags (no caBundle), applied as an admin.
@@ -348,4 +350,84 @@ async fn moves_the_ca_key_out_of_the_serving_secret() {
     assert_eq!(data(&moved, "tls.crt"), data(&serving, "tls.crt"));
     let ca_again = api.get("flyte-pod-webhook-ca").await.unwrap();
     assert_eq!(data(&ca_again, "ca.key"), data(&ca_secret, "ca.key"));
+}
+
+/// `--extra-service`: the broker's serving certificate, from the webhook's CA, in a Secret of
+/// its own without the CA key; the broker waits for it (unready), then serves it, and a
+/// client trusting only the webhook Secret's `ca.crt` (what agents are handed) accepts it.
+#[tokio::test]
+async fn issues_the_brokers_certificate_from_the_webhooks_ca() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::AsyncWriteExt;
+
+    install_provider();
+    let standin = StandIn::start().await.unwrap();
+    let client = standin.client(standin.admin_token()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    apply_config(&standin, &[]).await;
+    let extra = "name=flyte-secret-broker,secret=flyte-secret-broker-tls";
+
+    // Same Secret as the webhook's own: refused.
+    let (ok, log) = try_init_certs(
+        &standin,
+        dir.path(),
+        &["--extra-service", "name=b,secret=flyte-pod-webhook"],
+        &[],
+    )
+    .await;
+    assert!(!ok && log.contains("--extra-service"), "{log}");
+
+    // The broker starts first, as on a fresh install: not ready without its certificate.
+    let certs = dir.path().join("broker-certs");
+    let kubeconfig = dir.path().join("broker-kubeconfig");
+    std::fs::write(&kubeconfig, standin.kubeconfig_yaml(standin.admin_token())).unwrap();
+    let mut broker = crate::broker::Broker::spawn(
+        &certs.join("tls.crt"),
+        &certs.join("tls.key"),
+        &kubeconfig,
+        &[],
+    );
+    assert_eq!(http_get(broker.admin, "/ready").await.status, 503);
+
+    init_certs(&standin, dir.path(), &["--extra-service", extra]).await;
+    let secrets: Api<Secret> = Api::namespaced(client, "flyte");
+    let webhook_secret = secrets.get("flyte-pod-webhook").await.unwrap();
+    let broker_secret = secrets.get("flyte-secret-broker-tls").await.unwrap();
+    let keys: Vec<&String> = broker_secret.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"], "no CA key");
+    let ca = data(&webhook_secret, "ca.crt");
+    assert_eq!(data(&broker_secret, "ca.crt"), ca);
+
+    // The kubelet fills the (optional) volume; the broker becomes ready and serves it.
+    std::fs::create_dir_all(&certs).unwrap();
+    for key in ["tls.crt", "tls.key"] {
+        std::fs::write(certs.join(key), data(&broker_secret, key)).unwrap();
+    }
+    broker.wait_listening(Duration::from_secs(20));
+    assert_eq!(http_get(broker.admin, "/ready").await.status, 200);
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("flyte-secret-broker.flyte.svc").unwrap();
+    let tcp = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("the broker's certificate chains to the webhook's CA");
+    tls.write_all(b"GET /v1/secrets HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = read_reply(&mut tls).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.json()["kind"], "Status");
+
+    // Renewal keeps it while valid.
+    init_certs(&standin, dir.path(), &["--extra-service", extra]).await;
+    let again = secrets.get("flyte-secret-broker-tls").await.unwrap();
+    assert_eq!(data(&again, "tls.crt"), data(&broker_secret, "tls.crt"));
 }

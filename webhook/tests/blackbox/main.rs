@@ -1,7 +1,8 @@
-//! Black-box tests: the real `webhook` binary over real TLS, and `init-certs` against the
-//! Kubernetes API stand-in.
+//! Black-box tests: the real `webhook` binary over real TLS, and `init-certs` and `broker`
+//! against the Kubernetes API stand-in.
 
 mod bad_input;
+mod broker;
 mod burst;
 mod common;
 mod deploy_manifest;

@@ -24,6 +24,7 @@ use aws_smithy_http_client::tls;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::backend::AwsBackend;
+use flyte_secret_spec::plan::PlannedSecret;
 
 use super::transport::{is_untrusted_certificate, log_chain, short_cause};
 use super::{Backend, Class, Classify, Context, Lookup, Miss};
@@ -224,8 +225,9 @@ impl Backend for AwsClient {
         Ok(Self::configure(settings, ctx.policy.attempt_timeout).await)
     }
 
-    async fn fetch_batch(&self, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup> {
-        self.fetch_many(ctx, reqs).await
+    async fn fetch_batch(&self, ctx: &Context, secrets: &[&PlannedSecret]) -> Vec<Lookup> {
+        let reqs: Vec<&SecretRequest> = secrets.iter().map(|s| &s.request).collect();
+        self.fetch_many(ctx, &reqs).await
     }
 }
 

@@ -23,7 +23,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 
 use crate::backends::Context;
-use crate::backends::kube::{self as kube_backend, KubeBackend, KubeSettings};
+use crate::backends::kube::{self as kube_backend, ApiBackend, KubeSettings};
 use crate::backends::managed::{
     self as store, Error, Filter, Metadata, Put, SecretId, SecretType, StoreResult, TYPE_KEY,
     as_text,
@@ -149,7 +149,7 @@ impl KubeStore {
             managed_namespace: namespace.to_string(),
             broker: None,
         };
-        let connected = KubeBackend::client_for(settings, &backend, ctx.policy.attempt_timeout)
+        let connected = ApiBackend::client_for(settings, &backend, ctx.policy.attempt_timeout)
             .await
             .map_err(|e| match e {
                 kube_backend::Error::Config(m) => {

@@ -1,312 +1,152 @@
 //! Kubernetes Secrets: a Secret named `group` (data key `key`) in the pod's namespace, or a
 //! Flyte 2 managed secret — Secret `md5(u__org__…)` in the managed namespace (default
-//! `flyte`), data key `u__org__…` — looked up project+domain → domain → org, moving to the
-//! next scope only on NotFound.
+//! `flyte`), data key `u__org__…` — looked up project+domain → domain → org.
 //!
-//! In a pod the client uses the service-account token and CA the kubelet mounts (both
-//! re-read by kube when they rotate); `agent fetch` can use a kubeconfig instead. The
-//! managed-secret layout (read here, written by `agent secrets`) is in [`managed`].
+//! Two modes ([`KubeAccess`]), chosen by how the agent runs, never by what a plan says:
+//!
+//! - **Pod** (`agent init`; `agent fetch` without API credentials): the agent holds no
+//!   Kubernetes API right and never calls the API. A Secret of the pod's own namespace
+//!   ([`KubeDelivery::Volume`]) is read from the `secret` volume the kubelet mounts under
+//!   [`flyte_secret_spec::env::KUBE_SECRETS_DIR`] ([`volume`]); everything else — Flyte 2
+//!   managed secrets, Secrets of a configured other namespace ([`KubeDelivery::Broker`]) —
+//!   comes from the secret broker in one request per round, authenticated by the pod-bound
+//!   projected token ([`broker`]). The broker, not the agent, decides the managed-secret scope.
+//! - **API** (`agent fetch --kubeconfig`/`--kube-api-server`, and `agent secrets`, which
+//!   manages Flyte 2 managed secrets with an operator's credentials): Secrets are read through
+//!   the API with the credentials given ([`api`]), the managed scopes searched here.
+//!
+//! The managed-secret layout (read in API mode, written by `agent secrets`) is in [`managed`].
 
+pub mod api;
+pub mod broker;
 pub mod managed;
+pub mod volume;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use flyte_secret_spec::SecretRequest;
-use flyte_secret_spec::backend::KubernetesBackend;
-use flyte_secret_spec::scoped::k8s_secret_name;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use flyte_secret_spec::backend::{KubeDelivery, KubernetesBackend};
+use flyte_secret_spec::plan::PlannedSecret;
 
-use super::transport::{is_untrusted_certificate, log_chain, short_cause};
-use super::{Backend, Class, Classify, Context, Found, Lookup, Miss};
-use crate::retry::CallError;
-use crate::value::SecretValue;
+use super::{Backend, Context, Lookup, Miss};
 
-const NAME: &str = "kubernetes";
+pub use self::api::{ApiBackend, Error, KubeSettings};
 
-/// Where the Kubernetes client finds the API server and its credentials.
+/// The backend's name in messages and logs.
+pub const NAME: &str = "kubernetes";
+
+/// How this process reaches Kubernetes Secrets.
 #[derive(Debug, Clone)]
-pub struct KubeSettings {
-    /// API server URL; from `KUBERNETES_SERVICE_HOST`/`_PORT` when unset.
-    pub api_server: Option<String>,
-    /// Bearer token file (re-read when it rotates).
-    pub token_file: PathBuf,
-    /// CA bundle of the API server.
-    pub ca_file: PathBuf,
-    /// File holding the pod's namespace.
-    pub namespace_file: PathBuf,
-    /// A kubeconfig to use instead (for `agent fetch` outside a pod).
-    pub kubeconfig: Option<PathBuf>,
+pub enum KubeAccess {
+    /// A task pod's agent: kubelet volumes and the broker, no API call.
+    Pod(PodSettings),
+    /// Through the Kubernetes API with the credentials given (debugging, management).
+    Api(KubeSettings),
 }
 
-/// Kubernetes backend errors.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The client could not be configured.
-    #[error("Kubernetes client configuration: {0}")]
-    Config(String),
-    /// No such Secret.
-    #[error("Secret {namespace}/{name} not found")]
-    SecretNotFound {
-        /// Namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-    },
-    /// The Secret exists but lacks the key.
-    #[error("Secret {namespace}/{name} has no key {key:?}")]
-    KeyNotFound {
-        /// Namespace.
-        namespace: String,
-        /// Secret name.
-        name: String,
-        /// Data key.
-        key: String,
-    },
-    /// The API answered with an error status.
-    #[error("Kubernetes API answered {code} {reason}: {message}")]
-    Api {
-        /// HTTP status.
-        code: u16,
-        /// Status reason.
-        reason: String,
-        /// Status message (names objects, never values).
-        message: String,
-    },
-    /// The API could not be reached.
-    #[error("Kubernetes API unreachable: {0}")]
-    Transport(String),
-    /// The API server's certificate is not trusted (wrong CA file, wrong name).
-    #[error("Kubernetes API server certificate not trusted: {0}")]
-    Untrusted(String),
+/// What a task pod's agent reads Kubernetes Secrets from, all set up by the webhook in the
+/// agent container only.
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    /// Where the kubelet mounts one `secret` volume per requested Secret (`<dir>/<name>`).
+    pub secrets_dir: PathBuf,
+    /// The pod-bound projected token with the broker's audience.
+    pub broker_token_file: PathBuf,
+    /// The only CA trusted for the broker.
+    pub broker_ca: Option<BrokerCa>,
 }
 
-impl Classify for Error {
-    const SERVICE: &'static str = "Kubernetes API";
-
-    fn class(&self) -> Class {
-        match self {
-            Self::SecretNotFound { .. } | Self::KeyNotFound { .. } => Class::NotFound,
-            Self::Api { code, .. } if *code == 429 || *code >= 500 => Class::Transient,
-            Self::Api {
-                code: 401 | 403, ..
-            } => Class::Denied,
-            Self::Transport(_) => Class::Transient,
-            Self::Api { .. } | Self::Config(_) | Self::Untrusted(_) => Class::Permanent,
-        }
-    }
+/// The broker's CA (public data).
+#[derive(Debug, Clone)]
+pub enum BrokerCa {
+    /// PEM text (the webhook sets it in the agent's environment).
+    Pem(String),
+    /// A PEM file.
+    File(PathBuf),
 }
 
-fn api_error(e: kube::Error) -> Error {
-    match e {
-        kube::Error::Api(status) => Error::Api {
-            code: status.code,
-            reason: status.reason.clone(),
-            message: status.message.clone(),
-        },
-        kube::Error::Auth(e) => Error::Config(format!("credentials: {e}")),
-        other => {
-            log_chain(Error::SERVICE, &other);
-            if is_untrusted_certificate(&other) {
-                Error::Untrusted(short_cause(&other))
-            } else {
-                Error::Transport(short_cause(&other))
-            }
-        }
-    }
-}
-
-/// What connecting takes: the plan's entry and how this process reaches the API server.
+/// What connecting takes: the plan's entry and how this process reaches Secrets.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The plan's entry (namespaces).
+    /// The plan's entry (namespaces, broker).
     pub planned: KubernetesBackend,
-    /// The API server and credentials.
-    pub api: KubeSettings,
+    /// Pod or API mode.
+    pub access: KubeAccess,
 }
 
 /// A connected Kubernetes backend.
-pub struct KubeBackend {
-    client: kube::Client,
-    namespace: String,
-    managed_namespace: String,
-}
-
-impl KubeBackend {
-    /// Builds the client from the settings and the plan's backend entry.
-    pub async fn client_for(
-        settings: &KubeSettings,
-        backend: &KubernetesBackend,
-        request_timeout: Duration,
-    ) -> Result<Self, Error> {
-        let mut config = match &settings.kubeconfig {
-            Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                    Error::Config(format!("reading kubeconfig {}: {e}", path.display()))
-                })?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await
-                    .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?
-            }
-            None => in_cluster(settings)?,
-        };
-        config.connect_timeout = Some(request_timeout);
-        config.read_timeout = Some(request_timeout);
-        config.write_timeout = Some(request_timeout);
-        config.reset_reader_on_write = true;
-        // Our own retry loop owns backoff and the deadline.
-        config.default_retry = false;
-        let namespace = backend
-            .namespace
-            .clone()
-            .unwrap_or_else(|| config.default_namespace.clone());
-        let client = kube::Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Self {
-            client,
-            namespace,
-            managed_namespace: backend.managed_namespace.clone(),
-        })
-    }
-
-    /// The configured client (shared with `agent secrets`).
-    pub fn client(&self) -> kube::Client {
-        self.client.clone()
-    }
-
-    async fn get_key(
-        &self,
-        ctx: &Context,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> (Result<Vec<u8>, CallError<Error>>, u32) {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        ctx.call(|| {
-            let api = api.clone();
-            async move {
-                let secret = api.get_opt(name).await.map_err(api_error)?.ok_or_else(|| {
-                    Error::SecretNotFound {
-                        namespace: namespace.to_string(),
-                        name: name.to_string(),
-                    }
-                })?;
-                let mut data = secret.data.unwrap_or_default();
-                data.remove(key)
-                    .map(|b| b.0)
-                    .ok_or_else(|| Error::KeyNotFound {
-                        namespace: namespace.to_string(),
-                        name: name.to_string(),
-                        key: key.to_string(),
-                    })
-            }
-        })
-        .await
-    }
-
-    /// Looks up one request.
-    pub async fn fetch(&self, ctx: &Context, req: &SecretRequest) -> Lookup {
-        if let Some(Ok(pointer)) = req.pointer() {
-            // The pointer's first member is the data key; the rest points into its JSON.
-            let (first, rest) = pointer
-                .tokens()
-                .split_first()
-                .expect("a pointer has a member");
-            let (result, retries) = self.get_key(ctx, &self.namespace, &req.group, first).await;
-            let lookup = found(result, retries);
-            if rest.is_empty() {
-                return lookup;
-            }
-            let secret = format!("{}/{}", self.namespace, req.group);
-            return lookup.and_then(|f| super::select_field(f, &pointer, rest, &secret));
-        }
-        if !req.is_groupless() {
-            let (result, retries) = self
-                .get_key(ctx, &self.namespace, &req.group, &req.key)
-                .await;
-            return found(result, retries);
-        }
-        super::search_scopes(NAME, ctx, req, |scope| async move {
-            let id = scope.encode_name(&req.key);
-            let name = k8s_secret_name(&id);
-            let (result, retries) = self.get_key(ctx, &self.managed_namespace, &name, &id).await;
-            found(result, retries)
-        })
-        .await
-    }
+pub enum KubeBackend {
+    /// Pod mode: nothing to connect to until a round needs the broker.
+    Pod {
+        /// The plan's entry.
+        planned: KubernetesBackend,
+        /// The pod's sources.
+        settings: PodSettings,
+    },
+    /// API mode: a client of the API server.
+    Api(ApiBackend),
 }
 
 impl Backend for KubeBackend {
     type Settings = Settings;
 
     async fn connect(settings: &Settings, ctx: &Context) -> Result<Self, Miss> {
-        let (client, retries) = ctx
-            .call(|| Self::client_for(&settings.api, &settings.planned, ctx.policy.attempt_timeout))
-            .await;
-        client.map_err(|e| Miss::from_error(NAME, &e, retries))
-    }
-
-    async fn fetch_batch(&self, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup> {
-        super::each(reqs, |req| self.fetch(ctx, req)).await
-    }
-}
-
-fn found(result: Result<Vec<u8>, CallError<Error>>, retries: u32) -> Lookup {
-    match result {
-        Ok(bytes) => Ok(Found::value(NAME, SecretValue::new(bytes), retries)),
-        Err(e) => Err(Miss::from_error(NAME, &e, retries)),
-    }
-}
-
-fn in_cluster(settings: &KubeSettings) -> Result<kube::Config, Error> {
-    let url = match &settings.api_server {
-        Some(url) => url.clone(),
-        None => {
-            let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
-                Error::Config(
-                    "not in a pod (KUBERNETES_SERVICE_HOST unset) and no API server given".into(),
-                )
-            })?;
-            let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
-            if host.contains(':') {
-                format!("https://[{host}]:{port}")
-            } else {
-                format!("https://{host}:{port}")
+        match &settings.access {
+            KubeAccess::Pod(pod) => Ok(Self::Pod {
+                planned: settings.planned.clone(),
+                settings: pod.clone(),
+            }),
+            KubeAccess::Api(api) => {
+                let (client, retries) = ctx
+                    .call(|| {
+                        ApiBackend::client_for(api, &settings.planned, ctx.policy.attempt_timeout)
+                    })
+                    .await;
+                client
+                    .map(Self::Api)
+                    .map_err(|e| Miss::from_error(NAME, &e, retries))
             }
         }
-    };
-    let uri = url
-        .parse()
-        .map_err(|e| Error::Config(format!("API server URL {url:?}: {e}")))?;
-    let ca_pem = std::fs::read(&settings.ca_file)
-        .map_err(|e| Error::Config(format!("reading CA {}: {e}", settings.ca_file.display())))?;
-    let certs = rustls_pemfile::certs(&mut ca_pem.as_slice())
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("CA {}: {e}", settings.ca_file.display())))?;
-    if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "CA {} holds no certificate",
-            settings.ca_file.display()
-        )));
     }
-    if !settings.token_file.exists() {
-        return Err(Error::Config(format!(
-            "service-account token {} does not exist",
-            settings.token_file.display()
-        )));
+
+    async fn fetch_batch(&self, ctx: &Context, secrets: &[&PlannedSecret]) -> Vec<Lookup> {
+        match self {
+            Self::Api(api) => {
+                let reqs: Vec<&SecretRequest> = secrets.iter().map(|s| &s.request).collect();
+                super::each(&reqs, |req| api.fetch(ctx, req)).await
+            }
+            Self::Pod { planned, settings } => pod_round(planned, settings, ctx, secrets).await,
+        }
     }
-    let namespace = std::fs::read_to_string(&settings.namespace_file)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "default".to_string());
-    let mut config = kube::Config::new(uri);
-    config.default_namespace = namespace;
-    config.root_cert = Some(certs);
-    config.root_cert_file = Some(settings.ca_file.clone());
-    config.auth_info = AuthInfo {
-        token_file: Some(settings.token_file.display().to_string()),
-        ..AuthInfo::default()
-    };
-    Ok(config)
+}
+
+/// One round in pod mode: each volume request read from its file, all broker requests asked
+/// in one call.
+async fn pod_round(
+    planned: &KubernetesBackend,
+    settings: &PodSettings,
+    ctx: &Context,
+    secrets: &[&PlannedSecret],
+) -> Vec<Lookup> {
+    let mut lookups: Vec<Option<Lookup>> = secrets.iter().map(|_| None).collect();
+    let mut brokered = Vec::new();
+    for (i, secret) in secrets.iter().enumerate() {
+        match planned.delivery(&secret.request) {
+            KubeDelivery::Volume => {
+                lookups[i] = Some(volume::read(&settings.secrets_dir, &secret.request));
+            }
+            KubeDelivery::Broker => brokered.push(i),
+        }
+    }
+    if !brokered.is_empty() {
+        let asked: Vec<&PlannedSecret> = brokered.iter().map(|&i| secrets[i]).collect();
+        let answers = broker::fetch(planned, settings, ctx, &asked).await;
+        for (i, lookup) in brokered.into_iter().zip(answers) {
+            lookups[i] = Some(lookup);
+        }
+    }
+    lookups
+        .into_iter()
+        .map(|l| l.expect("every request is read from a volume or asked of the broker"))
+        .collect()
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::plan::PlannedSecret;
 use vaultrs::client::{Client as _, VaultClient as Inner, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
@@ -172,6 +173,15 @@ impl VaultClient {
             .ca_certs(backend.ca_cert_file.iter().cloned().collect());
         let settings = builder.build().map_err(|e| Error::Config(e.to_string()))?;
         let mut inner = Inner::new(settings).map_err(|e| Error::Config(error_chain(&e)))?;
+        // The webhook renders a role template (`flyte-{{namespace}}`) per pod; one reaching
+        // here was given by hand (`agent fetch`): Vault would only say "role not found".
+        if let Some(role) = backend.auth.role()
+            && role.contains("{{")
+        {
+            return Err(Error::Config(format!(
+                "Vault role {role:?} is a template, which the webhook renders for each pod's namespace; give the role itself (e.g. --vault-role flyte-<namespace>)"
+            )));
+        }
         let token_ttl = match &backend.auth {
             VaultAuth::Token { token_file } => {
                 let token = match token_file {
@@ -290,8 +300,9 @@ impl Backend for VaultClient {
         result.map_err(|e| Miss::from_error(NAME, &e, retries))
     }
 
-    async fn fetch_batch(&self, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup> {
-        super::each(reqs, |req| self.fetch(ctx, req)).await
+    async fn fetch_batch(&self, ctx: &Context, secrets: &[&PlannedSecret]) -> Vec<Lookup> {
+        let reqs: Vec<&SecretRequest> = secrets.iter().map(|s| &s.request).collect();
+        super::each(&reqs, |req| self.fetch(ctx, req)).await
     }
 }
 

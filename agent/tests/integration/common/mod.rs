@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flyte_secret_spec::env::PLAN_ENV;
+use flyte_secret_spec::env::{KUBE_SECRETS_DIR_ENV, PLAN_ENV};
 use flyte_secret_spec::plan::FetchPlan;
-use flyte_secret_testkit::kube::InClusterFiles;
+use flyte_secret_testkit::kube::StandIn;
 
 /// A unique name for this test run (servers are shared between tests and runs).
 pub fn unique(prefix: &str) -> String {
@@ -49,24 +49,62 @@ fn fastrand_u32() -> u32 {
 
 pub use flyte_secret_testkit::fixtures::plan;
 
-/// The env `agent init` needs to reach the Kubernetes API stand-in the way a pod does: its
-/// URL, and the token, CA and namespace files `StandIn::write_incluster_files` wrote.
-pub fn kube_env(url: &str, files: &InClusterFiles) -> Vec<(&'static str, String)> {
-    vec![
-        ("FLYTE_SECRET_KUBE_API_SERVER", url.to_string()),
-        (
-            "FLYTE_SECRET_KUBE_TOKEN_FILE",
-            files.token.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_CA_FILE",
-            files.ca_crt.display().to_string(),
-        ),
-        (
-            "FLYTE_SECRET_KUBE_NAMESPACE_FILE",
-            files.namespace.display().to_string(),
-        ),
-    ]
+/// Lays a Secret out under `dir` as the kubelet's atomic writer publishes a `secret` volume
+/// mounted at `<dir>/<secret>`: the values in `..<timestamp>/<key>`, `..data -> ..<timestamp>`,
+/// and `<key> -> ..data/<key>`. Returns the volume.
+pub fn kubelet_volume(dir: &Path, secret: &str, data: &[(&str, &[u8])]) -> PathBuf {
+    use std::os::unix::fs::symlink;
+    let volume = dir.join(secret);
+    let stamp = volume.join("..2026_12_07_03_00_00.000000001");
+    std::fs::create_dir_all(&stamp).unwrap();
+    for (key, value) in data {
+        std::fs::write(stamp.join(key), value).unwrap();
+        symlink(format!("..data/{key}"), volume.join(key)).unwrap();
+    }
+    symlink(stamp.file_name().unwrap(), volume.join("..data")).unwrap();
+    volume
+}
+
+/// The env pointing `agent init`/`agent fetch` (pod mode) at the Secret volumes under `dir`.
+pub fn volume_env(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![(KUBE_SECRETS_DIR_ENV, dir.display().to_string())]
+}
+
+/// A kubeconfig for the stand-in with `token`, default namespace `namespace`, written into
+/// `home` (API mode: `agent fetch --kubeconfig`).
+pub fn kubeconfig(standin: &StandIn, home: &Path, token: &str, namespace: &str) -> PathBuf {
+    let path = home.join(format!("kubeconfig-{namespace}"));
+    let yaml = standin
+        .kubeconfig_yaml(token)
+        .replace("namespace: default", &format!("namespace: {namespace}"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Runs `agent fetch --plan-file … --kubeconfig …` (API mode) for `plan`, writing into
+/// `root`, termination log in `home`.
+pub fn fetch_api(
+    home: &Path,
+    plan: &FetchPlan,
+    root: &Path,
+    kubeconfig: &Path,
+) -> (Output, PathBuf) {
+    let termination = home.join("termination-log");
+    let plan_file = home.join("plan.json");
+    std::fs::write(&plan_file, plan.to_json()).unwrap();
+    let out = agent(home)
+        .arg("fetch")
+        .arg("--plan-file")
+        .arg(&plan_file)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--out")
+        .arg(root)
+        .arg("--termination-log")
+        .arg(&termination)
+        .output()
+        .expect("run agent");
+    (out, termination)
 }
 
 /// Env pairs borrowed as [`init`] takes them.

@@ -1,6 +1,7 @@
-//! The fault matrix: the real `agent init` against each real backend — the Kubernetes API
-//! stand-in (over TLS), OpenBao and moto — behind the fault-injecting proxy
-//! (`testkit::fault`), for every kind of trouble a backend can be in:
+//! The fault matrix: the real agent against each real backend — the Kubernetes API stand-in
+//! (over TLS, in API mode: `agent fetch --kubeconfig`, the only mode that calls the API),
+//! OpenBao and moto (`agent init`) — behind the fault-injecting proxy (`testkit::fault`), for
+//! every kind of trouble a backend can be in:
 //!
 //! | scenario | expected |
 //! |---|---|
@@ -115,6 +116,8 @@ enum Kind {
 struct Reach {
     backends: Vec<Backend>,
     env: Vec<(String, String)>,
+    /// API mode: run `agent fetch --kubeconfig` with this file instead of `agent init`.
+    kubeconfig: Option<PathBuf>,
 }
 
 /// How to reach a backend at (url, CA file to trust, home, bad credentials?).
@@ -177,26 +180,21 @@ async fn kube_setup() -> Setup {
         files: ["fm-a/k".into(), "fm-b/k".into()],
         values,
         make: Box::new(move |url, ca, home, bad_auth| {
-            let token = home.join("token");
-            std::fs::write(&token, if bad_auth { &expired } else { &good }).unwrap();
-            std::fs::write(home.join("namespace"), "ns1").unwrap();
+            let kubeconfig = home.join("kubeconfig");
+            let yaml = format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters:\n- name: c\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n\
+                 users:\n- name: u\n  user:\n    token: {token}\n\
+                 contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n    namespace: ns1\n\
+                 current-context: x\n",
+                ca = ca.expect("Kubernetes is HTTPS").display(),
+                token = if bad_auth { &expired } else { &good },
+            );
+            std::fs::write(&kubeconfig, yaml).unwrap();
             Reach {
                 backends: vec![Backend::Kubernetes(KubernetesBackend::default())],
-                env: vec![
-                    ("FLYTE_SECRET_KUBE_API_SERVER".into(), url.into()),
-                    (
-                        "FLYTE_SECRET_KUBE_TOKEN_FILE".into(),
-                        token.display().to_string(),
-                    ),
-                    (
-                        "FLYTE_SECRET_KUBE_CA_FILE".into(),
-                        ca.expect("Kubernetes is HTTPS").display().to_string(),
-                    ),
-                    (
-                        "FLYTE_SECRET_KUBE_NAMESPACE_FILE".into(),
-                        home.join("namespace").display().to_string(),
-                    ),
-                ],
+                env: Vec::new(),
+                kubeconfig: Some(kubeconfig),
             }
         }),
         _standin: Some(standin),
@@ -247,6 +245,7 @@ async fn vault_setup(s: &Servers) -> Setup {
                     token.clone()
                 },
             )],
+            kubeconfig: None,
         }),
         _standin: None,
     }
@@ -284,6 +283,7 @@ async fn aws_setup(s: &Servers) -> Setup {
                 endpoint: Some(url.into()),
             })],
             env: Vec::new(),
+            kubeconfig: None,
         }),
         _standin: None,
     }
@@ -429,9 +429,14 @@ async fn run_scenario(setup: &Setup, scenario: Scenario) -> Outcome {
     let env = reach.env;
     let (home_path, root_path) = (home.path().to_path_buf(), root.path().to_path_buf());
     let started = Instant::now();
-    let (out, termination) = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        init(&home_path, &p, &root_path, &env)
+    let kubeconfig = reach.kubeconfig;
+    let (out, termination) = tokio::task::spawn_blocking(move || match kubeconfig {
+        Some(kc) => fetch_api(&home_path, &p, &root_path, &kc),
+        None => {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            init(&home_path, &p, &root_path, &env)
+        }
     })
     .await
     .unwrap();

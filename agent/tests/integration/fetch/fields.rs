@@ -3,7 +3,7 @@
 //! for AWS also ECS's `arn:…:secret:<name>:<json-key>`. Strings are written raw, other values
 //! as compact JSON; a missing field is its own error and never shows the value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::common::*;
@@ -11,10 +11,7 @@ use flyte_secret_spec::backend::{
     AwsBackend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
 };
 use flyte_secret_spec::{Backend, Layout, SecretRequest};
-use flyte_secret_testkit::kube::StandIn;
 use flyte_secret_testkit::servers::Servers;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 
 fn aws(s: &Servers) -> Vec<Backend> {
     vec![Backend::Aws(AwsBackend {
@@ -131,25 +128,14 @@ async fn vault_kv2_field_holding_json_and_kubernetes_data_key_holding_json() {
     assert_eq!(read(root.path(), &requests[1]), "5432");
     assert_eq!(read(root.path(), &requests[2]), "p");
 
-    let standin = StandIn::start().await.unwrap();
-    let files = standin
-        .write_incluster_files(&home.path().join("sa"), "ns1", "default")
-        .unwrap();
-    let api: kube::Api<Secret> =
-        kube::Api::namespaced(standin.client(standin.admin_token()).await.unwrap(), "ns1");
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("app-creds".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "creds.json".to_string(),
-            ByteString(br#"{"user": "u1", "roles": ["r"]}"#.to_vec()),
-        )])),
-        ..Default::default()
-    };
-    api.create(&Default::default(), &secret).await.unwrap();
-    let owned = kube_env(&standin.url(), &files);
+    // Kubernetes in a pod: the data key from the kubelet's volume, the field selected inside.
+    let volumes = home.path().join("volumes");
+    kubelet_volume(
+        &volumes,
+        "app-creds",
+        &[("creds.json", br#"{"user": "u1", "roles": ["r"]}"#)],
+    );
+    let owned = volume_env(&volumes);
     let env = pairs(&owned);
     let k8s = vec![Backend::Kubernetes(KubernetesBackend::default())];
     // A field inside the data key; then, separately (one path cannot be both a file and a

@@ -4,3 +4,4 @@ mod aws;
 mod fields;
 mod kube;
 mod vault;
+mod vault_roles;

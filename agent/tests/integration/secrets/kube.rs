@@ -540,11 +540,12 @@ async fn image_pull_secrets_are_org_wide_and_typed() {
     assert_code(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("image-pull secrets are org-wide only"));
 }
-/// Runs `agent init` for a pod of `project` in `domain` asking for the group-less `name`;
-/// returns what it wrote.
+/// Reads the group-less `name` as a task of `project` in `domain` would be served it, with
+/// `agent fetch --kubeconfig` (API mode, the same scope search; in a pod the broker serves
+/// these, covered by the e2e suite); returns what it wrote.
 fn pod_receives(
     home: &std::path::Path,
-    env: &[(&'static str, String)],
+    kubeconfig: &std::path::Path,
     project: &str,
     domain: &str,
     name: &str,
@@ -556,8 +557,7 @@ fn pod_receives(
         Some(Scope::new(domain, project)),
         &[SecretRequest::new("", name)],
     );
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (out, termination) = init(home, &p, root.path(), &extra);
+    let (out, termination) = fetch_api(home, &p, root.path(), kubeconfig);
     assert_ok(&out);
     for c in canaries {
         assert_no_leak(&out, &termination, c);
@@ -570,11 +570,12 @@ async fn a_pod_receives_the_domain_secret_then_the_more_specific_project_one() {
     let standin = StandIn::start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
     let t = target(&standin, home.path());
-    // The task pod runs in `<project>-<domain>` with its own service account.
-    let files = standin
-        .write_incluster_files(&home.path().join("sa"), "proj-development", "default")
-        .unwrap();
-    let env = kube_env(&standin.url(), &files);
+    let kc = kubeconfig(
+        &standin,
+        home.path(),
+        standin.admin_token(),
+        "proj-development",
+    );
     let domain_value = format!("{}-domain", canary());
     let project_value = format!("{}-project", canary());
     let canaries = [domain_value.as_str(), project_value.as_str()];
@@ -590,7 +591,7 @@ async fn a_pod_receives_the_domain_secret_then_the_more_specific_project_one() {
     assert_eq!(
         pod_receives(
             home.path(),
-            &env,
+            &kc,
             "proj",
             "development",
             "API_KEY",
@@ -610,7 +611,7 @@ async fn a_pod_receives_the_domain_secret_then_the_more_specific_project_one() {
     assert_eq!(
         pod_receives(
             home.path(),
-            &env,
+            &kc,
             "proj",
             "development",
             "API_KEY",
@@ -623,7 +624,7 @@ async fn a_pod_receives_the_domain_secret_then_the_more_specific_project_one() {
     assert_eq!(
         pod_receives(
             home.path(),
-            &env,
+            &kc,
             "other",
             "development",
             "API_KEY",
@@ -640,7 +641,7 @@ async fn a_pod_receives_the_domain_secret_then_the_more_specific_project_one() {
     assert_eq!(
         pod_receives(
             home.path(),
-            &env,
+            &kc,
             "proj",
             "development",
             "API_KEY",
