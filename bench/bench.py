@@ -7,18 +7,29 @@ Standard library only (runs with any python3). Subcommands:
   seed-aws ENDPOINT REGION N           Secrets Manager secrets flyte-bench:s00.. via the JSON API
   vault-files DIR ADDR TOKEN_FILE OUT_ROOT N...   agent plans + `bao agent` configs
   aws-files DIR ENDPOINT REGION OUT_ROOT N        agent plan + per-secret AWS CLI script
+  broker-setup ROOT KUBE_STATE DIR BROKER_URL N PODS PER_POD   the broker section's world in the
+                                        Kubernetes API stand-in: managed Secrets, pods, tokens,
+                                        the broker's kubeconfig, plans
+  burst OUT.json RUNS AGENT DIR BROKER_PID METRICS_URL OUT_ROOT PER_POD
+                                        one `agent init` per pod token at once against the broker
   rss OUT.json RUNS PREPARE -- CMD...   peak RSS (KiB) of CMD over RUNS runs (GNU time)
   count-calls RECORDING.jsonl           API calls in a moto recording, by X-Amz-Target
   wrk-result FILE                       the RESULT line of bench/post.lua as JSON
   criterion DIR                         criterion estimates under DIR as JSON
-  report RESULTS_DIR OUT.md             renders BENCHMARKS.md
+  report RESULTS_DIR OUT.md             renders BENCHMARKS.md (the sections meta.json lists)
 """
 
+import base64
+import hashlib
 import json
 import os
 import statistics
+import ssl
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -147,6 +158,276 @@ def aws_files(out_dir, endpoint, region, out_root, n):
     script = out_dir / f"awscli-{n}.sh"
     script.write_text("\n".join(lines) + "\n")
     script.chmod(0o755)
+
+
+# --------------------------------------------------------------------------------------------
+# the secret broker (issue 15): its world in the Kubernetes API stand-in
+
+# The task namespace, named as the broker's default template `{{project}}-{{domain}}` wants, so
+# the broker derives the scope project `bench`, domain `development` from it.
+BROKER_PROJECT = "bench"
+BROKER_DOMAIN = "development"
+TASK_NAMESPACE = f"{BROKER_PROJECT}-{BROKER_DOMAIN}"
+TASK_SERVICE_ACCOUNT = "default"
+MANAGED_NAMESPACE = "flyte"
+# As deploy/base installs the broker (and tests/src/broker.rs runs it).
+BROKER_SA_NAMESPACE = "flyte-secret-agent"
+BROKER_SA = "flyte-secret-broker"
+BROKER_AUDIENCE = "flyte-secret-broker"  # flyte_secret_spec::broker::DEFAULT_AUDIENCE
+TOKEN_TTL = 4 * 3600  # outlives the run; the broker reviews the token on every request anyway
+FLYTE_B32 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abcdefghijklmnopqrstuvwxyz123456")
+
+
+def managed_key(i):
+    return f"s{i:02d}"
+
+
+def managed_value(i):
+    return f"m-{i:02d}-{VALUE_PAD}"  # 37 bytes
+
+
+def flyte_annotation(key):
+    """propeller's `marshalSecret` of a group-less FILE request: Flyte base32 (RFC 4648
+    packing over spec/src/base32.rs's alphabet, no padding) of the protobuf text format
+    (spec/src/textproto/encode.rs), checked against spec/vectors below."""
+    text = f'key: "{key}"\nmount_requirement: FILE\n'
+    return base64.b32encode(text.encode()).decode().rstrip("=").translate(FLYTE_B32)
+
+
+def check_annotation_encoding(root):
+    # The same encoder over the shared vectors' texts: a wrong encoding would make the broker
+    # refuse every pod, but fail here first with a clearer message.
+    vectors = json.loads((Path(root) / "spec/vectors/flyte-vectors.json").read_text())["vectors"]
+    for v in vectors:
+        got = base64.b32encode(v["text"].encode()).decode().rstrip("=").translate(FLYTE_B32)
+        if got != v["annotation"]:
+            sys.exit(f"broker-setup: Flyte base32 disagrees with spec/vectors for {v['text']!r}")
+
+
+def managed_secret_name(key):
+    """Flyte 2's `EncodeSecretName` (project+domain scope) and its Kubernetes name (md5 hex)."""
+    encoded = f"u__org__flyte__domain__{BROKER_DOMAIN}__project__{BROKER_PROJECT}__key__{key}"
+    return encoded, hashlib.md5(encoded.encode()).hexdigest()
+
+
+class Kube:
+    """The stand-in's API as its admin (the state directory `kube-standin serve` wrote)."""
+
+    def __init__(self, state_dir):
+        d = Path(state_dir)
+        self.url = (d / "ready").read_text().strip()
+        self.ca_file = str(d / "ca.crt")
+        self.token = (d / "admin.token").read_text().strip()
+        self.tls = ssl.create_default_context(cafile=self.ca_file)
+
+    def call(self, method, path, body=None):
+        req = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=self.tls) as rsp:
+                return json.loads(rsp.read())
+        except urllib.error.HTTPError as e:
+            sys.exit(f"{method} {path}: {e.code} {e.read()[:400]!r}")
+
+    def token_for(self, namespace, service_account, audiences, pod=None):
+        spec = {"audiences": audiences, "expirationSeconds": TOKEN_TTL}
+        if pod:
+            spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": pod[0], "uid": pod[1]}
+        answer = self.call(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        )
+        return answer["status"]["token"]
+
+    def create_pod(self, name, keys):
+        """A pending task pod declaring `keys` as propeller writes them; returns its uid."""
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": TASK_NAMESPACE,
+                # Flyte's labels, agreeing with the namespace (the broker checks they do).
+                "labels": {"project": BROKER_PROJECT, "domain": BROKER_DOMAIN, "inject-flyte-secrets": "true"},
+                "annotations": {f"flyte.secrets/s{i}": flyte_annotation(k) for i, k in enumerate(keys)},
+            },
+            "spec": {
+                "serviceAccountName": TASK_SERVICE_ACCOUNT,
+                "containers": [{"name": "task", "image": "bench"}],
+            },
+        }
+        return self.call("POST", f"/api/v1/namespaces/{TASK_NAMESPACE}/pods", pod)["metadata"]["uid"]
+
+
+def broker_plan(backend, keys):
+    p = plan(backend, [
+        {"annotation": f"flyte.secrets/s{i}", "request": {"key": k, "mountRequirement": "FILE"}, "files": [k]}
+        for i, k in enumerate(keys)
+    ])
+    p["scope"] = {"org": "flyte", "domain": BROKER_DOMAIN, "project": BROKER_PROJECT}
+    return p
+
+
+def broker_setup(root, state_dir, out_dir, broker_url, n, pods, per_pod):
+    """Seeds the stand-in and writes what the broker section runs:
+
+    - `n` managed Secrets in `flyte`, exactly as Flyte 2 writes them;
+    - `broker-kubeconfig`: a token of ServiceAccount flyte-secret-agent/flyte-secret-broker
+      (RBAC from deploy/ only: get Secrets in `flyte`, get pods, create tokenreviews);
+    - pod `bench-<n>` declaring the `n` secrets, and its pod-bound broker token `token-<n>`;
+    - `pods` pods `burst-NNN` declaring the first `per_pod`, tokens `burst/token-NNN`;
+    - plans: `plan-direct-<n>.json` (kubernetes backend, read through the API: the path the
+      broker replaces), `plan-broker-<n>.json` and `plan-burst.json` (kubernetes backend with
+      `broker.url`);
+    - `expected-<n>.json`: key → value, to check what the agents wrote.
+    """
+    check_annotation_encoding(root)
+    out = Path(out_dir)
+    kube = Kube(state_dir)
+    keys = [managed_key(i) for i in range(n)]
+    for i, key in enumerate(keys):
+        encoded, name = managed_secret_name(key)
+        kube.call("POST", f"/api/v1/namespaces/{MANAGED_NAMESPACE}/secrets", {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "labels": {
+                "app.flyte.org/managed": "true",
+                "app.flyte.org/domain": BROKER_DOMAIN,
+                "app.flyte.org/project": BROKER_PROJECT,
+            }},
+            "data": {encoded: base64.b64encode(managed_value(i).encode()).decode()},
+        })
+    # The broker's (and the direct path's) credentials: a token with the API's audience.
+    sa_token = kube.token_for(BROKER_SA_NAMESPACE, BROKER_SA, [])
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "standin", "cluster": {"server": kube.url, "certificate-authority": kube.ca_file}}],
+        "users": [{"name": BROKER_SA, "user": {"token": sa_token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "standin", "user": BROKER_SA, "namespace": BROKER_SA_NAMESPACE}}],
+        "current-context": "sa",
+    }
+    (out / "broker-kubeconfig").write_text(json.dumps(kubeconfig))
+    (out / "broker-kubeconfig").chmod(0o600)
+
+    def pod_token(name, pod_keys, path):
+        uid = kube.create_pod(name, pod_keys)
+        path.write_text(kube.token_for(TASK_NAMESPACE, TASK_SERVICE_ACCOUNT, [BROKER_AUDIENCE], (name, uid)))
+        path.chmod(0o600)
+
+    pod_token(f"bench-{n}", keys, out / f"token-{n}")
+    (out / "burst").mkdir(exist_ok=True)
+    for j in range(pods):
+        pod_token(f"burst-{j:03d}", keys[:per_pod], out / "burst" / f"token-{j:03d}")
+    direct = {"type": "kubernetes", "managedNamespace": MANAGED_NAMESPACE}
+    brokered = {"type": "kubernetes", "broker": {"url": broker_url, "audience": BROKER_AUDIENCE}}
+    (out / f"plan-direct-{n}.json").write_text(json.dumps(broker_plan(direct, keys)))
+    (out / f"plan-broker-{n}.json").write_text(json.dumps(broker_plan(brokered, keys)))
+    (out / "plan-burst.json").write_text(json.dumps(broker_plan(brokered, keys[:per_pod])))
+    (out / f"expected-{n}.json").write_text(json.dumps({k: managed_value(i) for i, k in enumerate(keys)}))
+
+
+def proc_kib(pid, field):
+    """A `VmRSS`/`VmHWM`-style line of /proc/PID/status, in KiB (None once the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def broker_metrics(url):
+    """(sum of seconds, count) of the broker's request-duration histogram."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    values = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+              if l.startswith("flyte_secret_broker_request_duration_seconds_s")
+              or l.startswith("flyte_secret_broker_request_duration_seconds_c")}
+    return (values.get("flyte_secret_broker_request_duration_seconds_sum", 0.0),
+            values.get("flyte_secret_broker_request_duration_seconds_count", 0.0))
+
+
+def burst_once(agent, work, broker_pid, metrics_url, out_root, per_pod):
+    """Starts one agent per token in `work/burst` at once (each `agent init`, as a pod's init
+    container, with its own token); returns the run's figures. The broker's RSS is sampled
+    every 2 ms from /proc while the agents run."""
+    work = Path(work)
+    tokens = sorted((work / "burst").glob("token-*"))
+    subprocess.run(["rm", "-rf", out_root], check=True)
+    for j in range(len(tokens)):  # each pod's emptyDir exists before its init container starts
+        Path(f"{out_root}/{j:03d}").mkdir(parents=True)
+    logs = work / "burst-logs"
+    logs.mkdir(exist_ok=True)
+    before = broker_metrics(metrics_url)
+    peak = [proc_kib(broker_pid, "VmRSS") or 0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            v = proc_kib(broker_pid, "VmRSS")
+            if v:
+                peak[0] = max(peak[0], v)
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started, procs = {}, {}
+    t0 = time.perf_counter()
+    for j, token in enumerate(tokens):
+        env = dict(os.environ, FLYTE_SECRET_BROKER_TOKEN_FILE=str(token))
+        log = open(logs / f"{j:03d}.log", "wb")
+        p = subprocess.Popen(
+            [agent, "init", "--plan-file", str(work / "plan-burst.json"), "--root", f"{out_root}/{j:03d}",
+             "--termination-log", str(logs / f"{j:03d}.termination")],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        started[p.pid] = time.perf_counter()
+        procs[p.pid] = (j, p)
+    ended, failed = {}, []
+    while len(ended) < len(procs):
+        pid, status = os.wait()
+        if pid not in procs:
+            continue
+        ended[pid] = time.perf_counter()
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(procs[pid][0])
+    done.set()
+    sampler.join()
+    after = broker_metrics(metrics_url)
+    if failed:
+        sys.exit(f"burst: agents {failed} failed (logs in {logs})")
+    for j in range(len(tokens)):
+        got = sum(1 for f in Path(f"{out_root}/{j:03d}").rglob("*") if f.is_file() and not f.is_symlink())
+        if got < per_pod:
+            sys.exit(f"burst: agent {j} wrote {got} files, expected {per_pod}")
+    requests = after[1] - before[1]
+    return {
+        "pods": len(tokens),
+        "wall_s": max(ended.values()) - t0,
+        "latencies_s": [ended[pid] - started[pid] for pid in procs],
+        "broker_peak_rss_kib": peak[0],
+        "broker_requests": requests,
+        "broker_mean_s": (after[0] - before[0]) / requests if requests else None,
+    }
+
+
+def burst(out, runs, agent, work, broker_pid, metrics_url, out_root, per_pod):
+    idle = proc_kib(broker_pid, "VmRSS")
+    burst_once(agent, work, broker_pid, metrics_url, out_root, per_pod)  # warm-up, not recorded
+    results = [burst_once(agent, work, broker_pid, metrics_url, out_root, per_pod) for _ in range(runs)]
+    Path(out).write_text(json.dumps({
+        "per_pod": per_pod,
+        "broker_idle_rss_kib": idle,
+        "broker_hwm_kib": proc_kib(broker_pid, "VmHWM"),
+        "runs": results,
+    }))
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,54 +560,10 @@ def goal(ok):
 
 
 # --------------------------------------------------------------------------------------------
-# the report
+# the report (one function per section; `meta.json` lists the sections a run measured)
 
-
-def report(results_dir, out):
-    R = Path(results_dir)
-    meta = json.loads((R / "meta.json").read_text())
-    lines = []
-    w = lines.append
-    w("# Benchmarks")
-    w("")
-    w(
-        "Generated by `bench/run.sh` (see bench/README.md) in one run; every ratio compares "
-        "figures measured in that same run. Do not edit by hand: re-run the script."
-    )
-    w("")
-    w(f"Run: {meta['started']} → {meta['finished']} (UTC).")
-    w("")
-    w("## Machine and versions")
-    w("")
-    w("| what | value |")
-    w("|---|---|")
-    for k, v in meta["machine"].items():
-        w(f"| {k} | {v} |")
-    for k, v in meta["versions"].items():
-        w(f"| {k} | `{v}` |")
-    w("")
-    loads = meta.get("loads", [])
-    quiet = meta.get("quiet", {})
-    w(
-        f"Quiet check before measuring: {quiet.get('note', 'n/a')}. "
-        "1-minute load average at the start of each section: "
-        + "; ".join(f"{k}: {v}" for k, v in loads)
-        + "."
-    )
-    w("")
-    w(
-        "Servers are private to the run, on loopback: OpenBao `bao server -dev` (in memory) and "
-        "moto (`moto_server`, request recorder on). Output directories are on tmpfs "
-        f"(`{meta['out_root']}`), as the agent's volume is in a pod (`emptyDir: {{medium: Memory}}`). "
-        "Wall times: hyperfine, each figure the median with the interquartile range "
-        "(p25–p75), min–max and the number of runs. Peak RSS: GNU time's maximum resident "
-        "set size over repeated runs, median with min–max."
-    )
-    w("")
-
-    goals = []
-
-    # ---- 1. Vault
+def report_vault(R, meta, w, goals):
+    """1. Vault."""
     w("## 1. Vault: `agent` vs `bao agent`")
     w("")
     w(
@@ -387,7 +624,9 @@ def report(results_dir, out):
     w("```")
     w("")
 
-    # ---- 2. AWS
+
+def report_aws(R, meta, w, goals):
+    """2. AWS."""
     aws = json.loads((R / "aws.json").read_text())
     n = aws["n"]
     ta = summary(hyperfine_times(R / "aws-agent.hyperfine.json")["agent"])
@@ -426,7 +665,9 @@ def report(results_dir, out):
     w("```")
     w("")
 
-    # ---- 3. Scale
+
+def report_scale(R, meta, w, goals):
+    """3. Scale."""
     w("## 3. Scale: the agent from 1 to 1000 kv2 secrets")
     w("")
     w("| secrets | wall time | per secret | peak RSS |")
@@ -474,7 +715,9 @@ def report(results_dir, out):
     w("```")
     w("")
 
-    # ---- 4. Webhook
+
+def report_webhook(R, meta, w, goals):
+    """4. Webhook."""
     wh = json.loads((R / "webhook.json").read_text())
     w("## 4. Webhook: admission of a Flyte pod with 5 secrets over TLS")
     w("")
@@ -539,7 +782,9 @@ def report(results_dir, out):
     w("```")
     w("")
 
-    # ---- 5. Sizes
+
+def report_sizes(R, meta, w, goals):
+    """5. Sizes."""
     w("## 5. Binary sizes (release builds)")
     w("")
     w("| binary | bytes | MiB | build |")
@@ -553,7 +798,9 @@ def report(results_dir, out):
     )
     w("")
 
-    # ---- criterion
+
+def report_criterion(R, meta, w, goals):
+    """Micro-benchmarks (criterion)."""
     crit = json.loads((R / "criterion.json").read_text())
     w("## Micro-benchmarks (criterion)")
     w("")
@@ -571,16 +818,185 @@ def report(results_dir, out):
         w(f"| `{name}` | **{f(e['median_ns'])}** | {f(e['ci_low_ns'])} – {f(e['ci_high_ns'])} |")
     w("")
 
-    # ---- goals
-    w("## Read against the goals (issue 7)")
+
+def report_broker(R, meta, w, goals):
+    """6. The secret broker (issue 15)."""
+    info = json.loads((R / "broker.json").read_text())
+    n = info["n"]
+    hf_path = R / f"broker-{n}.hyperfine.json"
+    times = hyperfine_times(hf_path)
+    cpu = hyperfine_cpu(hf_path)
+    rows = [
+        ("direct", "`agent fetch --kubeconfig …` (API mode)", "reads the Secrets itself with a service-account token "
+         f"(the path the broker replaces): {n} Secret GETs in `flyte`"),
+        ("broker", "`agent fetch` (pod mode)", "one `POST /v1/secrets` to the broker with the pod-bound "
+         f"token; the broker: a TokenReview, a pod GET, {n} Secret GETs"),
+        ("broker-init", "`agent init` (pod mode)", "the same through the broker, as a pod's init "
+         "container runs it (atomic publish into its layout)"),
+    ]
+    st = {name: summary(times[name]) for name, _, _ in rows}
+    rss_st = {name: load_rss(R / f"broker-{n}-{name}.rss.json") for name, _, _ in rows}
+    w(f"## 6. Secret broker (issue 15): {n} Flyte 2 managed secrets, direct vs through the broker")
     w("")
-    w("| goal | measured | |")
-    w("|---|---|---|")
-    for g in goals:
-        w(f"| {g[0]} | {g[1]} | {g[2]} |")
+    w(
+        f"The same {n} managed secrets (project `{info['project']}`, domain `{info['domain']}`; "
+        f"Secrets `md5(u__org__…)` in `{info['managed_namespace']}`, as Flyte 2 writes them, 37-byte "
+        "values) read by the release agent two ways (the broker way also as `agent init`). **Direct** is what a task pod's agent did "
+        "before issue 15: read them through the Kubernetes API itself, authorized by a Role with "
+        "`get` on Secrets in `flyte` (here the broker's own ServiceAccount, whose Role from "
+        "`deploy/` is exactly that). **Broker**: the agent holds no API right and asks the "
+        f"broker once for all {n}, with a projected token bound to a pending pod in namespace "
+        f"`{info['namespace']}` that declares them in its `flyte.secrets/*` annotations; the "
+        "broker reviews the token, reads that pod and its annotations, derives the scope from "
+        "the namespace and reads the Secrets. Both talk to the same API stand-in (a debug build, "
+        "RBAC evaluated on every call); the broker (`webhook broker`, default settings) runs on "
+        "the same machine, so its CPU is not in the agent's CPU column."
+    )
     w("")
+    w("| path | command | what it does | wall time | agent CPU (user+sys, mean) | agent peak RSS |")
+    w("|---|---|---|---|---|---|")
+    for name, cmd, what in rows:
+        w(f"| {name} | {cmd} | {what} | {fmt_time(st[name])} | {ms(cpu[name])} ms | {fmt_rss(rss_st[name])} |")
+    d, b = st["direct"]["median"], st["broker"]["median"]
+    faster = f"the broker path is {ratio(d, b)} faster" if b < d else f"the broker path takes {ratio(b, d)} the time"
+    w("")
+    w(
+        f"Broker vs direct (medians): {faster} ({ms(b)} vs {ms(d)} ms); agent peak RSS "
+        f"{mib(rss_st['broker']['median'])} vs {mib(rss_st['direct']['median'])} MiB "
+        f"({ratio(rss_st['broker']['median'], rss_st['direct']['median'], 2)})."
+    )
+    w("")
+
+    bu = json.loads((R / "broker-burst.json").read_text())
+    runs = bu["runs"]
+    pods = runs[0]["pods"]
+    w(f"### Burst: {pods} pods at once, {bu['per_pod']} managed secrets each, one broker")
+    w("")
+    w(
+        f"{pods} task pods, each with its own pod-bound token, start `agent init` at the same "
+        f"moment (a warm-up burst first, then {len(runs)} measured). Per-pod latency: from "
+        "starting the agent process to its exit (process start, TLS, the broker's checks and "
+        "reads, writing the files). Throughput: pods / (first start → last exit). Broker RSS: "
+        "sampled every 2 ms from `/proc` during the burst. Broker time: its own request-duration "
+        "histogram (`/metrics`), mean per request. The agents, the broker and the API stand-in "
+        f"share the machine's {meta['machine'].get('nproc', '?')} cores."
+    )
+    w("")
+    w("| run | pods/s | burst wall | per-pod p50 | per-pod p99 | max | broker peak RSS | broker time per request |")
+    w("|---:|---:|---|---|---|---|---|---|")
+    all_lat = []
+    for i, r in enumerate(runs, 1):
+        lat = r["latencies_s"]
+        all_lat += lat
+        mean = r.get("broker_mean_s")
+        w(
+            f"| {i} | **{r['pods'] / r['wall_s']:.0f}** | {ms(r['wall_s'])} ms | {ms(quantile(lat, 0.5))} ms | "
+            f"{ms(quantile(lat, 0.99))} ms | {ms(max(lat))} ms | {mib(r['broker_peak_rss_kib'])} MiB | "
+            f"{'n/a' if mean is None else ms(mean) + ' ms'} |"
+        )
+    rates = [r["pods"] / r["wall_s"] for r in runs]
+    peaks = [r["broker_peak_rss_kib"] for r in runs]
+    w("")
+    w(
+        f"Over the {len(runs)} bursts: **{statistics.median(rates):.0f} pods/s** (median; "
+        f"{min(rates):.0f}–{max(rates):.0f}), per-pod latency p50 **{ms(quantile(all_lat, 0.5))} ms**, "
+        f"p99 **{ms(quantile(all_lat, 0.99))} ms** (all {len(all_lat)} pods); broker peak RSS "
+        f"**{mib(max(peaks))} MiB** (idle before the bursts: {mib(bu['broker_idle_rss_kib'] or 0)} MiB; "
+        f"its lifetime high-water mark, VmHWM: {mib(bu['broker_hwm_kib'] or 0)} MiB)."
+    )
+    w("")
+    w("```")
+    for c in meta["commands"]["broker"]:
+        w(c)
+    w("```")
+    w("")
+
+
+# The report's sections in order; run.sh names the ones a run measured in meta.json.
+SECTIONS = {
+    "vault": report_vault,
+    "aws": report_aws,
+    "scale": report_scale,
+    "webhook": report_webhook,
+    "sizes": report_sizes,
+    "broker": report_broker,
+    "criterion": report_criterion,
+}
+
+
+def report(results_dir, out):
+    R = Path(results_dir)
+    meta = json.loads((R / "meta.json").read_text())
+    lines = []
+    w = lines.append
+    w("# Benchmarks")
+    w("")
+    w(
+        "Generated by `bench/run.sh` (see bench/README.md) in one run; every ratio compares "
+        "figures measured in that same run. Do not edit by hand: re-run the script."
+    )
+    w("")
+    w(f"Run: {meta['started']} → {meta['finished']} (UTC).")
+    w("")
+    w("## Machine and versions")
+    w("")
+    w("| what | value |")
+    w("|---|---|")
+    for k, v in meta["machine"].items():
+        w(f"| {k} | {v} |")
+    for k, v in meta["versions"].items():
+        w(f"| {k} | `{v}` |")
+    w("")
+    loads = meta.get("loads", [])
+    quiet = meta.get("quiet", {})
+    w(
+        f"Quiet check before measuring: {quiet.get('note', 'n/a')}. "
+        "1-minute load average at the start of each section: "
+        + "; ".join(f"{k}: {v}" for k, v in loads)
+        + "."
+    )
+    w("")
+    sections = meta.get("sections", list(SECTIONS))
+    if sections != list(SECTIONS):
+        w(
+            f"**Partial run** (`BENCH_ONLY={meta.get('only', '')}`): only the sections below; the "
+            "full report comes from a full run of `bench/run.sh`."
+        )
+        w("")
+    servers = []
+    if {"vault", "aws", "scale"} & set(sections):
+        servers.append(
+            "OpenBao `bao server -dev` (in memory) and moto (`moto_server`, request recorder on)"
+        )
+    if "broker" in sections:
+        servers.append(
+            "the Kubernetes API stand-in (`kube-standin serve`, debug build, RBAC rendered from "
+            "`deploy/` only) and the secret broker (`webhook broker`)"
+        )
+    w(
+        f"Servers are private to the run, on loopback: {'; '.join(servers)}. "
+        "Output directories are on tmpfs "
+        f"(`{meta['out_root']}`), as the agent's volume is in a pod (`emptyDir: {{medium: Memory}}`). "
+        "Wall times: hyperfine, each figure the median with the interquartile range "
+        "(p25–p75), min–max and the number of runs. Peak RSS: GNU time's maximum resident "
+        "set size over repeated runs, median with min–max."
+    )
+    w("")
+
+    goals = []
+    for name in sections:
+        SECTIONS[name](R, meta, w, goals)
+
+    if goals:
+        w("## Read against the goals (issue 7)")
+        w("")
+        w("| goal | measured | |")
+        w("|---|---|---|")
+        for g in goals:
+            w(f"| {g[0]} | {g[1]} | {g[2]} |")
+        w("")
     notes = R / "notes.md"
-    if notes.exists():
+    if notes.exists() and "vault" in sections:
         w(notes.read_text().rstrip())
         w("")
     # Keep the "## Reliability" section (issue 10: fuzzing and burst figures, measured by
@@ -607,6 +1023,11 @@ def main():
         vault_files(rest[0], rest[1], rest[2], rest[3], [int(x) for x in rest[4:]])
     elif cmd == "aws-files":
         aws_files(rest[0], rest[1], rest[2], rest[3], int(rest[4]))
+    elif cmd == "broker-setup":
+        # ROOT is the repository (for spec/vectors); the rest as in the docstring.
+        broker_setup(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]), int(rest[6]))
+    elif cmd == "burst":
+        burst(rest[0], int(rest[1]), rest[2], rest[3], int(rest[4]), rest[5], rest[6], int(rest[7]))
     elif cmd == "rss":
         sep = rest.index("--")
         out, runs, prepare = rest[0], int(rest[1]), rest[2]

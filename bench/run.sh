@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                 # full run (about 10 minutes on 2 cores, plus builds)
 #   BENCH_RUNS=5 bench/run.sh    # fewer repetitions (a quick look; the report says how many)
+#   BENCH_ONLY=broker bench/run.sh   # only section 6, the secret broker (issue 15); see below
 #
 # Settings (environment):
 #   BENCH_RUNS           wall-time runs per figure (hyperfine -r), default 20
@@ -14,14 +15,21 @@
 #   BENCH_RATE           fixed request rate for the latency figures, default 1000
 #   BENCH_QUIET_WAIT     seconds to wait for a quiet machine (load < 0.5, no rustc), default 600
 #   BENCH_BUILD=0        use the binaries as built (skip cargo builds and criterion)
-#   BENCH_OUT            report path, default BENCHMARKS.md at the repository root
+#   BENCH_OUT            report path, default BENCHMARKS.md at the repository root (with
+#                        BENCH_ONLY: .local/bench/report.md, never BENCHMARKS.md unless asked)
+#   BENCH_ONLY=broker    measure only the secret broker (section 6): its results land in
+#                        .local/bench/results/ under the names a full run writes, and the report
+#                        renders that section alone (marked partial)
+#   BENCH_BURST_PODS     pods started at once in the broker burst, default 50
+#   BENCH_BURST_RUNS     measured bursts (after one warm-up), default 5
 #
 # Never part of the test run. Needs scripts/deps.sh (run here) and installs, if missing:
 # Debian hyperfine, time, wrk, openssl; PyPI awscli in its own venv .local/bench-venv (never in
 # .local/venv, whose pins moto needs). Servers are private to the run (OpenBao dev, moto, the
 # webhook and tls-echo, each on a free loopback port picked at start), so the tests' shared
 # servers and anyone using them neither disturb nor are disturbed by the figures; everything
-# started here is stopped on exit. Work files: .local/bench/, outputs on /dev/shm.
+# started here is stopped on exit. Work files: .local/bench/, outputs on /dev/shm. Section 6 adds
+# a private Kubernetes API stand-in (RBAC rendered from deploy/ only) and `webhook broker`.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$ROOT"
@@ -32,9 +40,24 @@ AWSCLI_RUNS=${BENCH_AWSCLI_RUNS:-5}
 WRK_RUNS=${BENCH_WRK_RUNS:-5}
 WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
 RATE=${BENCH_RATE:-1000}
+# Fixed rate: wrk paces each connection (DELAY_MS between a response and the next request);
+# RATE_CONNS connections with a pause of RATE_CONNS*1000/RATE ms give just under RATE req/s.
+RATE_CONNS=10
+RATE_DELAY=$((RATE_CONNS * 1000 / RATE))
 QUIET_WAIT=${BENCH_QUIET_WAIT:-600}
 BUILD=${BENCH_BUILD:-1}
-OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+  "" | broker) ;;
+  *) die "BENCH_ONLY=$ONLY: the only partial run is BENCH_ONLY=broker" ;;
+esac
+if [[ -n $ONLY ]]; then
+  OUT=${BENCH_OUT:-$LOCAL/bench/report.md}
+else
+  OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+fi
+BURST_PODS=${BENCH_BURST_PODS:-50}
+BURST_RUNS=${BENCH_BURST_RUNS:-5}
 
 # Free loopback ports, picked at start (fixed ones collide with other checkouts' servers).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -43,12 +66,17 @@ MOTO_BENCH_PORT=$(free_port)
 WEBHOOK_PORT=$(free_port)
 WEBHOOK_ADMIN_PORT=$(free_port)
 ECHO_PORT=$(free_port)
+KUBE_BENCH_PORT=$(free_port)
+BROKER_PORT=$(free_port)
+BROKER_ADMIN_PORT=$(free_port)
 VAULT_URL=http://$HOST:$BAO_BENCH_PORT
 MOTO_ENDPOINT=http://$HOST:$MOTO_BENCH_PORT
 REGION=us-east-1
 VAULT_COUNTS=(1 20 100)
 SCALE_COUNTS=(1 10 100 1000)
 AWS_N=20
+BROKER_N=20        # managed secrets of section 6's single pod
+BURST_SECRETS=5    # managed secrets of each burst pod
 
 WORK=$LOCAL/bench
 RES=$WORK/results
@@ -62,6 +90,8 @@ TLS_ECHO=$ECHO_TARGET/release/tls-echo
 # Prints the load test's AdmissionReview: the shared fixture (testkit/src/fixtures.rs), the
 # body the webhook's criterion bench times too.
 LOAD_TEST_REVIEW=$CARGO_TARGET/debug/load-test-review
+# The Kubernetes API stand-in, the build scripts/servers.sh runs.
+KUBE_STANDIN=$KUBE_STANDIN_BIN
 PY=python3
 BENCH_PY=$ROOT/bench/bench.py
 
@@ -123,10 +153,14 @@ if [[ $BUILD == 1 ]]; then
   section "builds (one at a time; cargo waits for other builds' locks)"
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-webhook --bin webhook
-  cargo build --release --locked --manifest-path bench/tls-echo/Cargo.toml --target-dir "$ECHO_TARGET"
-  cargo build --locked -p flyte-secret-testkit --bin load-test-review
+  if [[ -z $ONLY ]]; then
+    cargo build --release --locked --manifest-path bench/tls-echo/Cargo.toml --target-dir "$ECHO_TARGET"
+  fi
+  cargo build --locked -p flyte-secret-testkit --bin load-test-review --bin kube-standin
 fi
-for b in "$AGENT" "$WEBHOOK" "$TLS_ECHO" "$LOAD_TEST_REVIEW"; do
+needed=("$AGENT" "$WEBHOOK" "$KUBE_STANDIN")
+[[ -n $ONLY ]] || needed+=("$TLS_ECHO" "$LOAD_TEST_REVIEW")
+for b in "${needed[@]}"; do
   [[ -x $b ]] || die "$b is missing (run without BENCH_BUILD=0)"
 done
 
@@ -155,44 +189,25 @@ wait_quiet() { # the BENCH_QUIET_WAIT budget is shared by every wait of the run
 }
 
 # ---------------------------------------------------------------------------------------------
-section "criterion micro-benchmarks"
-if [[ $BUILD == 1 ]]; then
-  wait_quiet
-  rm -rf "$CARGO_TARGET/criterion"
-  cargo bench --locked -p flyte-secret-spec --bench codec -- --noplot >"$RES/criterion-codec.txt" 2>&1 ||
-    die "cargo bench codec failed (see $RES/criterion-codec.txt)"
-  cargo bench --locked -p flyte-secret-webhook --bench mutate -- --noplot >"$RES/criterion-mutate.txt" 2>&1 ||
-    die "cargo bench mutate failed (see $RES/criterion-mutate.txt)"
-fi
-if [[ -d $CARGO_TARGET/criterion ]]; then
-  $PY "$BENCH_PY" criterion "$CARGO_TARGET/criterion" >"$RES/criterion.json"
-else
-  echo '{}' >"$RES/criterion.json"
+if [[ -z $ONLY ]]; then # not in a partial run
+  section "criterion micro-benchmarks"
+  if [[ $BUILD == 1 ]]; then
+    wait_quiet
+    rm -rf "$CARGO_TARGET/criterion"
+    cargo bench --locked -p flyte-secret-spec --bench codec -- --noplot >"$RES/criterion-codec.txt" 2>&1 ||
+      die "cargo bench codec failed (see $RES/criterion-codec.txt)"
+    cargo bench --locked -p flyte-secret-webhook --bench mutate -- --noplot >"$RES/criterion-mutate.txt" 2>&1 ||
+      die "cargo bench mutate failed (see $RES/criterion-mutate.txt)"
+  fi
+  if [[ -d $CARGO_TARGET/criterion ]]; then
+    $PY "$BENCH_PY" criterion "$CARGO_TARGET/criterion" >"$RES/criterion.json"
+  else
+    echo '{}' >"$RES/criterion.json"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------
-section "servers (private to this run)"
-for port in $BAO_BENCH_PORT $MOTO_BENCH_PORT $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT; do
-  port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
-done
-"$BAO" server -dev -dev-root-token-id=root -dev-listen-address="$HOST:$BAO_BENCH_PORT" \
-  -dev-no-store-token >"$WORK/openbao.log" 2>&1 &
-PIDS+=($!)
-MOTO_RECORDER_FILEPATH=$WORK/moto-recording.jsonl "$VENV/bin/moto_server" -H "$HOST" \
-  -p "$MOTO_BENCH_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-wait_until 30 "OpenBao on $VAULT_URL" curl -fsS -m 2 "$VAULT_URL/v1/sys/health" ||
-  { log_tail "$WORK/openbao.log"; die "OpenBao did not start"; }
-wait_until 30 "moto on $MOTO_ENDPOINT" curl -fsS -m 2 "$MOTO_ENDPOINT/moto-api/" ||
-  { log_tail "$WORK/moto.log"; die "moto did not start"; }
-
-log "seeding: 1000 kv2 secrets, $AWS_N AWS secrets"
-$PY "$BENCH_PY" seed-vault "$VAULT_URL" root 1000
-$PY "$BENCH_PY" seed-aws "$MOTO_ENDPOINT" "$REGION" "$AWS_N"
-printf root >"$WORK/vault-token"
-chmod 600 "$WORK/vault-token"
-$PY "$BENCH_PY" vault-files "$WORK" "$VAULT_URL" "$WORK/vault-token" "$SHM" 1 10 20 100 1000
-$PY "$BENCH_PY" aws-files "$WORK" "$MOTO_ENDPOINT" "$REGION" "$SHM" "$AWS_N"
+# Helpers for every section.
 
 # A clean environment for every measured process: loopback only, static AWS credentials,
 # no instance metadata, nothing inherited from the caller.
@@ -224,69 +239,95 @@ check_files() { # DIR COUNT
   [[ $got == "$2" ]] || die "expected $2 files under $1, found $got"
 }
 
-# Sanity: each tool fetches what it should before anything is timed.
-"$PREP"
-agent_cmd "$WORK/plan-vault-100.json" "$SHM/agent"
-"${CLEAN_ENV[@]}" "${CMD[@]}" >"$WORK/sanity.log" 2>&1 ||
-  { log_tail "$WORK/sanity.log"; die "agent failed on the Vault plan"; }
-check_files "$SHM/agent" 100
-bao_cmd "$WORK/bao-agent-100.hcl"
-"${CLEAN_ENV[@]}" "${CMD[@]}" >"$WORK/sanity.log" 2>&1 ||
-  { log_tail "$WORK/sanity.log"; die "bao agent failed"; }
-check_files "$SHM/bao" 100
-cmp "$SHM/agent/secret/bench/s0042/value" "$SHM/bao/secret/bench/s0042/value" ||
-  die "agent and bao agent wrote different values"
+# Sections 1-5 (and their servers): a full run only.
+if [[ -z $ONLY ]]; then
+  # -------------------------------------------------------------------------------------------
+  section "servers (private to this run)"
+  for port in $BAO_BENCH_PORT $MOTO_BENCH_PORT $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT; do
+    port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
+  done
+  "$BAO" server -dev -dev-root-token-id=root -dev-listen-address="$HOST:$BAO_BENCH_PORT" \
+    -dev-no-store-token >"$WORK/openbao.log" 2>&1 &
+  PIDS+=($!)
+  MOTO_RECORDER_FILEPATH=$WORK/moto-recording.jsonl "$VENV/bin/moto_server" -H "$HOST" \
+    -p "$MOTO_BENCH_PORT" >"$WORK/moto.log" 2>&1 &
+  PIDS+=($!)
+  wait_until 30 "OpenBao on $VAULT_URL" curl -fsS -m 2 "$VAULT_URL/v1/sys/health" ||
+    { log_tail "$WORK/openbao.log"; die "OpenBao did not start"; }
+  wait_until 30 "moto on $MOTO_ENDPOINT" curl -fsS -m 2 "$MOTO_ENDPOINT/moto-api/" ||
+    { log_tail "$WORK/moto.log"; die "moto did not start"; }
 
-wait_quiet
-log "$quiet_note"
+  log "seeding: 1000 kv2 secrets, $AWS_N AWS secrets"
+  $PY "$BENCH_PY" seed-vault "$VAULT_URL" root 1000
+  $PY "$BENCH_PY" seed-aws "$MOTO_ENDPOINT" "$REGION" "$AWS_N"
+  printf root >"$WORK/vault-token"
+  chmod 600 "$WORK/vault-token"
+  $PY "$BENCH_PY" vault-files "$WORK" "$VAULT_URL" "$WORK/vault-token" "$SHM" 1 10 20 100 1000
+  $PY "$BENCH_PY" aws-files "$WORK" "$MOTO_ENDPOINT" "$REGION" "$SHM" "$AWS_N"
 
-# ---------------------------------------------------------------------------------------------
-section "1. Vault: agent vs bao agent"
-echo '[]' >"$RES/vault.json"
-for n in "${VAULT_COUNTS[@]}"; do
-  agent_cmd "$WORK/plan-vault-$n.json" "$SHM/agent"
-  agent=("${CMD[@]}")
-  bao_cmd "$WORK/bao-agent-$n.hcl"
-  bao=("${CMD[@]}")
-  hf -w 3 -r "$RUNS" --export-json "$RES/vault-$n.hyperfine.json" \
-    -n agent "${agent[*]}" -n bao-agent "${bao[*]}" >"$RES/vault-$n.hyperfine.txt"
-  rss "$RES/vault-$n-agent.rss.json" "${agent[@]}"
-  rss "$RES/vault-$n-bao.rss.json" "${bao[@]}"
-  check_files "$SHM/bao" "$n"
-  $PY - "$RES/vault.json" "$n" <<'EOF'
+  # Sanity: each tool fetches what it should before anything is timed.
+  "$PREP"
+  agent_cmd "$WORK/plan-vault-100.json" "$SHM/agent"
+  "${CLEAN_ENV[@]}" "${CMD[@]}" >"$WORK/sanity.log" 2>&1 ||
+    { log_tail "$WORK/sanity.log"; die "agent failed on the Vault plan"; }
+  check_files "$SHM/agent" 100
+  bao_cmd "$WORK/bao-agent-100.hcl"
+  "${CLEAN_ENV[@]}" "${CMD[@]}" >"$WORK/sanity.log" 2>&1 ||
+    { log_tail "$WORK/sanity.log"; die "bao agent failed"; }
+  check_files "$SHM/bao" 100
+  cmp "$SHM/agent/secret/bench/s0042/value" "$SHM/bao/secret/bench/s0042/value" ||
+    die "agent and bao agent wrote different values"
+
+  wait_quiet
+  log "$quiet_note"
+
+  # -------------------------------------------------------------------------------------------
+  section "1. Vault: agent vs bao agent"
+  echo '[]' >"$RES/vault.json"
+  for n in "${VAULT_COUNTS[@]}"; do
+    agent_cmd "$WORK/plan-vault-$n.json" "$SHM/agent"
+    agent=("${CMD[@]}")
+    bao_cmd "$WORK/bao-agent-$n.hcl"
+    bao=("${CMD[@]}")
+    hf -w 3 -r "$RUNS" --export-json "$RES/vault-$n.hyperfine.json" \
+      -n agent "${agent[*]}" -n bao-agent "${bao[*]}" >"$RES/vault-$n.hyperfine.txt"
+    rss "$RES/vault-$n-agent.rss.json" "${agent[@]}"
+    rss "$RES/vault-$n-bao.rss.json" "${bao[@]}"
+    check_files "$SHM/bao" "$n"
+    $PY - "$RES/vault.json" "$n" <<'EOF'
 import json, sys
 p, n = sys.argv[1], int(sys.argv[2])
 rows = json.load(open(p)); rows.append({"n": n}); json.dump(rows, open(p, "w"))
 EOF
-done
+  done
 
-# ---------------------------------------------------------------------------------------------
-section "2. AWS: agent vs the AWS CLI"
-agent_cmd "$WORK/plan-aws-$AWS_N.json" "$SHM/agent"
-aws_agent=("${CMD[@]}")
-hf -w 2 -r "$RUNS" --export-json "$RES/aws-agent.hyperfine.json" \
-  -n agent "${aws_agent[*]}" >"$RES/aws-agent.hyperfine.txt"
-check_files "$SHM/agent" "$AWS_N"
-expected="a-07-$(printf 'x%.0s' {1..32})"
-[[ $(<"$SHM/agent/flyte-bench/s07") == "$expected" ]] || die "the agent fetched a wrong AWS value"
-hf -w 1 -r "$AWSCLI_RUNS" --export-json "$RES/aws-cli.hyperfine.json" \
-  -n aws-cli "$WORK/awscli-$AWS_N.sh" >"$RES/aws-cli.hyperfine.txt"
-check_files "$SHM/awscli" "$AWS_N"
-# (--output text adds a newline, which $(<) drops)
-[[ $(<"$SHM/awscli/flyte-bench/s07") == "$expected" ]] || die "the AWS CLI fetched a wrong value"
-record() { # NAME CMD...: one run of CMD with moto's recorder on
-  local name=$1
-  shift
-  "$PREP"
-  curl -fsS -X POST "$MOTO_ENDPOINT/moto-api/recorder/reset-recording" >/dev/null
-  curl -fsS -X POST "$MOTO_ENDPOINT/moto-api/recorder/start-recording" >/dev/null
-  "${CLEAN_ENV[@]}" "$@" >/dev/null 2>&1 || die "$name failed while recording"
-  curl -fsS -X POST "$MOTO_ENDPOINT/moto-api/recorder/stop-recording" >/dev/null
-  curl -fsS "$MOTO_ENDPOINT/moto-api/recorder/download-recording" >"$RES/moto-$name.jsonl"
-}
-record agent "${aws_agent[@]}"
-record aws-cli "$WORK/awscli-$AWS_N.sh"
-$PY - "$RES" "$AWS_N" "$BENCH_PY" <<'EOF'
+  # -------------------------------------------------------------------------------------------
+  section "2. AWS: agent vs the AWS CLI"
+  agent_cmd "$WORK/plan-aws-$AWS_N.json" "$SHM/agent"
+  aws_agent=("${CMD[@]}")
+  hf -w 2 -r "$RUNS" --export-json "$RES/aws-agent.hyperfine.json" \
+    -n agent "${aws_agent[*]}" >"$RES/aws-agent.hyperfine.txt"
+  check_files "$SHM/agent" "$AWS_N"
+  expected="a-07-$(printf 'x%.0s' {1..32})"
+  [[ $(<"$SHM/agent/flyte-bench/s07") == "$expected" ]] || die "the agent fetched a wrong AWS value"
+  hf -w 1 -r "$AWSCLI_RUNS" --export-json "$RES/aws-cli.hyperfine.json" \
+    -n aws-cli "$WORK/awscli-$AWS_N.sh" >"$RES/aws-cli.hyperfine.txt"
+  check_files "$SHM/awscli" "$AWS_N"
+  # (--output text adds a newline, which $(<) drops)
+  [[ $(<"$SHM/awscli/flyte-bench/s07") == "$expected" ]] || die "the AWS CLI fetched a wrong value"
+  record() { # NAME CMD...: one run of CMD with moto's recorder on
+    local name=$1
+    shift
+    "$PREP"
+    curl -fsS -X POST "$MOTO_ENDPOINT/moto-api/recorder/reset-recording" >/dev/null
+    curl -fsS -X POST "$MOTO_ENDPOINT/moto-api/recorder/start-recording" >/dev/null
+    "${CLEAN_ENV[@]}" "$@" >/dev/null 2>&1 || die "$name failed while recording"
+    curl -fsS -X POST "$MOTO_ENDPOINT/moto-api/recorder/stop-recording" >/dev/null
+    curl -fsS "$MOTO_ENDPOINT/moto-api/recorder/download-recording" >"$RES/moto-$name.jsonl"
+  }
+  record agent "${aws_agent[@]}"
+  record aws-cli "$WORK/awscli-$AWS_N.sh"
+  $PY - "$RES" "$AWS_N" "$BENCH_PY" <<'EOF'
 import json, subprocess, sys
 res, n, py = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 calls = {name: json.loads(subprocess.check_output([sys.executable, py, "count-calls", f"{res}/moto-{name}.jsonl"]))
@@ -294,84 +335,81 @@ calls = {name: json.loads(subprocess.check_output([sys.executable, py, "count-ca
 json.dump({"n": n, "calls": calls}, open(f"{res}/aws.json", "w"))
 EOF
 
-# ---------------------------------------------------------------------------------------------
-section "3. Scale: 1 to 1000 kv2 secrets"
-scale_args=()
-for n in "${SCALE_COUNTS[@]}"; do
-  agent_cmd "$WORK/plan-vault-$n.json" "$SHM/agent"
-  scale_args+=(-n "agent-$n" "${CMD[*]}")
-done
-hf -w 3 -r "$RUNS" --export-json "$RES/scale.hyperfine.json" "${scale_args[@]}" >"$RES/scale.hyperfine.txt"
-for n in "${SCALE_COUNTS[@]}"; do
-  agent_cmd "$WORK/plan-vault-$n.json" "$SHM/agent"
-  rss "$RES/scale-$n.rss.json" "${CMD[@]}"
-done
-check_files "$SHM/agent" 1000
-# For reference: the same 1000 onto the disk, where the writer's fsyncs cost real time.
-disk_fs=$(df -T "$WORK" | awk 'NR==2{print $2}')
-agent_cmd "$WORK/plan-vault-1000.json" "$WORK/disk-out"
-hf -w 1 -r 5 --export-json "$RES/scale-disk.hyperfine.json" \
-  -n agent-1000-disk "${CMD[*]}" >"$RES/scale-disk.hyperfine.txt"
-printf '{"counts": [%s], "disk": "%s"}\n' "$(IFS=,; echo "${SCALE_COUNTS[*]}")" "$disk_fs" >"$RES/scale.json"
+  # -------------------------------------------------------------------------------------------
+  section "3. Scale: 1 to 1000 kv2 secrets"
+  scale_args=()
+  for n in "${SCALE_COUNTS[@]}"; do
+    agent_cmd "$WORK/plan-vault-$n.json" "$SHM/agent"
+    scale_args+=(-n "agent-$n" "${CMD[*]}")
+  done
+  hf -w 3 -r "$RUNS" --export-json "$RES/scale.hyperfine.json" "${scale_args[@]}" >"$RES/scale.hyperfine.txt"
+  for n in "${SCALE_COUNTS[@]}"; do
+    agent_cmd "$WORK/plan-vault-$n.json" "$SHM/agent"
+    rss "$RES/scale-$n.rss.json" "${CMD[@]}"
+  done
+  check_files "$SHM/agent" 1000
+  # For reference: the same 1000 onto the disk, where the writer's fsyncs cost real time.
+  disk_fs=$(df -T "$WORK" | awk 'NR==2{print $2}')
+  agent_cmd "$WORK/plan-vault-1000.json" "$WORK/disk-out"
+  hf -w 1 -r 5 --export-json "$RES/scale-disk.hyperfine.json" \
+    -n agent-1000-disk "${CMD[*]}" >"$RES/scale-disk.hyperfine.txt"
+  printf '{"counts": [%s], "disk": "%s"}\n' "$(IFS=,; echo "${SCALE_COUNTS[*]}")" "$disk_fs" >"$RES/scale.json"
 
-# ---------------------------------------------------------------------------------------------
-section "4. Webhook under load (wrk)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
-  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
-"$LOAD_TEST_REVIEW" 5 >"$WORK/review.json"
-"${CLEAN_ENV[@]}" "$WEBHOOK" serve --listen "$HOST:$WEBHOOK_PORT" --admin-listen "$HOST:$WEBHOOK_ADMIN_PORT" \
-  --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" >"$WORK/webhook.log" 2>&1 &
-PIDS+=($!)
-WEBHOOK_URL=https://$HOST:$WEBHOOK_PORT/mutate--v1-pod
-ECHO_URL=https://$HOST:$ECHO_PORT/mutate--v1-pod
-post() { curl -fsS --cacert "$WORK/tls.crt" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" "$1"; }
-wait_until 30 "the webhook" post "$WEBHOOK_URL" ||
-  { log_tail "$WORK/webhook.log"; die "webhook did not start"; }
-post "$WEBHOOK_URL" >"$WORK/response.json"
-{ grep -q '"allowed":true' "$WORK/response.json" && grep -q '"patch"' "$WORK/response.json"; } ||
-  die "the webhook did not inject the benchmark pod: $(head -c 400 "$WORK/response.json")"
-"$TLS_ECHO" serve --listen "$HOST:$ECHO_PORT" --cert "$WORK/tls.crt" --key "$WORK/tls.key" \
-  --body "$WORK/response.json" >"$WORK/tls-echo.log" 2>&1 &
-PIDS+=($!)
-wait_until 30 "tls-echo" post "$ECHO_URL"
-cmp <(post "$ECHO_URL") "$WORK/response.json" || die "tls-echo answers differently"
-cmp <(post "$WEBHOOK_URL") "$WORK/response.json" || die "the webhook's answer is not deterministic"
+  # -------------------------------------------------------------------------------------------
+  section "4. Webhook under load (wrk)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
+  "$LOAD_TEST_REVIEW" 5 >"$WORK/review.json"
+  "${CLEAN_ENV[@]}" "$WEBHOOK" serve --listen "$HOST:$WEBHOOK_PORT" --admin-listen "$HOST:$WEBHOOK_ADMIN_PORT" \
+    --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" >"$WORK/webhook.log" 2>&1 &
+  PIDS+=($!)
+  WEBHOOK_URL=https://$HOST:$WEBHOOK_PORT/mutate--v1-pod
+  ECHO_URL=https://$HOST:$ECHO_PORT/mutate--v1-pod
+  post() { curl -fsS --cacert "$WORK/tls.crt" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" "$1"; }
+  wait_until 30 "the webhook" post "$WEBHOOK_URL" ||
+    { log_tail "$WORK/webhook.log"; die "webhook did not start"; }
+  post "$WEBHOOK_URL" >"$WORK/response.json"
+  { grep -q '"allowed":true' "$WORK/response.json" && grep -q '"patch"' "$WORK/response.json"; } ||
+    die "the webhook did not inject the benchmark pod: $(head -c 400 "$WORK/response.json")"
+  "$TLS_ECHO" serve --listen "$HOST:$ECHO_PORT" --cert "$WORK/tls.crt" --key "$WORK/tls.key" \
+    --body "$WORK/response.json" >"$WORK/tls-echo.log" 2>&1 &
+  PIDS+=($!)
+  wait_until 30 "tls-echo" post "$ECHO_URL"
+  cmp <(post "$ECHO_URL") "$WORK/response.json" || die "tls-echo answers differently"
+  cmp <(post "$WEBHOOK_URL") "$WORK/response.json" || die "the webhook's answer is not deterministic"
 
-# Fixed rate: wrk paces each connection (DELAY_MS between a response and the next request);
-# RATE_CONNS connections with a pause of RATE_CONNS*1000/RATE ms give just under RATE req/s.
-RATE_CONNS=10
-RATE_DELAY=$((RATE_CONNS * 1000 / RATE))
-wrk_run() { # NAME MODE URL i
-  local out=$RES/wrk-$1-$2-$4.txt
-  if [[ $2 == fixed ]]; then
-    PACED_THREADS=$RATE_CONNS BODY_FILE=$WORK/review.json DELAY_MS=$RATE_DELAY \
-      wrk -t"$RATE_CONNS" -c"$RATE_CONNS" -d"${WRK_SECONDS}s" \
-      --latency -s bench/post.lua "$3" >"$out"
-  else
-    BODY_FILE=$WORK/review.json DELAY_MS=0 wrk -t2 -c32 -d"${WRK_SECONDS}s" \
-      --latency -s bench/post.lua "$3" >"$out"
-  fi
-  $PY "$BENCH_PY" wrk-result "$out"
-}
-# Warm both up, then alternate webhook / ceiling so drift in the machine's load hits both.
-BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "$WEBHOOK_URL" >/dev/null
-BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "$ECHO_URL" >/dev/null
-: >"$RES/wrk.jsonl"
-for mode in fixed max; do
-  for i in $(seq 1 "$WRK_RUNS"); do
-    for name in webhook tls-echo; do
-      url=$WEBHOOK_URL
-      [[ $name == tls-echo ]] && url=$ECHO_URL
-      printf '{"name":"%s","mode":"%s","result":%s}\n' "$name" "$mode" "$(wrk_run "$name" "$mode" "$url" "$i")" >>"$RES/wrk.jsonl"
+  # Fixed rate: RATE_CONNS and RATE_DELAY, set at the top.
+  wrk_run() { # NAME MODE URL i
+    local out=$RES/wrk-$1-$2-$4.txt
+    if [[ $2 == fixed ]]; then
+      PACED_THREADS=$RATE_CONNS BODY_FILE=$WORK/review.json DELAY_MS=$RATE_DELAY \
+        wrk -t"$RATE_CONNS" -c"$RATE_CONNS" -d"${WRK_SECONDS}s" \
+        --latency -s bench/post.lua "$3" >"$out"
+    else
+      BODY_FILE=$WORK/review.json DELAY_MS=0 wrk -t2 -c32 -d"${WRK_SECONDS}s" \
+        --latency -s bench/post.lua "$3" >"$out"
+    fi
+    $PY "$BENCH_PY" wrk-result "$out"
+  }
+  # Warm both up, then alternate webhook / ceiling so drift in the machine's load hits both.
+  BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "$WEBHOOK_URL" >/dev/null
+  BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "$ECHO_URL" >/dev/null
+  : >"$RES/wrk.jsonl"
+  for mode in fixed max; do
+    for i in $(seq 1 "$WRK_RUNS"); do
+      for name in webhook tls-echo; do
+        url=$WEBHOOK_URL
+        [[ $name == tls-echo ]] && url=$ECHO_URL
+        printf '{"name":"%s","mode":"%s","result":%s}\n' "$name" "$mode" "$(wrk_run "$name" "$mode" "$url" "$i")" >>"$RES/wrk.jsonl"
+      done
     done
   done
-done
-# The webhook's own view: admission time inside the server (body read, review, answer).
-curl -fsS "http://$HOST:$WEBHOOK_ADMIN_PORT/metrics" >"$RES/webhook-metrics.txt"
-errors=$(grep -c '"errors": [1-9]' "$RES/wrk.jsonl" || true)
-((errors == 0)) || die "wrk saw errors in $errors runs (see $RES/wrk-*.txt)"
-$PY - "$RES" "$WORK" "$RATE" "$RATE_CONNS" "$RATE_DELAY" "$WRK_SECONDS" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)" <<'EOF'
+  # The webhook's own view: admission time inside the server (body read, review, answer).
+  curl -fsS "http://$HOST:$WEBHOOK_ADMIN_PORT/metrics" >"$RES/webhook-metrics.txt"
+  errors=$(grep -c '"errors": [1-9]' "$RES/wrk.jsonl" || true)
+  ((errors == 0)) || die "wrk saw errors in $errors runs (see $RES/wrk-*.txt)"
+  $PY - "$RES" "$WORK" "$RATE" "$RATE_CONNS" "$RATE_DELAY" "$WRK_SECONDS" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)" <<'EOF'
 import json, os, sys
 res, work, rate, conns, delay, secs, wrkv = sys.argv[1:8]
 runs = [json.loads(l) for l in open(f"{res}/wrk.jsonl")]
@@ -398,9 +436,9 @@ json.dump({
 }, open(f"{res}/webhook.json", "w"))
 EOF
 
-# ---------------------------------------------------------------------------------------------
-section "5. binary sizes"
-$PY - "$RES/sizes.json" "$AGENT" "$WEBHOOK" "$TLS_ECHO" "$ROOT" <<'EOF'
+  # -------------------------------------------------------------------------------------------
+  section "5. binary sizes"
+  $PY - "$RES/sizes.json" "$AGENT" "$WEBHOOK" "$TLS_ECHO" "$ROOT" <<'EOF'
 import json, os, subprocess, sys
 out, agent, webhook, echo, root = sys.argv[1:6]
 def kind(p):
@@ -415,18 +453,147 @@ rows = [
 ]
 json.dump(rows, open(out, "w"))
 EOF
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "6. Secret broker: $BROKER_N managed secrets direct vs via the broker; a burst of $BURST_PODS pods"
+for port in $KUBE_BENCH_PORT $BROKER_PORT $BROKER_ADMIN_PORT; do
+  port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
+done
+# The stand-in authorizes with the RBAC deploy/ renders and nothing else (--policy deny-all),
+# rendered as scripts/servers.sh does: each kustomization directly under deploy/.
+kubectl=$(kubectl_with_kustomize --install) ||
+  die "no kubectl with kustomize v5+ to render deploy/ (run scripts/deps.sh, or set FSA_KUBECTL)"
+mkdir -p "$WORK/rbac"
+rbac_args=()
+for kustomization in deploy/*/kustomization.yaml; do
+  target=$(basename "$(dirname "$kustomization")")
+  "$kubectl" kustomize "deploy/$target" >"$WORK/rbac/deploy-$target.yaml" 2>"$WORK/rbac/$target.err" ||
+    { log_tail "$WORK/rbac/$target.err"; die "kubectl kustomize deploy/$target failed"; }
+  rbac_args+=(--rbac "$WORK/rbac/deploy-$target.yaml")
+done
+KUBE_STATE_DIR=$WORK/kube
+"$KUBE_STANDIN" serve --listen "$HOST:$KUBE_BENCH_PORT" --state-dir "$KUBE_STATE_DIR" \
+  --policy deny-all "${rbac_args[@]}" >"$WORK/kube-standin.log" 2>&1 &
+PIDS+=($!)
+wait_until 60 "the Kubernetes API stand-in" test -s "$KUBE_STATE_DIR/ready" ||
+  { log_tail "$WORK/kube-standin.log"; die "kube-standin did not start"; }
+log "kube-standin: RBAC loaded: $(cat "$KUBE_STATE_DIR/rbac-loaded")"
+
+# The broker's certificate, signed by a CA of its own: the agent trusts only that CA, given as
+# PEM in FLYTE_SECRET_BROKER_CA, as the webhook sets it.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=bench broker CA" -addext basicConstraints=critical,CA:TRUE \
+  -addext keyUsage=critical,keyCertSign,cRLSign \
+  -keyout "$WORK/broker-ca.key" -out "$WORK/broker-ca.crt" >/dev/null 2>&1
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -subj /CN=flyte-secret-broker.flyte-secret-agent.svc \
+  -keyout "$WORK/broker-tls.key" -out "$WORK/broker-tls.csr" >/dev/null 2>&1
+printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:flyte-secret-broker.flyte-secret-agent.svc" \
+  "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
+  >"$WORK/broker-tls.ext"
+openssl x509 -req -in "$WORK/broker-tls.csr" -CA "$WORK/broker-ca.crt" -CAkey "$WORK/broker-ca.key" \
+  -CAcreateserial -days 2 -extfile "$WORK/broker-tls.ext" -out "$WORK/broker-tls.crt" >/dev/null 2>&1
+
+BROKER_URL=https://$HOST:$BROKER_PORT
+log "seeding: $BROKER_N managed Secrets in flyte, 1 + $BURST_PODS pods with their broker tokens"
+$PY "$BENCH_PY" broker-setup "$ROOT" "$KUBE_STATE_DIR" "$WORK" "$BROKER_URL" "$BROKER_N" \
+  "$BURST_PODS" "$BURST_SECRETS"
+# As deploy/base runs it (JSON logs, one audit line per answer), as its own ServiceAccount.
+"${CLEAN_ENV[@]}" "$WEBHOOK" --log-format json broker --listen "$HOST:$BROKER_PORT" \
+  --admin-listen "$HOST:$BROKER_ADMIN_PORT" --tls-cert "$WORK/broker-tls.crt" \
+  --tls-key "$WORK/broker-tls.key" --kubeconfig "$WORK/broker-kubeconfig" >"$WORK/broker.log" 2>&1 &
+BROKER_PID=$!
+PIDS+=("$BROKER_PID")
+wait_until 30 "the broker" curl -fsS -m 2 "http://$HOST:$BROKER_ADMIN_PORT/ready" ||
+  { log_tail "$WORK/broker.log"; die "the broker did not start"; }
+
+# The agent's side of the broker, as the webhook sets it up in the agent container.
+BROKER_ENV=("FLYTE_SECRET_BROKER_TOKEN_FILE=$WORK/token-$BROKER_N"
+  "FLYTE_SECRET_BROKER_CA=$(<"$WORK/broker-ca.crt")")
+# direct: API mode, with the credentials a task pod's token had before issue 15 (a Role with
+# `get` on Secrets in flyte: the broker's ServiceAccount has exactly that from deploy/).
+# broker: pod mode (no API credentials), `agent fetch` as the direct path, and `agent init` as
+# a pod's init container runs it.
+broker_argv() { # NAME: the measured command in $CMD
+  case $1 in
+    direct) CMD=("$AGENT" fetch --plan-file "$WORK/plan-direct-$BROKER_N.json"
+      --kubeconfig "$WORK/broker-kubeconfig" --out "$SHM/agent") ;;
+    broker) CMD=("$AGENT" fetch --plan-file "$WORK/plan-broker-$BROKER_N.json" --out "$SHM/agent") ;;
+    broker-init) CMD=("$AGENT" init --plan-file "$WORK/plan-broker-$BROKER_N.json" --root "$SHM/agent"
+      --termination-log "$WORK/termination-log") ;;
+  esac
+}
+BROKER_CMDS=(direct broker broker-init)
+check_values() { # DIR: every value the setup seeded, in DIR/<key>
+  $PY - "$1" "$WORK/expected-$BROKER_N.json" <<'EOF'
+import json, sys
+from pathlib import Path
+out, expected = Path(sys.argv[1]), json.load(open(sys.argv[2]))
+bad = [k for k, v in expected.items() if not (out / k).is_file() or (out / k).read_text() != v]
+sys.exit(f"wrong or missing values under {out}: {bad}" if bad else 0)
+EOF
+}
+broker_found() { # the broker's count of secrets it answered with a value
+  curl -fsS -m 5 "http://$HOST:$BROKER_ADMIN_PORT/metrics" |
+    sed -n 's/^flyte_secret_broker_secrets_total{outcome="found"} \([0-9]*\).*/\1/p'
+}
+# Sanity: each path writes every value, and the brokered ones really went through the broker.
+found_before=$(broker_found)
+for name in "${BROKER_CMDS[@]}"; do
+  broker_argv "$name"
+  "$PREP"
+  "${CLEAN_ENV[@]}" "${BROKER_ENV[@]}" "${CMD[@]}" >"$WORK/sanity.log" 2>&1 ||
+    { log_tail "$WORK/sanity.log"; die "$name failed"; }
+  check_files "$SHM/agent" "$BROKER_N"
+  check_values "$SHM/agent" || die "$name wrote wrong values"
+done
+(($(broker_found) - found_before == 2 * BROKER_N)) ||
+  die "the broker served $(($(broker_found) - found_before)) secrets, expected $((2 * BROKER_N))"
+
+if [[ -n $ONLY ]]; then
+  wait_quiet
+  log "$quiet_note"
+fi
+hf_args=()
+for name in "${BROKER_CMDS[@]}"; do
+  broker_argv "$name"
+  hf_args+=(-n "$name" "${CMD[*]}")
+done
+"${CLEAN_ENV[@]}" "${BROKER_ENV[@]}" hyperfine -N --style basic --prepare "$PREP" -w 3 -r "$RUNS" \
+  --export-json "$RES/broker-$BROKER_N.hyperfine.json" "${hf_args[@]}" >"$RES/broker-$BROKER_N.hyperfine.txt"
+for name in "${BROKER_CMDS[@]}"; do
+  broker_argv "$name"
+  "${CLEAN_ENV[@]}" "${BROKER_ENV[@]}" "$(command -v python3)" "$BENCH_PY" rss \
+    "$RES/broker-$BROKER_N-$name.rss.json" "$RSS_RUNS" "$PREP" -- "${CMD[@]}"
+done
+printf '{"n": %d, "project": "bench", "domain": "development", "namespace": "bench-development", "managed_namespace": "flyte"}\n' \
+  "$BROKER_N" >"$RES/broker.json"
+
+log "burst: $BURST_PODS agents at once x $BURST_RUNS (after a warm-up)"
+"${CLEAN_ENV[@]}" "${BROKER_ENV[1]}" "$(command -v python3)" "$BENCH_PY" burst "$RES/broker-burst.json" \
+  "$BURST_RUNS" "$AGENT" "$WORK" "$BROKER_PID" "http://$HOST:$BROKER_ADMIN_PORT/metrics" \
+  "$SHM/burst" "$BURST_SECRETS"
+kill -0 "$BROKER_PID" 2>/dev/null || { log_tail "$WORK/broker.log"; die "the broker died during the burst"; }
 
 # ---------------------------------------------------------------------------------------------
 section "report"
+if [[ -n $ONLY ]]; then
+  SECTIONS_JSON='["broker"]'
+else
+  SECTIONS_JSON='["vault", "aws", "scale", "webhook", "sizes", "broker", "criterion"]'
+fi
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 git_sha=$(git rev-parse --short=12 HEAD)
-[[ -z $(git status --porcelain -- agent webhook spec Cargo.toml Cargo.lock 2>/dev/null) ]] || git_sha="$git_sha (+ uncommitted changes)"
+[[ -z $(git status --porcelain -- agent webhook spec testkit Cargo.toml Cargo.lock 2>/dev/null) ]] || git_sha="$git_sha (+ uncommitted changes)"
 loads_json=$(printf '%s\n' "${LOADS[@]}" |
   $PY -c 'import json,sys; print(json.dumps([l.rstrip("\n").split("\t") for l in sys.stdin]))')
 # shellcheck disable=SC1091  # /etc/os-release is the machine's, not part of the repository
 $PY - "$RES/meta.json" <<EOF
 import json, sys
 meta = {
+  "sections": ${SECTIONS_JSON},
+  "only": "$ONLY",
   "started": "$started", "finished": "$finished", "out_root": "$SHM",
   "machine": {
     "CPU": """$(lscpu | sed -n 's/^Model name: *//p' | head -n1)""",
@@ -469,6 +636,17 @@ meta = {
       "tls-echo serve --listen $HOST:$ECHO_PORT --cert tls.crt --key tls.key --body <the webhook's response>",
       "PACED_THREADS=$RATE_CONNS BODY_FILE=review.json DELAY_MS=$RATE_DELAY wrk -t$RATE_CONNS -c$RATE_CONNS -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # fixed rate, x $WRK_RUNS each, alternating",
       "BODY_FILE=review.json wrk -t2 -c32 -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # maximum throughput, x $WRK_RUNS each, alternating",
+    ],
+    "broker": [
+      "kube-standin serve --listen <port> --state-dir <dir> --policy deny-all --rbac <kubectl kustomize deploy/X>...   # target/debug",
+      "webhook --log-format json broker --listen <port> --admin-listen <port> --tls-cert <cert> --tls-key <key> --kubeconfig <token of flyte-secret-agent/flyte-secret-broker>",
+      "FLYTE_SECRET_BROKER_TOKEN_FILE=<pod-bound token, audience flyte-secret-broker> FLYTE_SECRET_BROKER_CA=<PEM> \\\\",
+      "hyperfine -N -w 3 -r $RUNS --prepare <fresh output dir> \\\\",
+      "  -n direct 'agent fetch --plan-file plan-direct-$BROKER_N.json --kubeconfig <same ServiceAccount> --out <tmpfs>' \\\\",
+      "  -n broker 'agent fetch --plan-file plan-broker-$BROKER_N.json --out <tmpfs>' \\\\",
+      "  -n broker-init 'agent init --plan-file plan-broker-$BROKER_N.json --root <tmpfs> --termination-log <file>'",
+      "/usr/bin/time -f %M <each command>   # x $RSS_RUNS",
+      "bench.py burst: $BURST_PODS x 'agent init --plan-file plan-burst.json --root <tmpfs>/NNN' at once, each FLYTE_SECRET_BROKER_TOKEN_FILE=<its pod's token>   # x $BURST_RUNS after a warm-up",
     ],
   },
 }

@@ -42,6 +42,25 @@ phase "images: static release agent + webhook, proven from an empty root"
 bash images/build-static.sh
 
 phase "cargo test"
-cargo test --workspace --locked "$@"
+if [[ $# -gt 0 ]]; then
+  cargo test --workspace --locked "$@"
+else
+  # The adversarial suite runs on its own below, with its output shown: its count of refused
+  # attempts belongs in the log.
+  cargo test --workspace --locked -- --skip a_task_reads_only_what_it_declared
+
+  phase "adversarial suite: a task container tries to read what it did not declare"
+  mkdir -p "$LOGS"
+  adversarial_log=$LOGS/adversarial.log
+  adversarial_ok=1
+  cargo test --locked -p flyte-secret-e2e --test adversarial -- --nocapture >"$adversarial_log" 2>&1 ||
+    adversarial_ok=0
+  # Every attempt, its refusal and the count; the verdict is cargo's exit status.
+  grep -E '^  (refused|ALLOWED)|^adversarial:|^test |test result' "$adversarial_log" || true
+  if ((!adversarial_ok)); then
+    cat "$adversarial_log" >&2
+    die "the adversarial suite failed (log: $adversarial_log)"
+  fi
+fi
 
 phase "done"

@@ -1,7 +1,7 @@
 //! The `agent` binary run directly, as a black box (no pod, no sandbox): the debug build of the
 //! workspace (or `$FSA_AGENT_BIN`), an environment that can only reach loopback, plans built
 //! from requests, and checks on what the process printed and wrote. Used by the canary audit
-//! and the burst.
+//! and the burst; a kubelet-style `secret` volume for its Kubernetes Secrets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -104,4 +104,21 @@ pub fn listing(root: &Path) -> Vec<String> {
     walk(root, root, &mut out);
     out.sort();
     out
+}
+
+/// Lays a Secret out under `dir` as the kubelet's atomic writer publishes a `secret` volume
+/// mounted at `<dir>/<secret>`: the values in `..<timestamp>/<key>`, `..data -> ..<timestamp>`,
+/// and `<key> -> ..data/<key>` (what `agent init` reads under `FLYTE_SECRET_KUBE_SECRETS_DIR`).
+/// Returns the volume.
+pub fn kubelet_volume(dir: &Path, secret: &str, data: &[(&str, &[u8])]) -> PathBuf {
+    use std::os::unix::fs::symlink;
+    let volume = dir.join(secret);
+    let stamp = volume.join("..2026_12_07_03_00_00.000000001");
+    std::fs::create_dir_all(&stamp).unwrap();
+    for (key, value) in data {
+        std::fs::write(stamp.join(key), value).unwrap();
+        symlink(format!("..data/{key}"), volume.join(key)).unwrap();
+    }
+    symlink(stamp.file_name().unwrap(), volume.join("..data")).unwrap();
+    volume
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::Context;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use serde_json::Value;
 
 use crate::world::World;
@@ -40,9 +40,16 @@ impl Broker {
         let ca_key = KeyPair::generate()?;
         let mut ca = CertificateParams::default();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names: OpenSSL (the adversarial task's Python) takes a leaf whose issuer
+        // equals its subject for self-signed.
+        ca.distinguished_name
+            .push(DnType::CommonName, "flyte-secret-broker e2e CA");
         let ca_cert = ca.self_signed(&ca_key)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![SERVICE_NAME.to_string()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, SERVICE_NAME);
         params
             .subject_alt_names
             .push(SanType::IpAddress([127, 0, 0, 1].into()));

@@ -277,6 +277,7 @@ async fn a_task_reads_only_what_it_declared() {
             SecretRequest::new(&declared, "token"),
             SecretRequest::new("", &mine_key),
         ],
+        scope: Some(("flytesnacks".into(), "development".into())),
         python_path: site_packages(&world.servers.tools.python),
         ..TaskPod::default()
     };

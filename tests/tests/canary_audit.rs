@@ -1,39 +1,66 @@
 //! The canary audit: one run of everything — admission, fetch from every backend, `agent
-//! exec`, `agent fetch`, missing secrets, faults (5xx, throttling, a backend dying between two
-//! secrets, an untrusted certificate), hostile values (empty, over 1 MiB) and a small burst of
-//! concurrent agents — with ONE unique secret value, stored in the Kubernetes API stand-in,
-//! OpenBao and moto. Then every log line (webhook at trace level, agents at trace level in
-//! JSON and plain), every error, every termination message, every stdout, the AdmissionReview
-//! responses and the admitted pod spec are searched for it, raw and base64-encoded: zero hits.
+//! exec`, `agent fetch` (in-pod and API mode), missing secrets, refusals by the secret broker,
+//! faults (5xx, throttling, a dropped connection, a backend dying between two secrets, an
+//! untrusted certificate), hostile values (empty, over 1 MiB) and a small burst of concurrent
+//! agents — with ONE unique secret value, on every path a value travels:
+//!
+//! - a Kubernetes Secret of the pod's namespace, through a kubelet-style `secret` volume
+//!   (`..data` layout) under `FLYTE_SECRET_KUBE_SECRETS_DIR`, as `agent init` reads it;
+//! - a Flyte 2 managed secret in `flyte`, through a REAL broker process (`webhook broker`) in
+//!   front of an in-process Kubernetes API stand-in that enforces the RBAC `deploy/` renders
+//!   (the broker runs as its own ServiceAccount), asked with a pod-bound projected token;
+//! - the same Secret through the Kubernetes API (`agent fetch --kubeconfig`);
+//! - OpenBao and moto.
+//!
+//! Then every log line (webhook at trace level, the broker at trace level in JSON, agents at
+//! trace level in JSON and plain), every error, every termination message, every stdout, the
+//! AdmissionReview responses and the admitted pod spec are searched for it, raw and
+//! base64-encoded: zero hits.
 //!
 //! Positive controls make the search meaningful: the written files and `agent fetch --show`
-//! do contain the value, and the `agent exec` child sees it in its env.
+//! do contain the value, the `agent exec` child sees it in its env, the broker's audit says it
+//! found the managed secret, and the broker fault proxy saw its faults and the recovery.
 //!
 //! The webhook runs in process here (its admission handler, as `webhook serve` calls it);
 //! the real `webhook` binary gets the same audit in `webhook/tests/blackbox` (serve.rs,
 //! bad_input.rs).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::Output;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use flyte_secret_e2e::agent::{agent, assert_ok, canary, listing, unique};
+use flyte_secret_e2e::agent::{agent, assert_ok, canary, kubelet_volume, listing, unique};
 use flyte_secret_e2e::world::{aws_admin, vault_admin};
 use flyte_secret_spec::backend::{
     AwsBackend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
 };
+use flyte_secret_spec::broker::{BrokerRef, DEFAULT_AUDIENCE};
+use flyte_secret_spec::env::{BROKER_CA_ENV, BROKER_TOKEN_FILE_ENV, KUBE_SECRETS_DIR_ENV};
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV};
+use flyte_secret_spec::scoped::{Scope, k8s_secret_name};
 use flyte_secret_spec::{Backend, MountRequirement, SecretRequest, annotation};
 use flyte_secret_testkit::fault::{Fault, FaultProxy, ProxyTls};
 use flyte_secret_testkit::fixtures::{self, FlytePod, review};
-use flyte_secret_testkit::kube::StandIn;
+use flyte_secret_testkit::kube::{ADMIN_USER, PodRef, Policy, StandIn, StandInOptions};
 use flyte_secret_testkit::servers::Servers;
 use flyte_secret_webhook::admission;
 use flyte_secret_webhook::config::{FileConfig, InjectArgs, Settings};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use serde_json::{Value, json};
+
+/// The task pod's namespace: Flyte's `<project>-<domain>`, which the broker derives the
+/// managed-secret scope from.
+const NAMESPACE: &str = fixtures::NAMESPACE;
+/// The managed secret's name (groupless request: served by the broker).
+const MANAGED: &str = "CANARY_MANAGED";
 
 /// Everything the run produced that must not contain the value.
 struct Audit {
@@ -141,24 +168,24 @@ fn admit(body: &Value, settings: &Settings, logs: &Captured) -> Value {
     serde_json::from_slice(&answer.body).unwrap()
 }
 
-/// The shared Flyte task pod requesting `requests`, in the namespace the stand-in's Secret
-/// lives in, its task running as uid 1000 (the plan then names an owner).
+/// The shared Flyte task pod requesting `requests`, in [`NAMESPACE`] (where the stand-in's
+/// Secret lives), its task running as uid 1000 (the plan then names an owner).
 fn pod(requests: &[SecretRequest]) -> Value {
     FlytePod::new(requests)
         .name("canary-n0-0")
-        .namespace("ns1")
         .pod_security_context(json!({"runAsUser": 1000, "fsGroup": 1000}))
         .build()
 }
 
-fn agent_plan(pod: &Value) -> String {
+/// The value of `name` in the admitted pod's agent (first init) container env.
+fn agent_env(pod: &Value, name: &str) -> String {
     pod["spec"]["initContainers"][0]["env"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["name"] == PLAN_ENV)
+        .find(|e| e["name"] == name)
         .and_then(|e| e["value"].as_str())
-        .expect("the agent's plan")
+        .unwrap_or_else(|| panic!("{name} in the agent's env"))
         .to_string()
 }
 
@@ -204,6 +231,175 @@ fn addr(url: &str) -> std::net::SocketAddr {
         .unwrap()
 }
 
+/// A real `webhook broker` process (trace logs, JSON) with a fresh CA and serving
+/// certificate, its kubeconfig holding a token of the ServiceAccount `deploy/` gives it, so
+/// the stand-in authorizes it by the RBAC `deploy/` renders only. Killed on drop.
+struct BrokerProcess {
+    child: Child,
+    addr: std::net::SocketAddr,
+    url: String,
+    ca_pem: String,
+    ca_file: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    fn start(standin: &StandIn) -> Self {
+        use flyte_secret_e2e::broker::{NAMESPACE, SERVICE_ACCOUNT, SERVICE_NAME};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![SERVICE_NAME.to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params.signed_by(&key, &Issuer::new(ca, &ca_key)).unwrap();
+        let path = |f: &str| dir.path().join(f);
+        std::fs::write(path("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(path("tls.key"), key.serialize_pem()).unwrap();
+        std::fs::write(path("ca.crt"), ca_cert.pem()).unwrap();
+        let token = standin.mint_token(NAMESPACE, SERVICE_ACCOUNT, &[], Duration::from_secs(3600));
+        std::fs::write(path("kubeconfig"), standin.kubeconfig_yaml(&token)).unwrap();
+        let mut child = Command::new(flyte_secret_e2e::webhook_bin())
+            .args(["--log-format", "json", "--log", "trace", "broker"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--api-timeout-seconds", "2"])
+            .arg("--tls-cert")
+            .arg(path("tls.crt"))
+            .arg("--tls-key")
+            .arg(path("tls.key"))
+            .arg("--kubeconfig")
+            .arg(path("kubeconfig"))
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("webhook broker starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (sink, (tx, rx)) = (logs.clone(), mpsc::channel());
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "broker listening"
+                {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr: std::net::SocketAddr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("broker did not start: {:?}", logs.lock().unwrap()))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            ca_pem: ca_cert.pem(),
+            ca_file: path("ca.crt"),
+            logs,
+            reader: Some(reader),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the broker and returns every line it logged (all of them: the reader has seen
+    /// the end of its stderr).
+    fn finish(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The audit lines (one per request that reached the broker's checks) with `outcome`
+    /// (any when `None`), once at least `n` are there: a thread reads the log, so the last
+    /// lines may trail the answers.
+    fn audit(&self, outcome: Option<&str>, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<Value> = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v["target"] == "flyte_secret_broker::audit")
+                .filter(|v| outcome.is_none_or(|o| v["outcome"] == o))
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An in-process stand-in authorizing by the RBAC `scripts/servers.sh` rendered from `deploy/`
+/// (no allow-list: RBAC alone decides, the admin token aside).
+async fn standin(s: &Servers) -> StandIn {
+    let dir = s.kube.state_dir.join("rbac");
+    let mut rbac_files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/servers.sh renders it)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    rbac_files.sort();
+    assert!(
+        !rbac_files.is_empty(),
+        "no rendered RBAC in {}",
+        dir.display()
+    );
+    StandIn::start_with(StandInOptions {
+        policy: Policy::deny_all(),
+        rbac_files,
+        ..StandInOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The kubernetes backend of a task pod's plan: the broker at `url` for what lies outside
+/// the pod's namespace.
+fn kube_backend(url: &str) -> Backend {
+    Backend::Kubernetes(KubernetesBackend {
+        broker: Some(BrokerRef {
+            url: url.into(),
+            audience: DEFAULT_AUDIENCE.into(),
+        }),
+        ..KubernetesBackend::default()
+    })
+}
+
+/// `plan` with one more secret, `request` under `annotation`.
+fn with_secret(plan: &FetchPlan, annotation: &str, request: SecretRequest) -> String {
+    let mut v: Value = serde_json::from_str(&plan.to_json()).unwrap();
+    let mut extra = plan.clone();
+    extra.secrets.clear();
+    extra.push(annotation, request).unwrap();
+    v["secrets"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::to_value(&extra.secrets[0]).unwrap());
+    v.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_value_through_everything_appears_nowhere() {
     let s = Servers::load();
@@ -211,7 +407,7 @@ async fn one_value_through_everything_appears_nowhere() {
     let mut audit = Audit::new(&value);
     let name = unique("canary-audit");
 
-    // The value in all three backends (plus an empty and an oversized one in OpenBao).
+    // The value in OpenBao (plus an empty and an oversized one) and moto.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let vault = vault_admin(&s);
     let huge = value.repeat((1 << 20) / value.len() + 1);
@@ -245,49 +441,43 @@ async fn one_value_through_everything_appears_nowhere() {
         .send()
         .await
         .unwrap();
-    let standin = StandIn::start().await.unwrap();
+    // …in the Kubernetes API: the pod's own Secret (read through the API by `agent fetch
+    // --kubeconfig`) and a Flyte 2 managed secret at the pod's project scope in `flyte`
+    // (served by the broker)…
+    let standin = standin(&s).await;
     let home = tempfile::tempdir().unwrap();
-    let files = standin
-        .write_incluster_files(&home.path().join("sa"), "ns1", "default")
-        .unwrap();
-    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(standin.client(standin.admin_token()).await.unwrap(), "ns1");
-    api.create(
-        &Default::default(),
-        &k8s_openapi::api::core::v1::Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some("canary-kube".into()),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([(
-                "k".to_string(),
-                k8s_openapi::ByteString(value.clone().into_bytes()),
-            )])),
+    let admin = standin.client(standin.admin_token()).await.unwrap();
+    let secret = |name: &str, key: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
             ..Default::default()
         },
-    )
-    .await
-    .unwrap();
-    let kube_env = |api_server: &str, ca: &Path| -> Vec<(String, String)> {
-        vec![
-            ("FLYTE_SECRET_KUBE_API_SERVER".into(), api_server.into()),
-            (
-                "FLYTE_SECRET_KUBE_TOKEN_FILE".into(),
-                files.token.display().to_string(),
-            ),
-            ("FLYTE_SECRET_KUBE_CA_FILE".into(), ca.display().to_string()),
-            (
-                "FLYTE_SECRET_KUBE_NAMESPACE_FILE".into(),
-                files.namespace.display().to_string(),
-            ),
-            ("VAULT_TOKEN".into(), s.vault.token.clone()),
-        ]
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.clone().into_bytes()),
+        )])),
+        ..Default::default()
     };
-    let env = kube_env(&standin.url(), &files.ca_crt);
+    Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
+        .create(&PostParams::default(), &secret("canary-kube", "k"))
+        .await
+        .unwrap();
+    let managed_id = Scope::new("development", "flytesnacks").encode_name(MANAGED);
+    Api::<Secret>::namespaced(admin.clone(), "flyte")
+        .create(
+            &PostParams::default(),
+            &secret(&k8s_secret_name(&managed_id), &managed_id),
+        )
+        .await
+        .unwrap();
+    // …and in the kubelet's `secret` volume of that Secret, as the agent container sees it.
+    let volumes = home.path().join("kube-secrets");
+    kubelet_volume(&volumes, "canary-kube", &[("k", value.as_bytes())]);
+    let broker = BrokerProcess::start(&standin);
 
     // 1. Admission: the webhook's handler, trace logs captured.
     let backends = vec![
-        Backend::Kubernetes(KubernetesBackend::default()),
+        kube_backend(&broker.url),
         vault_backend(&s.vault.addr, None),
         Backend::Aws(AwsBackend {
             region: Some(s.aws.region.clone()),
@@ -297,6 +487,7 @@ async fn one_value_through_everything_appears_nowhere() {
     let settings = Settings::resolve(
         &InjectArgs {
             backends: Some(serde_json::to_string(&backends).unwrap()),
+            broker_ca_file: Some(broker.ca_file.clone()),
             ..InjectArgs::default()
         },
         FileConfig::default(),
@@ -304,6 +495,7 @@ async fn one_value_through_everything_appears_nowhere() {
     .unwrap();
     let requests = [
         SecretRequest::new("canary-kube", "k"),
+        SecretRequest::new("", MANAGED),
         SecretRequest::new(format!("secret/{name}/app"), "k")
             .with_mount(MountRequirement::EnvVar)
             .with_env_var("CANARY_ENV"),
@@ -327,8 +519,48 @@ async fn one_value_through_everything_appears_nowhere() {
     );
     assert_eq!(denial["response"]["allowed"], false);
     audit.add("webhook: denial", denial.to_string());
-    let plan_text = agent_plan(&admitted);
+    let plan_text = agent_env(&admitted, PLAN_ENV);
     let plan = FetchPlan::from_json(&plan_text).unwrap();
+    // The broker's CA as the webhook hands it to the agent.
+    let broker_ca = agent_env(&admitted, BROKER_CA_ENV);
+    assert_eq!(broker_ca.trim(), broker.ca_pem.trim());
+
+    // The admitted pod exists (the broker reads it), and the kubelet's projected token for it
+    // has the broker's audience.
+    let mut created: Pod = serde_json::from_value(admitted.clone()).unwrap();
+    created.metadata.namespace = None;
+    let created = Api::<Pod>::namespaced(admin.clone(), NAMESPACE)
+        .create(&PostParams::default(), &created)
+        .await
+        .unwrap();
+    let pod_ref = PodRef {
+        name: created.metadata.name.clone().unwrap(),
+        uid: created.metadata.uid.clone().unwrap(),
+    };
+    let pod_token = |audience: &str, file: &str| {
+        let token = standin.mint_pod_token(
+            NAMESPACE,
+            "default",
+            &pod_ref,
+            &[audience],
+            Duration::from_secs(600),
+        );
+        let path = home.path().join(file);
+        std::fs::write(&path, token).unwrap();
+        path
+    };
+    let token_file = pod_token(DEFAULT_AUDIENCE, "broker-token");
+    // What the webhook sets up in the agent container: Secret volumes, the broker token and
+    // CA (no Kubernetes API credential at all).
+    let pod_env = |ca: &str, token: &Path| -> Vec<(String, String)> {
+        vec![
+            (KUBE_SECRETS_DIR_ENV.into(), volumes.display().to_string()),
+            (BROKER_TOKEN_FILE_ENV.into(), token.display().to_string()),
+            (BROKER_CA_ENV.into(), ca.into()),
+            ("VAULT_TOKEN".into(), s.vault.token.clone()),
+        ]
+    };
+    let env = pod_env(&broker_ca, &token_file);
 
     // 2. The agent with the webhook's plan, trace logs, JSON and plain.
     for format in ["json", "plain"] {
@@ -336,11 +568,14 @@ async fn one_value_through_everything_appears_nowhere() {
         let (out, termination) = init_json(home.path(), &plan_text, root.path(), &env, format);
         assert_ok(&out);
         audit.add_run(&format!("init ({format})"), &out, Some(&termination));
-        // Positive control: the value is where it belongs.
+        // Positive control: the value is where it belongs, from every path.
+        assert_eq!(plan.secrets.len(), requests.len());
         for s in &plan.secrets {
             assert_eq!(
                 std::fs::read_to_string(root.path().join(s.files[0].as_str())).unwrap(),
-                value
+                value,
+                "{}",
+                s.request.name()
             );
         }
         // 3. `agent exec`: the child sees the value; nothing else does.
@@ -360,13 +595,27 @@ async fn one_value_through_everything_appears_nowhere() {
             audit.add("exec: stderr", String::from_utf8_lossy(&out.stderr));
         }
     }
+    // Positive control: the managed secret came from the broker, which says so (by name).
+    let answered = broker.audit(None, 2);
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    for line in &answered {
+        assert_eq!(line["outcome"], "answered", "{line}");
+        assert_eq!(line["pod"], pod_ref.name);
+        let secrets = line["secrets"].as_str().unwrap();
+        assert!(
+            secrets.contains(&format!("=found:flyte/{}", k8s_secret_name(&managed_id))),
+            "{secrets}"
+        );
+    }
 
-    // 4. `agent fetch` with the plan: without --show nothing; --show is the positive control.
+    // 4. `agent fetch` with the plan, as in the pod (volumes + broker): without --show
+    // nothing; --show is the positive control.
     let plan_file = home.path().join("plan.json");
     std::fs::write(&plan_file, &plan_text).unwrap();
-    let fetch = |show: bool| {
+    let fetch = |show: bool, extra: &[&str]| {
         let mut cmd = agent(home.path());
         cmd.arg("fetch").arg("--plan-file").arg(&plan_file);
+        cmd.args(extra);
         if show {
             cmd.arg("--show");
         }
@@ -375,40 +624,122 @@ async fn one_value_through_everything_appears_nowhere() {
         }
         cmd.env("FLYTE_SECRET_LOG", "trace").output().unwrap()
     };
-    let out = fetch(false);
+    let out = fetch(false, &[]);
     assert_ok(&out);
     audit.add_run("fetch", &out, None);
-    let shown = fetch(true);
+    let shown = fetch(true, &[]);
+    assert_ok(&shown);
     assert!(
         String::from_utf8_lossy(&shown.stdout).contains(&value),
         "--show prints values"
     );
+    // 4b. `agent fetch --kubeconfig` (API mode, an operator's credentials): the pod's Secret
+    // and the managed secret through the Kubernetes API.
+    let kubeconfig = home.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        standin
+            .kubeconfig_yaml(standin.admin_token())
+            .replace("namespace: default", &format!("namespace: {NAMESPACE}")),
+    )
+    .unwrap();
+    let api_plan = home.path().join("api-plan.json");
+    std::fs::write(
+        &api_plan,
+        flyte_secret_e2e::agent::plan(
+            vec![Backend::Kubernetes(KubernetesBackend::default())],
+            Some(Scope::new("development", "flytesnacks")),
+            &requests[..2],
+        )
+        .to_json(),
+    )
+    .unwrap();
+    let api_fetch = |show: bool| {
+        let mut cmd = agent(home.path());
+        cmd.arg("fetch")
+            .arg("--plan-file")
+            .arg(&api_plan)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig);
+        if show {
+            cmd.arg("--show");
+        }
+        cmd.env("FLYTE_SECRET_LOG", "trace").output().unwrap()
+    };
+    let out = api_fetch(false);
+    assert_ok(&out);
+    audit.add_run("fetch --kubeconfig", &out, None);
+    let shown = api_fetch(true);
+    assert_ok(&shown);
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout)
+            .matches(&value)
+            .count(),
+        2,
+        "--show prints both values read through the API"
+    );
+    let api_reads = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/secrets/") && r.status == 200)
+        .filter(|r| r.user.as_deref() == Some(ADMIN_USER))
+        .count();
+    assert!(api_reads >= 4, "the API mode read the Secrets: {api_reads}");
+    // Least privilege: nobody but the admin (this test, `agent fetch --kubeconfig`) and the
+    // broker (in `flyte` only) ever asked the API for a Secret; `agent init` never did.
+    let broker_user = format!(
+        "system:serviceaccount:{}:{}",
+        flyte_secret_e2e::broker::NAMESPACE,
+        flyte_secret_e2e::broker::SERVICE_ACCOUNT
+    );
+    for r in standin.requests() {
+        if r.path.contains("/secrets") && r.user.as_deref() != Some(ADMIN_USER) {
+            assert_eq!(r.user.as_deref(), Some(broker_user.as_str()), "{r:?}");
+            assert!(r.path.contains("/namespaces/flyte/secrets/"), "{r:?}");
+        }
+    }
 
     // 5. A missing secret beside the value: exit 1.
     let root = tempfile::tempdir().unwrap();
-    let mut with_missing: Value = serde_json::from_str(&plan_text).unwrap();
-    let mut missing = plan.clone();
-    missing.secrets.clear();
-    missing
-        .push(
-            "flyte.secrets/s3",
-            SecretRequest::new(format!("secret/{name}/nope"), "k"),
-        )
-        .unwrap();
-    with_missing["secrets"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::to_value(&missing.secrets[0]).unwrap());
-    let (out, termination) = init_json(
-        home.path(),
-        &with_missing.to_string(),
-        root.path(),
-        &env,
-        "json",
+    let with_missing = with_secret(
+        &plan,
+        "flyte.secrets/s3",
+        SecretRequest::new(format!("secret/{name}/nope"), "k"),
     );
+    let (out, termination) = init_json(home.path(), &with_missing, root.path(), &env, "json");
     assert_eq!(out.status.code(), Some(1));
     assert!(listing(root.path()).is_empty());
     audit.add_run("missing secret", &out, Some(&termination));
+
+    // 5b. The broker refuses: an annotation the pod does not carry (403), a token with
+    // another audience (401). Nothing is written; the refusal is in the termination message.
+    let undeclared = with_secret(&plan, "flyte.secrets/s9", SecretRequest::new("", MANAGED));
+    let wrong_audience = pod_env(&broker_ca, &pod_token("not-the-broker", "wrong-token"));
+    for (label, plan, env, answer) in [
+        (
+            "broker refusal: undeclared annotation",
+            &undeclared,
+            &env,
+            "secret broker answered 403",
+        ),
+        (
+            "broker refusal: wrong audience",
+            &plan_text,
+            &wrong_audience,
+            "secret broker answered 401",
+        ),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let (out, termination) = init_json(home.path(), plan, root.path(), env, "json");
+        assert_eq!(out.status.code(), Some(1), "{label}");
+        assert!(listing(root.path()).is_empty(), "{label}");
+        let t = std::fs::read_to_string(&termination).unwrap_or_default();
+        assert!(t.contains(answer), "{label}: {t}");
+        audit.add_run(label, &out, Some(&termination));
+    }
+    let refusals = broker.audit(Some("refused"), 2);
+    let codes: Vec<i64> = refusals.iter().filter_map(|l| l["code"].as_i64()).collect();
+    assert!(codes.contains(&403) && codes.contains(&401), "{refusals:?}");
 
     // 6. Hostile values: empty (refused when asked: by default it is delivered, as Flyte
     // does) and over 1 MiB (the value repeated) fail the plan.
@@ -480,22 +811,22 @@ async fn one_value_through_everything_appears_nowhere() {
     assert!(listing(root.path()).is_empty());
     audit.add_run("missing field", &out, Some(&termination));
 
-    // 7. Faults on the way to each backend.
+    // 7. Faults on the way to each backend; the broker behind a TLS-terminating proxy.
     let vault_proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
     let aws_proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
-    let kube_proxy = FaultProxy::start_with(
-        standin.addr(),
+    let broker_proxy = FaultProxy::start_with(
+        broker.addr,
         ProxyTls {
             front: true,
-            upstream_ca_pem: Some(standin.ca_pem().into()),
+            upstream_ca_pem: Some(broker.ca_pem.clone()),
         },
     )
     .await
     .unwrap();
-    let proxied = |vault_url: &str, aws_url: &str| {
+    let proxied = |vault_url: &str, aws_url: &str, broker_url: &str| {
         let mut p = plan.clone();
         p.backends = vec![
-            Backend::Kubernetes(KubernetesBackend::default()),
+            kube_backend(broker_url),
             vault_backend(vault_url, None),
             Backend::Aws(AwsBackend {
                 region: Some(s.aws.region.clone()),
@@ -504,37 +835,58 @@ async fn one_value_through_everything_appears_nowhere() {
         ];
         p.timeouts.request_seconds = 1;
         p.timeouts.deadline_seconds = 4;
-        p.to_json()
+        p
     };
-    let proxy_ca = home.path().join("proxy-ca.pem");
-    std::fs::write(&proxy_ca, kube_proxy.ca_pem().unwrap()).unwrap();
-    let via_proxy = kube_env(&kube_proxy.url(), &proxy_ca);
-    let through = proxied(&vault_proxy.url(), &aws_proxy.url());
+    let via_proxy = pod_env(broker_proxy.ca_pem().unwrap(), &token_file);
+    let through = proxied(&vault_proxy.url(), &aws_proxy.url(), &broker_proxy.url());
     // 5xx, throttling and a dropped connection, then recovery.
     vault_proxy.fail_next(2, Fault::server_error(503));
     aws_proxy.fail_next(1, Fault::aws_throttling());
-    kube_proxy.fail_next(1, Fault::Drop);
+    // The broker's own 503 (a Kubernetes Status, as when its API calls fail), a proxy's
+    // plain-text 503, then a dropped connection.
+    broker_proxy.fail_next(
+        1,
+        Fault::Status {
+            code: 503,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "code": 503, "reason": "ServiceUnavailable", "message": "injected fault"})
+            .to_string(),
+        },
+    );
+    broker_proxy.fail_next(
+        1,
+        Fault::Status {
+            code: 503,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: "upstream connect error".into(),
+        },
+    );
+    broker_proxy.fail_next(1, Fault::Drop);
     let root = tempfile::tempdir().unwrap();
-    let (out, termination) = init_json(home.path(), &through, root.path(), &via_proxy, "json");
+    let (out, termination) = init_json(
+        home.path(),
+        &through.to_json(),
+        root.path(),
+        &via_proxy,
+        "json",
+    );
     assert_ok(&out);
     audit.add_run("faults, recovered", &out, Some(&termination));
+    assert_eq!(broker_proxy.faulted(), 3, "every broker fault was hit");
+    assert!(broker_proxy.forwarded() >= 1, "then the broker answered");
+    for s in &plan.secrets {
+        assert_eq!(
+            std::fs::read_to_string(root.path().join(s.files[0].as_str())).unwrap(),
+            value
+        );
+    }
     // The Vault backend dies between two secrets (kv2 reads after the first).
-    let second = {
-        let mut v: Value = serde_json::from_str(&through).unwrap();
-        let mut extra = plan.clone();
-        extra.secrets.clear();
-        extra
-            .push(
-                "flyte.secrets/s4",
-                SecretRequest::new(format!("secret/{name}/bad"), "huge"),
-            )
-            .unwrap();
-        v["secrets"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::to_value(&extra.secrets[0]).unwrap());
-        v.to_string()
-    };
+    let second = with_secret(
+        &through,
+        "flyte.secrets/s4",
+        SecretRequest::new(format!("secret/{name}/bad"), "huge"),
+    );
     vault_proxy.go_down_after(1);
     let root = tempfile::tempdir().unwrap();
     let (out, termination) = init_json(home.path(), &second, root.path(), &via_proxy, "json");
@@ -542,11 +894,25 @@ async fn one_value_through_everything_appears_nowhere() {
     assert!(listing(root.path()).is_empty());
     audit.add_run("backend died between secrets", &out, Some(&termination));
     vault_proxy.set_down(false);
-    // An API server certificate from a CA the agent does not trust.
+    // A broker certificate from a CA the agent does not trust (the real broker's CA, while
+    // the proxy serves its own).
     let root = tempfile::tempdir().unwrap();
-    let wrong_ca = kube_env(&kube_proxy.url(), &files.ca_crt);
-    let (out, termination) = init_json(home.path(), &through, root.path(), &wrong_ca, "plain");
+    let wrong_ca = pod_env(&broker.ca_pem, &token_file);
+    let forwarded = broker_proxy.forwarded();
+    let (out, termination) = init_json(
+        home.path(),
+        &through.to_json(),
+        root.path(),
+        &wrong_ca,
+        "plain",
+    );
     assert_eq!(out.status.code(), Some(1));
+    assert!(listing(root.path()).is_empty());
+    assert_eq!(
+        broker_proxy.forwarded(),
+        forwarded,
+        "no request got through"
+    );
     audit.add_run("untrusted certificate", &out, Some(&termination));
 
     // 8. A small burst: 8 agents at once.
@@ -575,6 +941,15 @@ async fn one_value_through_everything_appears_nowhere() {
         "webhook: logs (trace)",
         String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string(),
     );
+    // The broker's whole log, its audit lines included: the answers (init ×2, fetch ×2, the
+    // recovered faults, the burst ×8 at least) name the pod, never a value.
+    let broker_logs = broker.finish();
+    let answered = broker_logs
+        .iter()
+        .filter(|l| l.contains("flyte_secret_broker::audit") && l.contains("\"answered\""))
+        .count();
+    assert!(answered >= 13, "{answered} answers in the broker's audit");
+    audit.add("broker: logs (trace, JSON)", broker_logs.join("\n"));
     assert!(audit.texts.len() > 40);
     audit.check();
 }

@@ -75,7 +75,7 @@ fn env_cases(u: &str) -> Vec<Case> {
 /// args-only shape.
 fn task_pod(u: &str, name: &str) -> TaskPod {
     TaskPod {
-        namespace: format!("flytesnacks-development-{u}"),
+        namespace: "flytesnacks-development".to_string(),
         name: format!("{name}-{u}"),
         scope: Some(("flytesnacks".into(), "development".into())),
         args_only: true,

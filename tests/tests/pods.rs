@@ -136,7 +136,7 @@ fn store_tag(s: Store) -> &'static str {
 async fn the_full_matrix_is_read_by_flytekit() {
     let world = World::connect().await.unwrap();
     let u = unique();
-    let namespace = format!("flytesnacks-development-{u}");
+    let namespace = "flytesnacks-development".to_string();
     let scope = Scope::new("development", "flytesnacks");
     let cases = matrix(&u);
     seed(&world, &namespace, &scope, &cases).await;
@@ -382,7 +382,7 @@ async fn a_backend_that_is_down_fails_within_the_deadline() {
 async fn names_with_kubelet_references_are_read_literally() {
     let world = World::connect().await.unwrap();
     let u = unique();
-    let namespace = format!("flytesnacks-development-{u}");
+    let namespace = "flytesnacks-development".to_string();
     let group = format!("secret/e2e-$(KUBERNETES_SERVICE_HOST)-{u}");
     let cases = vec![
         Case {
@@ -675,7 +675,7 @@ async fn json_fields_and_aggregate_files_are_read_by_flytekit_and_real_parsers()
     ];
     for format in Format::ALL {
         let pod = TaskPod {
-            namespace: format!("flytesnacks-development-{u}"),
+            namespace: "flytesnacks-development".to_string(),
             name: format!("fields-{}-{u}", format.as_str()),
             ..TaskPod::default()
         };

@@ -23,6 +23,7 @@ use base64::Engine as _;
 use flyte_secret_spec::backend::KubernetesBackend;
 use flyte_secret_spec::broker::{Answer, Outcome, SECRETS_PATH, SecretsRequest, SecretsResponse};
 use flyte_secret_spec::plan::PlannedSecret;
+use http_body_util::BodyExt as _;
 use kube::config::AuthInfo;
 use zeroize::Zeroize;
 
@@ -123,7 +124,8 @@ pub async fn fetch(
         annotations: annotations.clone(),
     })
     .expect("a list of strings serializes");
-    let (answer, retries) = ctx.call(|| ask(&client, body.clone())).await;
+    let limit = answer_limit(annotations.len());
+    let (answer, retries) = ctx.call(|| ask(&client, body.clone(), limit)).await;
     match answer {
         Ok(response) => answers(secrets, response, retries),
         Err(e) => {
@@ -222,19 +224,76 @@ pub fn client(url: &str, settings: &PodSettings, timeout: Duration) -> Result<ku
     kube::Client::try_from(config).map_err(|e| Error::Config(e.to_string()))
 }
 
-/// One attempt: `POST /v1/secrets`, the answer parsed (the raw text wiped after).
-pub async fn ask(client: &kube::Client, body: Vec<u8>) -> Result<SecretsResponse, Error> {
+/// The largest answer the agent reads for `asked` annotations: each value at most the 1 MiB
+/// the agent accepts, base64 (4/3) and JSON around it, plus room for a refusal.
+pub fn answer_limit(asked: usize) -> usize {
+    asked.saturating_mul((1 << 20) * 4 / 3 + 1024) + (64 << 10)
+}
+
+/// One attempt: `POST /v1/secrets`, the answer parsed (the raw bytes wiped after).
+///
+/// `send`, not `request_text`: kube's error path parses any JSON error body as a `Status`
+/// and loses the HTTP status when that body is not one (a proxy's `{"errors": …}` 503 would
+/// read as code 0, a permanent refusal, instead of a transient 503); and kube logs bodies it
+/// cannot parse, while this body holds values.
+pub async fn ask(
+    client: &kube::Client,
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<SecretsResponse, Error> {
     let request = http::Request::post(SECRETS_PATH)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json")
-        .body(body)
+        .body(kube::client::Body::from(body))
         .map_err(|e| Error::Config(e.to_string()))?;
-    // `request_text`, not `request::<T>`: kube logs the body of an answer it cannot parse,
-    // and this body holds values.
-    let mut text = client.request_text(request).await.map_err(call_error)?;
-    let parsed = parse(&text);
-    text.zeroize();
-    parsed
+    let response = client.send(request).await.map_err(call_error)?;
+    let status = response.status();
+    let collected = http_body_util::Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Error::Malformed(format!("answer larger than {limit} bytes"))
+            } else {
+                Error::Transport(format!("reading the answer: {e}"))
+            }
+        })?;
+    let mut bytes = Vec::from(collected.to_bytes());
+    let result = if status.is_success() {
+        std::str::from_utf8(&bytes)
+            .map_err(|_| Error::Malformed("answer is not UTF-8".into()))
+            .and_then(parse)
+    } else {
+        Err(refusal(status, &bytes))
+    };
+    bytes.zeroize();
+    result
+}
+
+/// An error answer: the broker's `Status` (reason and message), else the HTTP status alone
+/// (a proxy's body is not quoted: it could be anything).
+fn refusal(status: http::StatusCode, body: &[u8]) -> Error {
+    let parsed: Option<kube::core::Status> = serde_json::from_slice(body)
+        .ok()
+        .filter(|s: &kube::core::Status| s.code == status.as_u16());
+    let reason = status.canonical_reason().unwrap_or_default().to_string();
+    match parsed {
+        Some(s) => Error::Refused {
+            code: status.as_u16(),
+            reason: if s.reason.is_empty() {
+                reason
+            } else {
+                s.reason
+            },
+            message: s.message,
+        },
+        None => Error::Refused {
+            code: status.as_u16(),
+            reason,
+            message: "(the answer is not the broker's: a proxy or load balancer in between?)"
+                .into(),
+        },
+    }
 }
 
 /// The broker's answer; a parse error names only where it failed (serde quotes the values it

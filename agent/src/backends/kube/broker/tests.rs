@@ -369,9 +369,12 @@ async fn overload_is_retried_then_answered() {
     let busy = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too many requests","reason":"TooManyRequests","code":429}"#;
     let down = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"no API server","reason":"ServiceUnavailable","code":503}"#;
     let ok = r#"{"secrets":[{"annotation":"flyte.secrets/s0","outcome":"found","value":"U0VDUkVU","source":"flyte/a"}]}"#;
+    // A proxy's own 502 with a JSON body that is not a Status: still the HTTP status decides.
+    let proxy_json = r#"{"errors":["upstream connect error"]}"#;
     let (addr, seen) = upstream(vec![
         (429, busy.into()),
         (503, down.into()),
+        (502, proxy_json.into()),
         (200, ok.into()),
     ])
     .await;
@@ -387,8 +390,8 @@ async fn overload_is_retried_then_answered() {
     .await;
     let found = out[0].as_ref().unwrap();
     assert_eq!(found.value.expose(), b"SECRET");
-    assert_eq!(found.retries, 2);
-    assert_eq!(seen.lock().unwrap().len(), 3);
+    assert_eq!(found.retries, 3);
+    assert_eq!(seen.lock().unwrap().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
