@@ -1,6 +1,58 @@
-//! The kubelet's `$(VAR)` expansion of env values, `command` and `args`, as test support for
-//! the pod runner (`tests`) and the webhook's tests: `$$` is `$`, `$(NAME)` is replaced only
-//! when NAME is defined, anything else stays literal.
+//! What the kubelet does that tests need to do the same way, for the pod runner (`tests`),
+//! the agent's and the webhook's suites:
+//!
+//! - [`expand`]: the `$(VAR)` expansion of env values, `command` and `args`: `$$` is `$`,
+//!   `$(NAME)` is replaced only when NAME is defined, anything else stays literal;
+//! - [`atomic_write`] / [`secret_volume`]: how the kubelet's atomic writer lays out a `secret`
+//!   or `projected` volume (the files in `..<timestamp>/`, `..data` pointing at it, each
+//!   top-level entry a symlink through `..data`), which the agent reads Secrets from.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+/// The timestamped directory name the writer publishes (any `..<stamp>` would do).
+pub const DATA_DIR_STAMP: &str = "..2026_12_07_03_00_00.000000001";
+
+/// One file of a volume: its path inside the volume, its bytes, its mode (`None`: the
+/// volume's `defaultMode`).
+pub type VolumeFile = (String, Vec<u8>, Option<u32>);
+
+/// Writes `files` into `volume` as the kubelet's atomic writer does (`..data` layout), file
+/// modes as given or `default_mode`; the volume directory 0755.
+pub fn atomic_write(volume: &Path, files: &[VolumeFile], default_mode: u32) -> std::io::Result<()> {
+    let data_dir = volume.join(DATA_DIR_STAMP);
+    std::fs::create_dir_all(&data_dir)?;
+    let mut top = std::collections::BTreeSet::new();
+    for (path, bytes, mode) in files {
+        let file = data_dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, bytes)?;
+        std::fs::set_permissions(
+            &file,
+            std::fs::Permissions::from_mode(mode.unwrap_or(default_mode)),
+        )?;
+        top.insert(path.split('/').next().unwrap_or(path).to_string());
+    }
+    symlink(DATA_DIR_STAMP, volume.join("..data"))?;
+    for entry in top {
+        symlink(format!("..data/{entry}"), volume.join(&entry))?;
+    }
+    std::fs::set_permissions(volume, std::fs::Permissions::from_mode(0o755))
+}
+
+/// A Secret's `secret` volume as mounted at `<dir>/<secret>` (the agent's layout): `data`
+/// written by [`atomic_write`], mode 0444. Returns the volume. Panics on I/O errors (tests).
+pub fn secret_volume(dir: &Path, secret: &str, data: &[(&str, &[u8])]) -> PathBuf {
+    let volume = dir.join(secret);
+    let files: Vec<VolumeFile> = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec(), None))
+        .collect();
+    atomic_write(&volume, &files, 0o444).expect("writing a kubelet volume");
+    volume
+}
 
 /// The kubelet's `$(VAR)` expansion (`third_party/forked/golang/expansion.Expand` with
 /// `MappingFuncFor`): `$$` is one literal `$`; `$(NAME)` is the value of `NAME` when `vars`

@@ -106,19 +106,5 @@ pub fn listing(root: &Path) -> Vec<String> {
     out
 }
 
-/// Lays a Secret out under `dir` as the kubelet's atomic writer publishes a `secret` volume
-/// mounted at `<dir>/<secret>`: the values in `..<timestamp>/<key>`, `..data -> ..<timestamp>`,
-/// and `<key> -> ..data/<key>` (what `agent init` reads under `FLYTE_SECRET_KUBE_SECRETS_DIR`).
-/// Returns the volume.
-pub fn kubelet_volume(dir: &Path, secret: &str, data: &[(&str, &[u8])]) -> PathBuf {
-    use std::os::unix::fs::symlink;
-    let volume = dir.join(secret);
-    let stamp = volume.join("..2026_12_07_03_00_00.000000001");
-    std::fs::create_dir_all(&stamp).unwrap();
-    for (key, value) in data {
-        std::fs::write(stamp.join(key), value).unwrap();
-        symlink(format!("..data/{key}"), volume.join(key)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), volume.join("..data")).unwrap();
-    volume
-}
+/// A Secret laid out as the kubelet publishes its `secret` volume (`..data` layout).
+pub use flyte_secret_testkit::kubelet::secret_volume as kubelet_volume;

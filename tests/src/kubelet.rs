@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{Context, bail};
+use flyte_secret_testkit::kubelet::{VolumeFile, atomic_write};
 use serde_json::Value;
 
 /// The image name that means "the agent image" (an empty root with the static agent).
@@ -317,9 +318,6 @@ fn run_containers(
     Ok(())
 }
 
-/// One file of a volume: path inside it, bytes, mode (`None`: the volume's default).
-type VolumeFile = (String, Vec<u8>, Option<u32>);
-
 /// A `secret` volume's files: the listed `items` (or every key), read with the kubelet's rights.
 fn secret_files(
     secret: &Value,
@@ -402,32 +400,6 @@ fn projected_source(
         return Ok(files);
     }
     bail!("projected source {source}: not supported by this runner")
-}
-
-/// The kubelet's atomic writer: the files in a timestamped directory, `..data` pointing at
-/// it, and each top-level entry a symlink through `..data`.
-fn atomic_write(volume: &Path, files: &[VolumeFile], default_mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let stamp = "..2026_12_07_00_00_00.000000001";
-    let data_dir = volume.join(stamp);
-    std::fs::create_dir_all(&data_dir)?;
-    let mut top = std::collections::BTreeSet::new();
-    for (path, bytes, mode) in files {
-        let file = data_dir.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&file, bytes)?;
-        let mode = mode.unwrap_or(default_mode);
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
-        top.insert(path.split('/').next().unwrap_or(path).to_string());
-    }
-    std::os::unix::fs::symlink(stamp, volume.join("..data"))?;
-    for entry in top {
-        std::os::unix::fs::symlink(format!("..data/{entry}"), volume.join(&entry))?;
-    }
-    std::fs::set_permissions(volume, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
 }
 
 /// Where task containers get a writable tmpfs (and their HOME/TMPDIR): `/tmp`, unless the

@@ -7,7 +7,8 @@
 //! On drain the listener closes and open connections finish their current request.
 //!
 //! What a client can make the server hold (connections, time, bytes, reviews at once) is
-//! bounded by [`Limits`] (`limits`).
+//! bounded by [`Limits`] (`limits`). The accept loop (`accept`) is shared with the secret
+//! broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,27 +18,23 @@ use std::time::{Duration, Instant};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
 
 use crate::admission;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 
+pub(crate) mod accept;
 pub(crate) mod limits;
 
-use limits::{Budget, Gate, INLINE_REVIEW, MAX_HEAD, Refusal};
+use limits::{Budget, Gate, INLINE_REVIEW, Refusal};
 pub use limits::{LARGE_BODY, Limits, LimitsError};
 
 /// Paths the admission review is served on.
@@ -193,8 +190,7 @@ impl Bound {
     }
 
     /// Serves until the drain starts, then lets open connections finish for up to `grace`.
-    pub async fn serve(self, app: Arc<App>, mut drain: Drain, grace: Duration) {
-        let graceful = GracefulShutdown::new();
+    pub async fn serve(self, app: Arc<App>, drain: Drain, grace: Duration) {
         let limits = self.limits;
         let guards = Arc::new(Guards {
             limits,
@@ -203,89 +199,20 @@ impl Bound {
             large: Semaphore::new(1),
             large_worker: std::sync::Mutex::new(large_worker()),
         });
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
-        loop {
-            // At the connection cap, stop accepting until one ends: the kernel's listen
-            // backlog holds the rest.
-            let slot = tokio::select! {
-                slot = connections.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => break,
-                },
-                () = drain.signaled() => break,
-            };
-            let (tcp, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = drain.signaled() => break,
-            };
-            let _ = tcp.set_nodelay(true);
-            let app = app.clone();
-            let guards = guards.clone();
-            let tls = self.tls.clone();
-            let watcher = graceful.watcher();
-            let span = tracing::debug_span!("conn", client = %peer);
-            tokio::spawn(
-                async move {
-                    let _slot = slot;
-                    // Re-read per connection: a swapped Secret is used by the next connection.
-                    let config = match tls.load() {
-                        Ok(config) => config,
-                        Err(error) => {
-                            app.metrics.tls_error();
-                            tracing::error!(%error, "TLS files unusable: dropping connection");
-                            return;
-                        }
-                    };
-                    let handshake = TlsAcceptor::from(config).accept(tcp);
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => {
-                            app.metrics.tls_error();
-                            tracing::debug!(%error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            app.metrics.tls_error();
-                            tracing::debug!("TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let service = service_fn(move |req| {
-                        let (app, guards) = (app.clone(), guards.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(handle(req, &app, &guards).await)
-                        }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .max_buf_size(MAX_HEAD)
-                        .serve_connection(TokioIo::new(tls), service);
-                    if let Err(error) = watcher.watch(conn).await {
-                        tracing::debug!(%error, "connection ended with an error");
-                    }
-                }
-                .instrument(span),
-            );
-        }
-        drop(self.listener);
-        tracing::info!(
-            open = graceful.count(),
-            "listener closed, draining connections"
-        );
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("drain timed out; closing remaining connections");
-        }
+        let metrics = app.metrics.clone();
+        accept::serve(
+            self.listener,
+            self.tls,
+            limits.max_connections,
+            drain,
+            grace,
+            Arc::new(move || metrics.tls_error()),
+            move |req| {
+                let (app, guards) = (app.clone(), guards.clone());
+                async move { handle(req, &app, &guards).await }
+            },
+        )
+        .await;
     }
 }
 

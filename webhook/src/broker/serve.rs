@@ -3,7 +3,6 @@
 //! in-flight limits of `crate::server::limits`) around one route, `POST /v1/secrets`.
 //! Refusals are Kubernetes `Status` bodies; one audit line is logged per answered request.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,19 +10,13 @@ use flyte_secret_spec::broker::{SECRETS_PATH, SecretsRequest};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
 
 use super::answer::{Audit, Broker, Refusal, wipe_response};
 use super::metrics::BrokerMetrics;
-use crate::server::limits::{self, Budget, Gate, Limits, MAX_HEAD};
-use crate::server::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, TlsPaths};
+use crate::server::TlsPaths;
+use crate::server::limits::{self, Budget, Gate, Limits};
 use crate::shutdown::Drain;
 
 /// The audit log target: one line per request that reached the broker's checks.
@@ -50,94 +43,28 @@ pub async fn serve(
     tls: TlsPaths,
     limits: Limits,
     app: Arc<App>,
-    mut drain: Drain,
+    drain: Drain,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
     let guards = Arc::new(Guards {
         limits,
         budget: Budget::new(limits.in_flight_bytes),
         gate: Gate::new(limits.max_in_flight, limits.max_queued),
     });
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let slot = tokio::select! {
-            slot = connections.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = drain.signaled() => break,
-        };
-        let (tcp, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = drain.signaled() => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let (app, guards, tls) = (app.clone(), guards.clone(), tls.clone());
-        let watcher = graceful.watcher();
-        let span = tracing::debug_span!("conn", client = %peer);
-        tokio::spawn(
-            async move {
-                let _slot = slot;
-                // Re-read per connection: a renewed certificate is used by the next one.
-                let config = match tls.load() {
-                    Ok(config) => config,
-                    Err(error) => {
-                        app.metrics.tls_error();
-                        tracing::error!(%error, "TLS files unusable: dropping connection");
-                        return;
-                    }
-                };
-                let handshake = TlsAcceptor::from(config).accept(tcp);
-                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        app.metrics.tls_error();
-                        tracing::debug!(%error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        app.metrics.tls_error();
-                        tracing::debug!("TLS handshake timed out");
-                        return;
-                    }
-                };
-                let service = service_fn(move |req| {
-                    let (app, guards) = (app.clone(), guards.clone());
-                    async move {
-                        Ok::<_, std::convert::Infallible>(handle(req, &app, &guards).await)
-                    }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .max_buf_size(MAX_HEAD)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(error) = watcher.watch(conn).await {
-                    tracing::debug!(%error, "connection ended with an error");
-                }
-            }
-            .instrument(span),
-        );
-    }
-    drop(listener);
-    tracing::info!(
-        open = graceful.count(),
-        "listener closed, draining connections"
-    );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain timed out; closing remaining connections");
-    }
+    let metrics = app.metrics.clone();
+    crate::server::accept::serve(
+        listener,
+        tls,
+        limits.max_connections,
+        drain,
+        grace,
+        Arc::new(move || metrics.tls_error()),
+        move |req| {
+            let (app, guards) = (app.clone(), guards.clone());
+            async move { handle(req, &app, &guards).await }
+        },
+    )
+    .await;
 }
 
 async fn handle(req: Request<Incoming>, app: &App, guards: &Guards) -> Response<Full<Bytes>> {

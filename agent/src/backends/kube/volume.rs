@@ -116,26 +116,6 @@ fn not_found(message: String) -> Miss {
     }
 }
 
-/// Lays out `<dir>/<secret>/<key>` as the kubelet's atomic writer does (for tests):
-/// `..<timestamp>/<key>` files, `..data -> ..<timestamp>`, `<key> -> ..data/<key>`.
-#[cfg(test)]
-pub fn write_kubelet_volume(
-    dir: &Path,
-    secret: &str,
-    data: &[(&str, &[u8])],
-) -> std::path::PathBuf {
-    use std::os::unix::fs::symlink;
-    let volume = dir.join(secret);
-    let stamp = volume.join("..2026_12_07_03_00_00.123456789");
-    std::fs::create_dir_all(&stamp).unwrap();
-    for (key, value) in data {
-        std::fs::write(stamp.join(key), value).unwrap();
-        symlink(format!("..data/{key}"), volume.join(key)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), volume.join("..data")).unwrap();
-    volume
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
@@ -149,7 +129,7 @@ mod tests {
     #[test]
     fn reads_through_the_kubelets_symlinks() {
         let dir = tempfile::tempdir().unwrap();
-        write_kubelet_volume(
+        flyte_secret_testkit::kubelet::secret_volume(
             dir.path(),
             "db",
             &[("password", b"s3cr3t\n"), ("cfg", b"{\"a\":{\"b\":7}}")],
@@ -164,7 +144,7 @@ mod tests {
     #[test]
     fn a_missing_volume_or_key_is_not_found_and_names_the_secret() {
         let dir = tempfile::tempdir().unwrap();
-        write_kubelet_volume(dir.path(), "db", &[("password", b"x")]);
+        flyte_secret_testkit::kubelet::secret_volume(dir.path(), "db", &[("password", b"x")]);
         let miss = read(dir.path(), &req("db", "user")).unwrap_err();
         assert_eq!(miss.class, Class::NotFound);
         assert!(
@@ -189,7 +169,7 @@ mod tests {
         let volumes = dir.path().join("volumes");
         std::fs::create_dir(&volumes).unwrap();
         std::fs::write(dir.path().join("outside"), b"not yours").unwrap();
-        write_kubelet_volume(&volumes, "db", &[("password", b"x")]);
+        flyte_secret_testkit::kubelet::secret_volume(&volumes, "db", &[("password", b"x")]);
         for (group, key) in [
             ("..", "outside"),
             ("../volumes", "x"),
@@ -224,10 +204,11 @@ mod tests {
     fn a_symlink_leaving_the_volume_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let volumes = dir.path().join("volumes");
-        let volume = write_kubelet_volume(&volumes, "db", &[("password", b"x")]);
+        let volume =
+            flyte_secret_testkit::kubelet::secret_volume(&volumes, "db", &[("password", b"x")]);
         std::fs::write(dir.path().join("outside"), b"not yours").unwrap();
         symlink(dir.path().join("outside"), volume.join("stolen")).unwrap();
-        write_kubelet_volume(&volumes, "other", &[("k", b"theirs")]);
+        flyte_secret_testkit::kubelet::secret_volume(&volumes, "other", &[("k", b"theirs")]);
         symlink("../other/k", volume.join("sideways")).unwrap();
         for key in ["stolen", "sideways"] {
             let miss = read(&volumes, &req("db", key)).unwrap_err();

@@ -49,21 +49,9 @@ fn fastrand_u32() -> u32 {
 
 pub use flyte_secret_testkit::fixtures::plan;
 
-/// Lays a Secret out under `dir` as the kubelet's atomic writer publishes a `secret` volume
-/// mounted at `<dir>/<secret>`: the values in `..<timestamp>/<key>`, `..data -> ..<timestamp>`,
-/// and `<key> -> ..data/<key>`. Returns the volume.
-pub fn kubelet_volume(dir: &Path, secret: &str, data: &[(&str, &[u8])]) -> PathBuf {
-    use std::os::unix::fs::symlink;
-    let volume = dir.join(secret);
-    let stamp = volume.join("..2026_12_07_03_00_00.000000001");
-    std::fs::create_dir_all(&stamp).unwrap();
-    for (key, value) in data {
-        std::fs::write(stamp.join(key), value).unwrap();
-        symlink(format!("..data/{key}"), volume.join(key)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), volume.join("..data")).unwrap();
-    volume
-}
+/// A Secret laid out under `dir` as the kubelet publishes a `secret` volume mounted at
+/// `<dir>/<secret>` (`..data` layout). Returns the volume.
+pub use flyte_secret_testkit::kubelet::secret_volume as kubelet_volume;
 
 /// The env pointing `agent init`/`agent fetch` (pod mode) at the Secret volumes under `dir`.
 pub fn volume_env(dir: &Path) -> Vec<(&'static str, String)> {
