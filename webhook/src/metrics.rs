@@ -1,5 +1,6 @@
 //! Prometheus metrics, written in the text exposition format by hand (a few atomics; no
 //! metrics crate): admissions by outcome, admission latency, secrets injected, TLS errors.
+//! [`Counters`] and [`Histogram`] are the building blocks the secret broker's metrics use too.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,32 +16,129 @@ pub const OUTCOMES: [&str; 5] = ["injected", "rewired", "skipped", "denied", "in
 /// limits before any review: `crate::server::Limits`).
 pub const REFUSALS: [&str; 4] = ["too_large", "body_timeout", "byte_budget", "queue_full"];
 
-/// The webhook's counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    admissions: [AtomicU64; OUTCOMES.len()],
-    secrets: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
-    tls_errors: AtomicU64,
-    refused: [AtomicU64; REFUSALS.len()],
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
 }
 
-impl Metrics {
-    /// Records one admission; `outcome` is one of [`OUTCOMES`].
-    pub fn admission(&self, outcome: &str, elapsed: Duration, secrets: usize) {
-        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
-            self.admissions[i].fetch_add(1, Ordering::Relaxed);
+/// A counter family with one label whose values are fixed: one count per value.
+#[derive(Debug)]
+pub struct Counters {
+    label: &'static str,
+    values: &'static [&'static str],
+    counts: Vec<AtomicU64>,
+}
+
+impl Counters {
+    /// Counters for each of `values` of `label`, at zero.
+    pub fn new(label: &'static str, values: &'static [&'static str]) -> Self {
+        Self {
+            label,
+            values,
+            counts: values.iter().map(|_| AtomicU64::new(0)).collect(),
         }
-        self.secrets.fetch_add(secrets as u64, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to `value`'s count; a value not in the list is ignored.
+    pub fn add(&self, value: &str, n: u64) {
+        if let Some(i) = self.values.iter().position(|v| *v == value) {
+            self.counts[i].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the family `name` (a counter) with its help line.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (value, n) in self.values.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}{{{}=\"{value}\"}} {}", self.label, get(n));
+        }
+    }
+}
+
+/// A latency histogram with fixed bucket bounds (seconds).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// An empty histogram over `bounds` (ascending).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Writes the histogram `name` (cumulative buckets, `+Inf`, sum, count).
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += get(n);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = get(&self.count);
+        let _ = write!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {}\n{name}_count {count}\n",
+            get(&self.sum_nanos) as f64 / 1e9
+        );
+    }
+}
+
+/// Writes a counter without labels.
+pub fn render_counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+        get(value)
+    );
+}
+
+/// The webhook's counters.
+#[derive(Debug)]
+pub struct Metrics {
+    admissions: Counters,
+    secrets: AtomicU64,
+    latency: Histogram,
+    tls_errors: AtomicU64,
+    refused: Counters,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            admissions: Counters::new("outcome", &OUTCOMES),
+            secrets: AtomicU64::new(0),
+            latency: Histogram::new(&BUCKETS),
+            tls_errors: AtomicU64::new(0),
+            refused: Counters::new("reason", &REFUSALS),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one admission; `outcome` is one of [`OUTCOMES`].
+    pub fn admission(&self, outcome: &str, elapsed: Duration, secrets: usize) {
+        self.admissions.add(outcome, 1);
+        self.secrets.fetch_add(secrets as u64, Ordering::Relaxed);
+        self.latency.observe(elapsed);
     }
 
     /// Records a failed TLS load or handshake.
@@ -50,71 +148,39 @@ impl Metrics {
 
     /// Records a request refused by a server limit; `reason` is one of [`REFUSALS`].
     pub fn refused(&self, reason: &str) {
-        if let Some(i) = REFUSALS.iter().position(|r| *r == reason) {
-            self.refused[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.refused.add(reason, 1);
     }
 
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        out.push_str(
-            "# HELP flyte_secret_webhook_admissions_total Admission reviews answered, by outcome.\n\
-             # TYPE flyte_secret_webhook_admissions_total counter\n",
+        self.admissions.render(
+            &mut out,
+            "flyte_secret_webhook_admissions_total",
+            "Admission reviews answered, by outcome.",
         );
-        for (name, n) in OUTCOMES.iter().zip(&self.admissions) {
-            let _ = writeln!(
-                out,
-                "flyte_secret_webhook_admissions_total{{outcome=\"{name}\"}} {}",
-                get(n)
-            );
-        }
-        let _ = write!(
-            out,
-            "# HELP flyte_secret_webhook_secrets_injected_total Secret requests wired into admitted pods.\n\
-             # TYPE flyte_secret_webhook_secrets_injected_total counter\n\
-             flyte_secret_webhook_secrets_injected_total {}\n",
-            get(&self.secrets)
+        render_counter(
+            &mut out,
+            "flyte_secret_webhook_secrets_injected_total",
+            "Secret requests wired into admitted pods.",
+            &self.secrets,
         );
-        out.push_str(
-            "# HELP flyte_secret_webhook_admission_duration_seconds Time to answer an admission review.\n\
-             # TYPE flyte_secret_webhook_admission_duration_seconds histogram\n",
+        self.latency.render(
+            &mut out,
+            "flyte_secret_webhook_admission_duration_seconds",
+            "Time to answer an admission review.",
         );
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += get(n);
-            let _ = writeln!(
-                out,
-                "flyte_secret_webhook_admission_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = get(&self.count);
-        let _ = write!(
-            out,
-            "flyte_secret_webhook_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             flyte_secret_webhook_admission_duration_seconds_sum {}\n\
-             flyte_secret_webhook_admission_duration_seconds_count {count}\n",
-            get(&self.sum_nanos) as f64 / 1e9
+        render_counter(
+            &mut out,
+            "flyte_secret_webhook_tls_errors_total",
+            "Connections dropped: TLS files unreadable or handshake failed.",
+            &self.tls_errors,
         );
-        let _ = write!(
-            out,
-            "# HELP flyte_secret_webhook_tls_errors_total Connections dropped: TLS files unreadable or handshake failed.\n\
-             # TYPE flyte_secret_webhook_tls_errors_total counter\n\
-             flyte_secret_webhook_tls_errors_total {}\n",
-            get(&self.tls_errors)
+        self.refused.render(
+            &mut out,
+            "flyte_secret_webhook_refused_total",
+            "Requests refused by a server limit before any review.",
         );
-        out.push_str(
-            "# HELP flyte_secret_webhook_refused_total Requests refused by a server limit before any review.\n\
-             # TYPE flyte_secret_webhook_refused_total counter\n",
-        );
-        for (name, n) in REFUSALS.iter().zip(&self.refused) {
-            let _ = writeln!(
-                out,
-                "flyte_secret_webhook_refused_total{{reason=\"{name}\"}} {}",
-                get(n)
-            );
-        }
         out
     }
 }
