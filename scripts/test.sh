@@ -27,6 +27,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "deploy: render every kustomization, validate against the Kubernetes schemas"
 bash deploy/validate.sh
 
+phase "chart: lint, render and validate with real Helm, parity with kustomize"
+bash scripts/chart.sh
+
 phase "local servers"
 was_running=$(bash scripts/servers.sh status 2>/dev/null | grep -c ' running ' || true)
 bash scripts/servers.sh start
