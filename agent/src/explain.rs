@@ -176,6 +176,31 @@ fn reads(backend: &Backend, req: &SecretRequest, plan: &FetchPlan) -> String {
             };
             format!("{engine} read of {path:?}, {what}")
         }
+        Backend::Gcp(g) => match flyte_secret_spec::backend::gcp_ref(req) {
+            Ok(r) => format!(
+                "Secret Manager version {}{} (key ignored unless a JSON Pointer)",
+                r.resource(g.project.as_deref().unwrap_or("<the credentials' project>")),
+                field(r.field.map(|p| p.to_string()))
+            ),
+            Err(e) => format!("refused: {e}"),
+        },
+        Backend::Azure(a) => match flyte_secret_spec::backend::azure_ref(req) {
+            Ok(r) => format!(
+                "Key Vault secret {}/secrets/{}{}{} (key ignored unless a JSON Pointer)",
+                r.vault
+                    .as_deref()
+                    .or(a.vault_url.as_deref())
+                    .unwrap_or("<no vault URL configured>"),
+                r.name,
+                if r.version.is_empty() {
+                    ", current version".to_string()
+                } else {
+                    format!(", version {}", r.version)
+                },
+                field(r.field.map(|p| p.to_string()))
+            ),
+            Err(e) => format!("refused: {e}"),
+        },
     }
 }
 
@@ -197,6 +222,17 @@ fn managed(backend: &Backend, req: &SecretRequest, plan: &FetchPlan) -> String {
                 ),
                 Backend::Aws(_) => format!("SecretId {id}"),
                 Backend::Vault(v) => format!("{}/data/{id}", v.managed_mount.trim_matches('/')),
+                Backend::Gcp(g) => format!(
+                    "projects/{}/secrets/{id}/versions/latest",
+                    g.project.as_deref().unwrap_or("<project>")
+                ),
+                Backend::Azure(a) => format!(
+                    "{}/secrets/{}",
+                    a.vault_url.as_deref().unwrap_or("<vault>"),
+                    flyte_secret_spec::backend::azure_managed_name(
+                        &s.org, &s.domain, &s.project, &req.key
+                    )
+                ),
             }
         })
         .collect();

@@ -192,6 +192,8 @@ pub fn plan_from_flags(args: &FetchArgs) -> Result<FetchPlan, Error> {
                 args.vault
                     .backend(args.vault_engine.into(), &args.kube.kube_token_file),
             ),
+            BackendName::Gcp => Backend::Gcp(args.gcp.backend()),
+            BackendName::Azure => Backend::Azure(args.azure.backend()),
         })
         .collect();
     let mut plan = FetchPlan::new(&layout, backends);

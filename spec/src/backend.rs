@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::broker::BrokerRef;
 use crate::request::SecretRequest;
-use crate::scoped::{DEFAULT_MANAGED_NAMESPACE, is_valid_secret_name};
+use crate::scoped::{DEFAULT_MANAGED_NAMESPACE, Scope, is_valid_secret_name, k8s_secret_name};
 
 /// Field holding the value of a Flyte 2 managed secret stored in Vault KV v2 at
 /// `<managedMount>/data/<encoded id>`.
@@ -28,6 +28,10 @@ pub enum Backend {
     Aws(AwsBackend),
     /// Vault or OpenBao.
     Vault(VaultBackend),
+    /// Google Secret Manager.
+    Gcp(GcpBackend),
+    /// Azure Key Vault.
+    Azure(AzureBackend),
 }
 
 /// Kubernetes Secrets settings.
@@ -376,6 +380,8 @@ impl Backend {
             Self::Kubernetes(_) => "kubernetes",
             Self::Aws(_) => "aws",
             Self::Vault(_) => "vault",
+            Self::Gcp(_) => "gcp",
+            Self::Azure(_) => "azure",
         }
     }
 
@@ -434,6 +440,8 @@ impl Backend {
                 }
                 Ok(())
             }
+            Self::Gcp(_) => gcp_ref(req).map(drop),
+            Self::Azure(_) => azure_ref(req).map(drop),
         }
     }
 }
@@ -444,7 +452,9 @@ impl Backend {
     ///
     /// - a `group_version` of `kv1`, `kv2` or `db` is a Vault engine;
     /// - a group that makes the SecretId a Secrets Manager ARN (`arn:<partition>:secretsmanager:…`)
-    ///   is AWS's.
+    ///   is AWS's;
+    /// - a group `projects/<p>/secrets/<s>` is Google Secret Manager's;
+    /// - a group `https://<vault>/secrets/<name>` (a secret URI) is Azure Key Vault's.
     ///
     /// Nothing else is decidable from the shape: a plain `group`/`key` is a valid Kubernetes
     /// Secret, AWS SecretId and (with a `/`) Vault path alike, and a managed (group-less)
@@ -456,6 +466,8 @@ impl Backend {
         match self {
             Self::Vault(_) => matches!(req.group_version.as_str(), "kv1" | "kv2" | "db"),
             Self::Aws(_) => arn_region(&aws_secret_id(req)).is_some(),
+            Self::Gcp(_) => is_gcp_secret_name(&req.group),
+            Self::Azure(_) => is_azure_secret_uri(&req.group),
             Self::Kubernetes(_) => false,
         }
     }
@@ -476,6 +488,8 @@ pub fn route(backends: &[Backend], backend: &Backend, req: &SecretRequest) -> Op
             "not asked: the request names another backend ({})",
             match req.group_version.as_str() {
                 "kv1" | "kv2" | "db" => "a Vault engine as group_version",
+                _ if is_gcp_secret_name(&req.group) => "a Secret Manager projects/…/secrets/… name",
+                _ if is_azure_secret_uri(&req.group) => "a Key Vault secret URI",
                 _ => "a Secrets Manager ARN",
             }
         )
@@ -518,9 +532,74 @@ pub fn served_by_secret_key_ref(
         && backends.iter().skip(1).all(|b| b.check(req).is_err())
 }
 
+/// One `secretKeyRef` of an ENV_VAR request: Secret `name`, data key `key`, in the pod's own
+/// namespace (always `optional`: a missing one leaves the env var to the next).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The data key.
+    pub key: String,
+}
+
+/// The `secretKeyRef`s that carry the value of an ENV_VAR request in a pod of `namespace`,
+/// in the order the env var must list them (the kubelet skips a missing optional one and a
+/// later definition of a name replaces an earlier one, so the last one found wins), with
+/// whether they always deliver it; `None` when no `secretKeyRef` can.
+///
+/// - A request with a group: `{name: group, key}` when [`secret_key_ref_possible`]; it
+///   always delivers when [`served_by_secret_key_ref`].
+/// - A Flyte 2 managed secret (no group), as Flyte 2 wires one that lives in the pod's own
+///   namespace (flyteorg/flyte#7834): `{name: md5(id), key: id}` when the first backend is
+///   Kubernetes and its `managedNamespace` is the pod's namespace, one per scope of `scope`
+///   from org to project+domain, so the most specific Secret that exists wins, as in the
+///   agent's own lookup. It always delivers when no later backend could hold the secret.
+pub fn secret_key_refs(
+    backends: &[Backend],
+    req: &SecretRequest,
+    namespace: Option<&str>,
+    scope: Option<&Scope>,
+) -> Option<(Vec<SecretKeyRef>, bool)> {
+    if !req.is_groupless() {
+        return secret_key_ref_possible(backends, req, namespace).then(|| {
+            let r = SecretKeyRef {
+                name: req.group.clone(),
+                key: req.key.clone(),
+            };
+            (vec![r], served_by_secret_key_ref(backends, req, namespace))
+        });
+    }
+    let Some(Backend::Kubernetes(k)) = backends.first() else {
+        return None;
+    };
+    let scope = scope.filter(|s| s.validate().is_ok())?;
+    if namespace != Some(k.managed_namespace.as_str()) || !is_valid_secret_name(&req.key) {
+        return None;
+    }
+    let refs = scope
+        .lookup_order()
+        .iter()
+        .rev()
+        .map(|s| {
+            let id = s.encode_name(&req.key);
+            SecretKeyRef {
+                name: k8s_secret_name(&id),
+                key: id,
+            }
+        })
+        .collect();
+    Some((refs, backends.len() == 1))
+}
+
 mod aws;
+mod cloud;
 
 pub use aws::{AwsRef, arn_region, aws_ambiguity, aws_ref, aws_secret_id, is_aws_version_id};
+pub use cloud::{
+    AZURE_MANAGED_BINARY, AzureBackend, AzureRef, GCP_DEFAULT_ENDPOINT, GcpBackend, GcpRef,
+    azure_managed_name, azure_ref, gcp_ref, is_azure_name, is_azure_secret_uri, is_gcp_secret_id,
+    is_gcp_secret_name,
+};
 
 #[cfg(test)]
 mod secret_key_ref_tests;

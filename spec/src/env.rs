@@ -52,6 +52,57 @@ pub const BROKER_TOKEN_FILE_ENV: &str = "FLYTE_SECRET_BROKER_TOKEN_FILE";
 /// CA certificate that signed the broker's serving certificate).
 pub const BROKER_CA_ENV: &str = "FLYTE_SECRET_BROKER_CA";
 
+/// The Flyte 2 pod labels (`run`, `action`, `attempt`, `task-name`, flyteorg/flyte#7865) the
+/// webhook copies onto the agent container, as `label=value` pairs joined by `,` (label values
+/// cannot hold either), so that every agent log line carries them as fields: the join key
+/// between a pod's logs and its run, action and attempt.
+pub const POD_LABELS_ENV: &str = "FLYTE_SECRET_POD_LABELS";
+/// The pod labels copied into [`POD_LABELS_ENV`], in the order log lines show them.
+pub const LOG_LABELS: [&str; 4] = ["run", "action", "attempt", "task-name"];
+
+/// Whether `value` is a valid Kubernetes label value (at most 63 characters of
+/// `[A-Za-z0-9._-]`, alphanumeric at both ends), so that it needs no escaping anywhere.
+pub fn is_label_value(value: &str) -> bool {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !value.is_empty()
+        && value.len() <= 63
+        && alnum(value.chars().next())
+        && alnum(value.chars().last())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The [`POD_LABELS_ENV`] value for a pod's labels: the [`LOG_LABELS`] it carries with a
+/// valid, non-empty value (Flyte skips empty ones), or `None` when it carries none.
+pub fn pod_labels_value<'a>(mut label: impl FnMut(&str) -> Option<&'a str>) -> Option<String> {
+    let pairs: Vec<String> = LOG_LABELS
+        .iter()
+        .filter_map(|k| {
+            label(k)
+                .filter(|v| is_label_value(v))
+                .map(|v| format!("{k}={v}"))
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join(","))
+}
+
+/// Parses a [`POD_LABELS_ENV`] value: the known labels with valid values, in
+/// [`LOG_LABELS`] order; anything else is ignored (a log field is never worth failing for).
+pub fn parse_pod_labels(value: &str) -> Vec<(&'static str, String)> {
+    let pairs: Vec<(&str, &str)> = value
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    LOG_LABELS
+        .iter()
+        .filter_map(|k| {
+            let v = pairs.iter().find(|(name, _)| name == k)?.1;
+            is_label_value(v).then(|| (*k, v.to_string()))
+        })
+        .collect()
+}
+
 /// How the webhook and the agent write log lines. Both binaries emit the same JSON shape:
 /// one object per line, the event's fields at the top level beside `timestamp`, `level`
 /// and `message`.
@@ -113,6 +164,36 @@ mod tests {
             "JSON".parse::<LogFormat>(),
             Err(UnknownLogFormat("JSON".into()))
         );
+    }
+
+    #[test]
+    fn pod_labels_round_trip_in_order_and_skip_what_is_not_a_label_value() {
+        let labels = [
+            ("task-name", "my-task"),
+            ("run", "r8x2k"),
+            ("attempt", "1"),
+            ("action", ""),
+            ("other", "x"),
+        ];
+        let get = |k: &str| labels.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let value = pod_labels_value(get).unwrap();
+        assert_eq!(value, "run=r8x2k,attempt=1,task-name=my-task");
+        assert_eq!(
+            parse_pod_labels(&value),
+            [
+                ("run", "r8x2k".to_string()),
+                ("attempt", "1".to_string()),
+                ("task-name", "my-task".to_string())
+            ]
+        );
+        assert_eq!(pod_labels_value(|_| None), None);
+        assert_eq!(pod_labels_value(|_| Some("a\"b")), None);
+        // Unknown names, bad values and junk are dropped, not fatal.
+        assert_eq!(
+            parse_pod_labels("x=1,run=-bad,action=a0,junk,attempt=\"2\""),
+            [("action", "a0".to_string())]
+        );
+        assert!(is_label_value(&"a".repeat(63)) && !is_label_value(&"a".repeat(64)));
     }
 
     #[test]

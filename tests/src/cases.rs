@@ -206,6 +206,9 @@ pub struct RunOptions {
     /// The webhook's `--aggregate-format`: the checker then parses each group's aggregate
     /// file with its format's real parser.
     pub aggregate: Option<Format>,
+    /// The task's `PYTHONPATH`, when not the project venv's site-packages (the Flyte 2 SDK's
+    /// own venv).
+    pub python_path: Option<String>,
 }
 
 /// What each aggregate file must parse to: per group of the cases, the naming key and value
@@ -302,7 +305,10 @@ pub async fn run_case_with(
     )
     .unwrap();
     pod.secrets = cases.iter().map(|c| c.req.clone()).collect();
-    pod.python_path = site_packages(&world.servers.tools.python);
+    pod.python_path = options
+        .python_path
+        .clone()
+        .unwrap_or_else(|| site_packages(&world.servers.tools.python));
     let pod_json = pod.build(&program, e2e.path());
     // The broker serves what lies outside the pod's namespace (Flyte 2 managed secrets).
     let broker = Broker::start(world, &[]).unwrap();

@@ -47,6 +47,11 @@ pub struct TaskPod {
     /// Propeller's container shape: the program in `args` and no `command` (the task image
     /// has no ENTRYPOINT), instead of an explicit `command`.
     pub args_only: bool,
+    /// `flyte.secrets/s<N>` annotations as another encoder wrote them (the Flyte 2 SDK's own
+    /// serialization), replacing those encoded from [`TaskPod::secrets`].
+    pub secret_annotations: Vec<(String, String)>,
+    /// More pod labels (Flyte 2's `run`, `action`, `attempt`, `task-name`).
+    pub labels: Vec<(String, String)>,
 }
 
 /// The task image's Python: Debian's `python3` (world-readable, so non-root tasks can run
@@ -120,6 +125,12 @@ impl TaskPod {
                     volumes.push(e2e_volume);
                 }
             });
+        for (key, value) in &self.secret_annotations {
+            pod = pod.annotation(key, value.as_str());
+        }
+        for (key, value) in &self.labels {
+            pod = pod.label(key, value);
+        }
         if let Some((project, domain)) = &self.scope {
             pod = pod
                 .label("organization", "flyte")

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{Api, Client};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -128,6 +129,16 @@ pub struct InitCertsArgs {
         value_delimiter = ';'
     )]
     pub extra_services: Vec<ExtraService>,
+    /// Which namespaces' pods the webhook admits: a LabelSelector as JSON, e.g.
+    /// `{"matchLabels":{"flyte.org/secrets":"agent"}}`, so that Flyte 1 and Flyte 2 (or two
+    /// installs) can each have their own webhook side by side. Always combined with the
+    /// exclusion of this namespace and kube-system [default: every other namespace].
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_WEBHOOK_NAMESPACE_SELECTOR",
+        value_parser = register::parse_namespace_selector
+    )]
+    pub namespace_selector: Option<LabelSelector>,
 }
 
 /// `--extra-service name=<service>,secret=<secret>`.

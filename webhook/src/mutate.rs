@@ -199,7 +199,7 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
         let rewired = rewire::rewire(spec, &plan, &plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));
     }
-    inject::inject(spec, &plan, plan_json, &identity, &app, task, settings).map(Outcome::Patched)
+    inject::inject(pod, &plan, plan_json, &identity, &app, task, settings).map(Outcome::Patched)
 }
 
 /// Injected before: our volume is there, with our marker or our agent. A marker without the
@@ -222,3 +222,6 @@ fn injected_before(meta: &ObjectMeta, spec: &PodSpec) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod flyte2_tests;

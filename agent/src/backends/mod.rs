@@ -18,6 +18,8 @@ use crate::retry::{self, Attempt, CallError, Policy};
 use crate::value::SecretValue;
 
 pub mod aws;
+pub mod azure;
+pub mod gcp;
 pub mod kube;
 pub mod managed;
 pub mod transport;
@@ -264,6 +266,8 @@ pub async fn fetch_round(
         }
         PlannedBackend::Aws(planned) => round::<aws::AwsClient>(planned, ctx, reqs).await,
         PlannedBackend::Vault(planned) => round::<vault::VaultClient>(planned, ctx, reqs).await,
+        PlannedBackend::Gcp(planned) => round::<gcp::GcpClient>(planned, ctx, reqs).await,
+        PlannedBackend::Azure(planned) => round::<azure::AzureClient>(planned, ctx, reqs).await,
     }
 }
 

@@ -14,8 +14,8 @@ use flyte_secret_spec::naming::{DEFAULT_MOUNT_PATH, ENV_ENV_PREFIX, FLYTE1_ENV_P
 use flyte_secret_spec::scoped::{DEFAULT_MANAGED_NAMESPACE, DEFAULT_ORG};
 
 use super::flags::{
-    AwsArgs, BackendName, DeliveryArgs, EngineName, KubeArgs, MountName, PodArgs, TimeArgs,
-    VaultArgs,
+    AwsArgs, AzureArgs, BackendName, DeliveryArgs, EngineName, GcpArgs, KubeArgs, MountName,
+    PodArgs, TimeArgs, VaultArgs,
 };
 
 /// `agent fetch`: one secret from flags, or a whole plan from a file.
@@ -31,7 +31,7 @@ pub struct FetchArgs {
     /// Secret key.
     #[arg(long, required_unless_present = "plan_file")]
     pub key: Option<String>,
-    /// Group version (Vault engine kv1|kv2|db, AWS version id or stage).
+    /// Group version (Vault engine kv1|kv2|db, AWS version id or stage, GCP or Azure version).
     #[arg(long, default_value = "")]
     pub group_version: String,
     /// Mount requirement.
@@ -94,6 +94,10 @@ pub struct FetchArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
+    #[command(flatten)]
+    pub gcp: GcpArgs,
+    #[command(flatten)]
+    pub azure: AzureArgs,
     /// Engine for an empty group version.
     #[arg(long, value_enum, default_value = "kv2")]
     pub vault_engine: EngineName,

@@ -10,7 +10,9 @@ use std::str::FromStr;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use flyte_secret_spec::MountRequirement;
-use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::backend::{
+    AwsBackend, AzureBackend, GcpBackend, VaultAuth, VaultBackend, VaultEngine,
+};
 use flyte_secret_spec::env::{
     BROKER_CA_ENV, BROKER_TOKEN_FILE, BROKER_TOKEN_FILE_ENV, KUBE_SECRETS_DIR,
     KUBE_SECRETS_DIR_ENV, PLAN_ENV, PLAN_FILE_ENV, SERVICE_ACCOUNT_CA_FILE,
@@ -277,6 +279,64 @@ pub enum BackendName {
     Aws,
     /// Vault / OpenBao.
     Vault,
+    /// Google Secret Manager.
+    Gcp,
+    /// Azure Key Vault.
+    Azure,
+}
+
+/// How to reach Google Secret Manager. Credentials: Application Default Credentials
+/// (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file, the metadata server).
+#[derive(Debug, Clone, Args)]
+pub struct GcpArgs {
+    /// Project of bare secret ids and Flyte 2 managed secrets [default: GOOGLE_CLOUD_PROJECT,
+    /// the credentials', the metadata server's].
+    #[arg(long, env = "FLYTE_SECRET_GCP_PROJECT")]
+    pub gcp_project: Option<String>,
+    /// Secret Manager endpoint (regional or private endpoints, tests).
+    #[arg(long, env = "FLYTE_SECRET_GCP_ENDPOINT")]
+    pub gcp_endpoint: Option<String>,
+    /// ADC file (service-account key, external_account, authorized_user) [default:
+    /// GOOGLE_APPLICATION_CREDENTIALS, gcloud's file, else the metadata server].
+    #[arg(long, env = "FLYTE_SECRET_GCP_CREDENTIALS_FILE")]
+    pub gcp_credentials_file: Option<String>,
+    /// PEM CA bundle to trust for Google endpoints instead of the system roots.
+    #[arg(long, env = "FLYTE_SECRET_GCP_CA_FILE")]
+    pub gcp_ca_file: Option<String>,
+}
+
+impl GcpArgs {
+    /// The backend settings these flags give.
+    pub fn backend(&self) -> GcpBackend {
+        GcpBackend {
+            project: self.gcp_project.clone(),
+            endpoint: self.gcp_endpoint.clone(),
+            credentials_file: self.gcp_credentials_file.clone(),
+            ca_cert_file: self.gcp_ca_file.clone(),
+        }
+    }
+}
+
+/// How to reach Azure Key Vault. Credentials from the environment (`AZURE_FEDERATED_TOKEN_FILE`,
+/// `AZURE_CLIENT_SECRET`, managed identity), as `DefaultAzureCredential` reads them.
+#[derive(Debug, Clone, Args)]
+pub struct AzureArgs {
+    /// Vault of bare secret names and Flyte 2 managed secrets (`https://<vault>.vault.azure.net`).
+    #[arg(long, env = "FLYTE_SECRET_AZURE_VAULT_URL")]
+    pub azure_vault_url: Option<String>,
+    /// PEM CA bundle to trust for Azure endpoints instead of the system roots.
+    #[arg(long, env = "FLYTE_SECRET_AZURE_CA_FILE")]
+    pub azure_ca_file: Option<String>,
+}
+
+impl AzureArgs {
+    /// The backend settings these flags give.
+    pub fn backend(&self) -> AzureBackend {
+        AzureBackend {
+            vault_url: self.azure_vault_url.clone(),
+            ca_cert_file: self.azure_ca_file.clone(),
+        }
+    }
 }
 
 /// Vault auth methods for `--vault-auth`.

@@ -392,9 +392,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "unknown backend type",
-            edit(valid_plan(), "backends", json!([{"type": "gcp"}])),
+            edit(valid_plan(), "backends", json!([{"type": "ibm"}])),
             2,
-            "unknown variant `gcp`",
+            "unknown variant `ibm`",
         ),
         case(
             "unknown access",
@@ -594,9 +594,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "fetch: unknown backend",
-            fetch(&["--group", "g", "--key", "k", "--backend", "gcp"]),
+            fetch(&["--group", "g", "--key", "k", "--backend", "ibm"]),
             2,
-            "invalid value 'gcp' for '--backend",
+            "invalid value 'ibm' for '--backend",
         ),
     ]
 }

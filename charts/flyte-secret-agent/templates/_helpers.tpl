@@ -57,6 +57,9 @@ https://flyte-secret-broker.{{ .Release.Namespace }}.svc
 {{- if .Values.broker.enabled }}
 - --extra-service=name=flyte-secret-broker,secret=flyte-secret-broker-tls
 {{- end }}
+{{- with .Values.webhook.namespaceSelector }}
+- {{ printf "--namespace-selector=%s" (toJson .) | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod securityContext of every pod (restricted Pod Security level). */}}

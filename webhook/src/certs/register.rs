@@ -58,14 +58,7 @@ pub fn webhook_config(args: &InitCertsArgs, ca_bundle: &str) -> MutatingWebhookC
         side_effects: "None".into(),
         timeout_seconds: Some(args.timeout_seconds),
         reinvocation_policy: Some("IfNeeded".into()),
-        namespace_selector: Some(LabelSelector {
-            match_expressions: Some(vec![LabelSelectorRequirement {
-                key: "kubernetes.io/metadata.name".into(),
-                operator: "NotIn".into(),
-                values: Some(vec![args.namespace.clone(), "kube-system".into()]),
-            }]),
-            match_labels: None,
-        }),
+        namespace_selector: Some(namespace_selector(args)),
         object_selector: Some(LabelSelector {
             match_labels: Some([(INJECT_LABEL.into(), INJECT_LABEL_VALUE.into())].into()),
             match_expressions: None,
@@ -73,6 +66,66 @@ pub fn webhook_config(args: &InitCertsArgs, ca_bundle: &str) -> MutatingWebhookC
         match_conditions: None,
     }]);
     config
+}
+
+/// The webhook's namespaceSelector: `--namespace-selector` (its labels and expressions) AND
+/// never the webhook's own namespace or kube-system (a pod there that the webhook would have to
+/// admit could be the webhook itself).
+fn namespace_selector(args: &InitCertsArgs) -> LabelSelector {
+    let own = LabelSelectorRequirement {
+        key: "kubernetes.io/metadata.name".into(),
+        operator: "NotIn".into(),
+        values: Some(vec![args.namespace.clone(), "kube-system".into()]),
+    };
+    let given = args.namespace_selector.clone().unwrap_or_default();
+    let mut expressions = given.match_expressions.unwrap_or_default();
+    expressions.push(own);
+    LabelSelector {
+        match_expressions: Some(expressions),
+        match_labels: given.match_labels.filter(|l| !l.is_empty()),
+    }
+}
+
+/// `--namespace-selector`: a LabelSelector in JSON, checked as the API server checks one
+/// (operators, values only with In/NotIn and then at least one, non-empty keys), so a typo
+/// fails init-certs instead of selecting nothing.
+pub(super) fn parse_namespace_selector(text: &str) -> Result<LabelSelector, String> {
+    let selector: LabelSelector =
+        serde_json::from_str(text).map_err(|e| format!("not a LabelSelector in JSON ({e})"))?;
+    let mut object: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if let Some(o) = object.as_object_mut() {
+        o.remove("matchLabels");
+        o.remove("matchExpressions");
+        if let Some(k) = o.keys().next() {
+            return Err(format!(
+                "unknown field {k:?} (matchLabels, matchExpressions)"
+            ));
+        }
+    }
+    for (k, v) in selector.match_labels.iter().flatten() {
+        if k.is_empty() || v.len() > 63 {
+            return Err(format!("invalid matchLabels entry {k:?}: {v:?}"));
+        }
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or_default();
+        let ok = !e.key.is_empty()
+            && match e.operator.as_str() {
+                "In" | "NotIn" => !values.is_empty(),
+                "Exists" | "DoesNotExist" => values.is_empty(),
+                _ => false,
+            };
+        if !ok {
+            return Err(format!(
+                "invalid matchExpressions entry (key {:?}, operator {:?}, {} values): the \
+                 operator is In or NotIn with values, or Exists or DoesNotExist without",
+                e.key,
+                e.operator,
+                values.len()
+            ));
+        }
+    }
+    Ok(selector)
 }
 
 /// Sets the caBundle of our webhook in our configuration: `unchanged` when it already holds
@@ -192,6 +245,55 @@ mod tests {
             sel.match_expressions.as_ref().unwrap()[0].values,
             Some(vec!["flyte".into(), "kube-system".into()])
         );
+    }
+
+    #[test]
+    fn a_namespace_selector_is_anded_with_the_exclusion_of_our_own_namespaces() {
+        let mut a = args();
+        a.namespace_selector = Some(
+            parse_namespace_selector(
+                r#"{"matchLabels":{"flyte.org/secrets":"agent"},
+                    "matchExpressions":[{"key":"flyte.org/version","operator":"In","values":["2"]}]}"#,
+            )
+            .unwrap(),
+        );
+        let c = webhook_config(&a, "PEM");
+        let sel = serde_json::to_value(c.webhooks.unwrap()[0].namespace_selector.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(
+            sel,
+            json!({
+                "matchLabels": {"flyte.org/secrets": "agent"},
+                "matchExpressions": [
+                    {"key": "flyte.org/version", "operator": "In", "values": ["2"]},
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                     "values": ["flyte", "kube-system"]}
+                ]
+            })
+        );
+        // Without one: exactly the exclusion (what deploy/ ships).
+        let plain = serde_json::to_value(
+            webhook_config(&args(), "PEM").webhooks.unwrap()[0]
+                .namespace_selector
+                .clone(),
+        )
+        .unwrap();
+        assert_eq!(plain.as_object().unwrap().len(), 1, "{plain}");
+    }
+
+    #[test]
+    fn invalid_namespace_selectors_are_refused() {
+        for bad in [
+            "matchLabels",
+            r#"{"matchLabel":{"a":"b"}}"#,
+            r#"{"matchExpressions":[{"key":"a","operator":"in","values":["x"]}]}"#,
+            r#"{"matchExpressions":[{"key":"a","operator":"In"}]}"#,
+            r#"{"matchExpressions":[{"key":"a","operator":"Exists","values":["x"]}]}"#,
+            r#"{"matchExpressions":[{"key":"","operator":"Exists"}]}"#,
+        ] {
+            assert!(parse_namespace_selector(bad).is_err(), "{bad}");
+        }
+        assert!(parse_namespace_selector("{}").is_ok());
     }
 
     #[test]

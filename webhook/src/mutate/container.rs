@@ -120,7 +120,7 @@ pub(super) fn agent_container(
 /// Whether some backend authenticates with the pod's own service-account token.
 fn needs_pod_token(settings: &Settings) -> bool {
     settings.backends.iter().any(|b| match b {
-        Backend::Kubernetes(_) | Backend::Aws(_) => false,
+        Backend::Kubernetes(_) | Backend::Aws(_) | Backend::Gcp(_) | Backend::Azure(_) => false,
         Backend::Vault(v) => match &v.auth {
             VaultAuth::Kubernetes { token_file, .. } | VaultAuth::Jwt { token_file, .. } => {
                 token_file == SERVICE_ACCOUNT_TOKEN_FILE

@@ -1,15 +1,17 @@
 //! The first injection: refuse a pod that already uses our names or mount path, then the
 //! marker, the supplemental group when ownership needs one, the volumes (secrets, Vault
 //! token, agent binary), every container wired, and the agent inserted first among the init
-//! containers, last in the patch.
+//! containers, last in the patch (with the pod's Flyte 2 run labels for its log lines).
 
+use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
 use flyte_secret_spec::plan::FetchPlan;
 use k8s_openapi::api::core::v1::{
-    EmptyDirVolumeSource, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
-    VolumeProjection,
+    EmptyDirVolumeSource, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
+    Volume, VolumeProjection,
 };
 
 use super::access::{self, kube_access};
+use super::common::plain_env;
 use super::container::agent_container;
 use super::owner::{Identity, add_supplemental_group};
 use super::patch::Op;
@@ -23,7 +25,7 @@ use flyte_secret_spec::backend::{Backend, aws_ambiguity};
 
 /// The patch injecting the agent into a pod seen for the first time.
 pub(super) fn inject(
-    spec: &PodSpec,
+    pod: &Pod,
     plan: &FetchPlan,
     plan_json: String,
     identity: &Identity,
@@ -31,6 +33,7 @@ pub(super) fn inject(
     task: Option<&str>,
     settings: &Settings,
 ) -> Result<Mutation, Denial> {
+    let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
     check_conflicts(spec, settings)?;
     let mut ops = vec![Op::add(
         &["metadata", "annotations", INJECTED_ANNOTATION],
@@ -71,7 +74,7 @@ pub(super) fn inject(
     );
     ops.extend(wiring);
     warnings.extend(wrapping.warnings(&app.unserved, settings));
-    let agent = agent_container(
+    let mut agent = agent_container(
         spec,
         plan_json,
         identity,
@@ -80,6 +83,14 @@ pub(super) fn inject(
         wraps,
         &mut warnings,
     );
+    // Flyte 2's run/action/attempt/task-name labels, for the agent's log lines.
+    let labels = pod.metadata.labels.as_ref();
+    if let Some(value) = pod_labels_value(|k| labels?.get(k).map(String::as_str)) {
+        agent
+            .env
+            .get_or_insert_default()
+            .push(plain_env(POD_LABELS_ENV, value));
+    }
     if spec.init_containers.is_some() {
         ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
     } else {

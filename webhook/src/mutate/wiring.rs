@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use flyte_secret_spec::MountRequirement;
-use flyte_secret_spec::backend::secret_key_ref_possible;
+use flyte_secret_spec::backend::secret_key_refs;
 use flyte_secret_spec::naming::{EnvValue, Layout};
 use flyte_secret_spec::plan::{FetchPlan, PlannedSecret};
 use k8s_openapi::api::core::v1::{
@@ -45,45 +45,65 @@ impl<'p> AppWiring<'p> {
     }
 }
 
-/// The env vars every app container gets, in order, without duplicates. ENV_VAR values go
-/// through a `secretKeyRef` where one can carry them ([`secret_key_ref_possible`]);
-/// [`super::wrap`] covers the others, and those a later backend may serve instead.
+/// The env vars every app container gets, in order, a name given by one request only (the
+/// first). ENV_VAR values go through `secretKeyRef`s where they can carry them
+/// ([`secret_key_refs`]: a Flyte 2 managed secret gets one per scope, under the same name,
+/// the most specific last so that the kubelet's last definition found wins); [`super::wrap`]
+/// covers the others, and those a later backend may serve instead.
 fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Vec<EnvVar> {
     let layout = &settings.layout;
-    let mut env: Vec<EnvVar> = layout
-        .common_env()
-        .into_iter()
-        .map(|(name, value)| plain_env(name, value))
-        .collect();
+    let mut env: Vec<EnvVar> = Vec::new();
+    let mut seen = BTreeSet::new();
+    // The first definition of a name wins, except that one request's `secretKeyRef`s may
+    // share a name (a managed secret's per-scope references, meant to stack).
+    let mut add = |env: &mut Vec<EnvVar>, vars: Vec<EnvVar>| {
+        let mut batch: Vec<EnvVar> = Vec::new();
+        for e in vars {
+            let stacks = |b: &EnvVar| b.value_from.is_some() && e.value_from.is_some();
+            let clash = batch
+                .iter()
+                .any(|b| b.name == e.name && (*b == e || !stacks(b)));
+            if !seen.contains(&e.name) && !clash {
+                batch.push(e);
+            }
+        }
+        seen.extend(batch.iter().map(|e| e.name.clone()));
+        env.extend(batch);
+    };
+    let common = layout.common_env().into_iter();
+    for (name, value) in common {
+        add(&mut env, vec![plain_env(name, value)]);
+    }
     for planned in &plan.secrets {
         let req = &planned.request;
+        let mut vars = Vec::new();
         // The plan's files are the naming rules' (validated with the plan).
         let wires = layout.env_wiring_to(req, &planned.files[0]);
-        let by_ref = secret_key_ref_possible(&settings.backends, req, namespace);
+        let refs = secret_key_refs(&settings.backends, req, namespace, plan.scope.as_ref())
+            .map(|(refs, _)| refs)
+            .unwrap_or_default();
         for wire in wires {
             match wire.value {
-                EnvValue::FilePath(path) => env.push(plain_env(&wire.name, path)),
-                EnvValue::SecretValue if by_ref => env.push(EnvVar {
-                    name: wire.name,
+                EnvValue::FilePath(path) => vars.push(plain_env(&wire.name, path)),
+                EnvValue::SecretValue => vars.extend(refs.iter().map(|r| EnvVar {
+                    name: wire.name.clone(),
                     value: None,
                     value_from: Some(EnvVarSource {
                         secret_key_ref: Some(SecretKeySelector {
-                            name: req.group.clone(),
-                            key: req.key.clone(),
+                            name: r.name.clone(),
+                            key: r.key.clone(),
                             optional: Some(true),
                         }),
                         ..Default::default()
                     }),
-                }),
-                EnvValue::SecretValue => {}
+                })),
             }
         }
         if settings.file_env && req.mount_requirement != MountRequirement::EnvVar {
-            env.extend(file_env(layout, planned));
+            vars.extend(file_env(layout, planned));
         }
+        add(&mut env, vars);
     }
-    let mut seen = BTreeSet::new();
-    env.retain(|e| seen.insert(e.name.clone()));
     env
 }
 

@@ -30,7 +30,7 @@
 //! nothing is wrapped, and (as without wrapping) every ENV_VAR secret no `secretKeyRef` can
 //! carry gets that warning.
 
-use flyte_secret_spec::backend::{Backend, secret_key_ref_possible, served_by_secret_key_ref};
+use flyte_secret_spec::backend::{Backend, secret_key_refs};
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
 use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
@@ -56,12 +56,17 @@ pub(super) fn unserved<'p>(
     settings: &Settings,
 ) -> Vec<Unserved<'p>> {
     let backends = &settings.backends;
+    let scope = plan.scope.as_ref();
     plan.env_secrets()
-        .filter(|s| !served_by_secret_key_ref(backends, &s.request, namespace))
-        .map(|planned| Unserved {
-            planned,
-            by_ref: secret_key_ref_possible(backends, &planned.request, namespace),
-        })
+        .filter_map(
+            |planned| match secret_key_refs(backends, &planned.request, namespace, scope) {
+                Some((_, true)) => None,
+                refs => Some(Unserved {
+                    planned,
+                    by_ref: refs.is_some(),
+                }),
+            },
+        )
         .collect()
 }
 

@@ -28,7 +28,13 @@ use serde_json::Value;
 
 use crate::common::{install_provider, webhook};
 
-const OVERLAYS: [&str; 3] = ["overlays/kubernetes", "overlays/aws", "overlays/vault"];
+const OVERLAYS: [&str; 5] = [
+    "overlays/kubernetes",
+    "overlays/aws",
+    "overlays/vault",
+    "overlays/gcp",
+    "overlays/azure",
+];
 const MWC: &str = "MutatingWebhookConfiguration";
 /// The webhook's and the broker's objects (Deployment, Service, PDB, NetworkPolicy) by name.
 const WEBHOOK: &str = "flyte-secret-webhook";
@@ -943,6 +949,8 @@ fn only_the_webhook_and_the_broker_may_read_secrets_and_the_broker_no_more_than_
         "overlays/kubernetes",
         "overlays/aws",
         "overlays/vault",
+        "overlays/gcp",
+        "overlays/azure",
         "task-namespace",
     ] {
         rendered.push((dir, render(dir)));
