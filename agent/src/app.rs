@@ -28,6 +28,21 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Init(args) => block_on(crate::run::init(*args)),
         Command::Fetch(args) => block_on(crate::run::fetch(*args)),
         Command::Secrets(args) => block_on(async { Ok(crate::manage::run(*args).await?) }),
+        Command::Watch(args) => {
+            // Before the runtime, so its threads inherit the blocked signals.
+            crate::watch::exit_on_sigterm()?;
+            block_on(crate::watch::watch(*args))
+        }
+        // No runtime: only files are read. Its own exit codes (`crate::ready`).
+        Command::Ready(args) => {
+            let verdict = crate::ready::ready(&args)?;
+            if verdict.code == crate::ready::READY {
+                println!("{}", verdict.message);
+            } else {
+                eprintln!("agent: {}", verdict.message);
+            }
+            std::process::exit(i32::from(verdict.code))
+        }
     }
 }
 

@@ -14,6 +14,8 @@
 //!   ([`backends::kube`]);
 //! - [`retry`]: timeouts and jittered retries inside the plan's deadline;
 //! - [`writer`]: the atomic, kubelet-style publish of the files;
+//! - [`watch`] and [`ready`]: `agent watch`, the refresh sidecar (re-fetch every interval,
+//!   publish a changed set, version marker and status), and its startupProbe;
 //! - [`exec`]: `agent exec`, env delivery from the written files;
 //! - [`manage`]: `agent secrets`, the managed-secret subcommand;
 //! - [`error`]: every way a run ends, and its exit code.
@@ -31,11 +33,13 @@ pub mod field;
 pub mod hardening;
 pub mod logging;
 pub mod manage;
+pub mod ready;
 pub mod resolve;
 pub mod retry;
 pub mod run;
 pub mod termination;
 pub mod value;
+pub mod watch;
 pub mod writer;
 
 pub use error::Error;

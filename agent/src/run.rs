@@ -31,7 +31,7 @@ pub fn read_plan(args: &PlanArgs) -> Result<FetchPlan, Error> {
     Ok(FetchPlan::from_json(&text)?)
 }
 
-fn context(plan: &FetchPlan, time: &TimeArgs) -> Context {
+pub(crate) fn context(plan: &FetchPlan, time: &TimeArgs) -> Context {
     Context {
         policy: time.policy(&plan.timeouts),
         scope: plan.scope.clone(),
@@ -39,7 +39,7 @@ fn context(plan: &FetchPlan, time: &TimeArgs) -> Context {
 }
 
 /// The files of a resolved plan: each secret's files, plus companions beside its primary.
-fn files_of(
+pub(crate) fn files_of(
     plan: &FetchPlan,
     resolution: &Resolution,
 ) -> Result<Vec<(SecretPath, SecretValue)>, Error> {
@@ -82,7 +82,7 @@ fn files_of(
     Ok(files)
 }
 
-fn log_resolution(plan: &FetchPlan, resolution: &Resolution) {
+pub(crate) fn log_resolution(plan: &FetchPlan, resolution: &Resolution) {
     for (secret, found) in plan.secrets.iter().zip(&resolution.found) {
         if let Some(f) = found {
             tracing::info!(

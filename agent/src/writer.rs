@@ -315,6 +315,7 @@ impl Writer {
 }
 
 mod guard;
+pub mod state;
 
 use self::guard::*;
 

@@ -398,6 +398,17 @@ impl Backend {
                 ))
             };
         }
+        let cloud = matches!(self, Self::Gcp(_) | Self::Azure(_));
+        if req.key.is_empty() && !cloud {
+            // Flyte's GCP and Azure injectors ignore the key, so flytekit users leave it out
+            // there; every other store reads a key of the group.
+            return Err(
+                "key is required (only gcp and azure read a secret by its group alone)".into(),
+            );
+        }
+        if is_azure_secret_uri(&req.group) && !matches!(self, Self::Azure(_)) {
+            return Err("a Key Vault secret URI is read by the azure backend only".into());
+        }
         match self {
             Self::Kubernetes(_) => {
                 if !is_dns1123_subdomain(&req.group) {
@@ -596,9 +607,9 @@ mod cloud;
 
 pub use aws::{AwsRef, arn_region, aws_ambiguity, aws_ref, aws_secret_id, is_aws_version_id};
 pub use cloud::{
-    AZURE_MANAGED_BINARY, AzureBackend, AzureRef, GCP_DEFAULT_ENDPOINT, GcpBackend, GcpRef,
-    azure_managed_name, azure_ref, gcp_ref, is_azure_name, is_azure_secret_uri, is_gcp_secret_id,
-    is_gcp_secret_name,
+    AZURE_MANAGED_BINARY, AzureBackend, AzureRef, AzureSecretUri, GCP_DEFAULT_ENDPOINT, GcpBackend,
+    GcpRef, azure_managed_name, azure_ref, azure_secret_uri, gcp_ref, is_azure_name,
+    is_azure_secret_uri, is_gcp_secret_id, is_gcp_secret_name,
 };
 
 #[cfg(test)]

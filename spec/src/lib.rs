@@ -14,6 +14,8 @@
 //! - [`backend`]: backend settings and the rules each backend puts on a request;
 //! - [`aggregate`]: one file per group in `.env`, JSON, properties or YAML;
 //! - [`plan`]: the fetch plan, the versioned JSON document the webhook hands the agent;
+//! - [`refresh`]: the opt-in refresh annotation, its interval bounds, and where `agent watch`
+//!   publishes its version marker and status;
 //! - [`env`]: the agent container's env var names, the kubelet's paths and the log format,
 //!   which the webhook writes and the agent reads.
 
@@ -28,6 +30,7 @@ pub mod env;
 pub mod field;
 pub mod naming;
 pub mod plan;
+pub mod refresh;
 pub mod request;
 pub mod scoped;
 pub mod textproto;

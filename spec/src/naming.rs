@@ -8,14 +8,18 @@
 //! | group `G`, key `K` | `lower(G)/lower(K)` (Flyte's K8s/AWS layout, flytekit), `G/K` when the case differs (Vault agent layout) |
 //! | … with group_version `V` | also `lower(G)/lower(V)/lower(K)`, the path flytekit's `get(G, K, V)` reads (Flyte's webhook misses it) |
 //! | no group, key `K` | `K` (Flyte 2 Embedded layout, v2 SDK), `lower(K)` when it differs (flytekit `get(key=K)`) |
+//! | group `G`, no key (GCP/Azure, where Flyte ignores the key) | `lower(G)`, or `lower(G)/lower(V)` with group_version `V`: Flyte's GCP injector path and flytekit's `get(G, group_version=V)` |
+//! | group a Key Vault secret URI `https://<host>/secrets/<N>` | first `lower(N)` or `lower(N)/lower(V)` (Flyte's Azure injector), then the rows above with the group as the path the kernel resolves flytekit's `<dir>/https://<host>/secrets/<N>` to, `https:/<host>/secrets/<N>` |
 //!
 //! Groups that are Vault paths (`secret/data/app`) or carry `/` in an AWS name become nested
 //! directories; ARN groups (`arn:aws:…:secret`) are one directory. Every component is
 //! validated ([`crate::request::validate_component`]).
 //!
 //! Env vars for ENV_VAR requests: `UPPER(prefix + G + "_" + K)` like Flyte's K8s injector,
-//! `prefix + UPPER(G)_UPPER(V)_UPPER(K)` when a group_version is set (flytekit), or
-//! `prefix + UPPER(K)` without a group (Flyte 2 Embedded), plus `env_var` when set. For
+//! `prefix + UPPER(G)_UPPER(V)_UPPER(K)` when a group_version is set (flytekit),
+//! `prefix + UPPER(K)` without a group (Flyte 2 Embedded), or `prefix + UPPER(G)[_UPPER(V)]`
+//! without a key (flytekit's `get(G, group_version=V)`; a secret URI group is upper-cased
+//! whole, as flytekit does), plus `env_var` when set. For
 //! FILE/ANY requests `env_var` holds the primary file's path.
 //!
 //! Case mapping follows Go's `strings.ToUpper/ToLower` (simple, per character): a character
@@ -168,21 +172,39 @@ impl Layout {
         // A JSON Pointer key names files by its tokens (`/db/password` → `…/db/password`).
         let key = req.naming_key();
         let key_lower = go_lower(&key);
-        if req.is_groupless() {
+        let uri = crate::backend::azure_secret_uri(&req.group);
+        // A secret URI's own directory: the path the kernel makes of flytekit's join.
+        let uri_path = uri.map(|u| u.as_path());
+        let group = uri_path.as_deref().unwrap_or(&req.group);
+        let group_lower = go_lower(group);
+        let version_lower = go_lower(&req.group_version);
+        if let Some(uri) = uri {
+            // Flyte's Azure injector: the secret's name, then the version, key ignored.
+            let name = go_lower(uri.name);
+            raw.push(if req.group_version.is_empty() {
+                name
+            } else {
+                format!("{name}/{version_lower}")
+            });
+        }
+        if req.is_keyless() {
+            // Flyte's GCP injector and flytekit's `get(G, group_version=V)` alike.
+            raw.push(if req.group_version.is_empty() {
+                group_lower
+            } else {
+                format!("{group_lower}/{version_lower}")
+            });
+        } else if req.is_groupless() {
             raw.push(key.to_string());
             raw.push(key_lower.clone());
             if !req.group_version.is_empty() {
                 raw.push(format!("{}/{key_lower}", go_lower(&req.group_version)));
             }
         } else {
-            let group_lower = go_lower(&req.group);
             raw.push(format!("{group_lower}/{key_lower}"));
-            raw.push(format!("{}/{key}", req.group));
+            raw.push(format!("{group}/{key}"));
             if !req.group_version.is_empty() {
-                raw.push(format!(
-                    "{group_lower}/{}/{key_lower}",
-                    go_lower(&req.group_version)
-                ));
+                raw.push(format!("{group_lower}/{version_lower}/{key_lower}"));
             }
         }
         let mut out: Vec<SecretPath> = Vec::with_capacity(raw.len());
@@ -229,10 +251,12 @@ impl Layout {
         let key = req.naming_key();
         if req.is_groupless() {
             names.push(format!("{}{}", self.env_prefix, go_upper(&key)));
-        } else {
+        } else if !req.is_keyless() {
             names.push(go_upper(&format!("{}{}_{key}", self.env_prefix, req.group)));
         }
-        if !req.group_version.is_empty() {
+        // flytekit's `prefix + "_".join(upper(x) for x in (group, group_version, key) if x)`;
+        // for a key-less request it is the only name.
+        if !req.group_version.is_empty() || req.is_keyless() {
             let parts: Vec<String> = [req.group.as_str(), &req.group_version, &key]
                 .into_iter()
                 .filter(|p| !p.is_empty())

@@ -87,7 +87,9 @@ pub struct SecretRequest {
     /// Backend-specific version (Vault engine, AWS version id or stage).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group_version: String,
-    /// Key inside the group, or the secret's name when there is no group.
+    /// Key inside the group, or the secret's name when there is no group. May be empty with
+    /// a group: Flyte's GCP and Azure injectors ignore the key, so flytekit requests for them
+    /// often leave it out (the other backends refuse such a request).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
     /// How the task wants the secret delivered.
@@ -101,7 +103,7 @@ pub struct SecretRequest {
 /// Why a request was rejected. Messages name the secret (group/key), never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RequestError {
-    /// The key is missing.
+    /// Neither a group nor a key.
     #[error("secret {0}: key is required")]
     MissingKey(SecretName),
     /// A field is not a safe relative path.
@@ -221,13 +223,13 @@ impl SecretRequest {
     }
 
     /// How to name this request in logs and errors: `group/key` (`key` alone without a
-    /// group) with `@group_version` when set. Control characters are escaped, and a name
+    /// group, `group` alone without a key) with `@group_version` when set. Control characters are escaped, and a name
     /// over [`MAX_NAME_CHARS`] characters is shortened in the middle, so that the reason
     /// after it still fits in a termination message (4 KiB).
     pub fn name(&self) -> SecretName {
         let mut s = String::new();
-        if !self.group.is_empty() {
-            s.push_str(&self.group);
+        s.push_str(&self.group);
+        if !self.group.is_empty() && !self.key.is_empty() {
             s.push('/');
         }
         s.push_str(&self.key);
@@ -264,9 +266,17 @@ impl SecretRequest {
         }
     }
 
-    /// The rules every backend shares: a key, safe relative paths, a valid `env_var`.
+    /// Whether the request has a group but no key: Flyte's GCP/Azure addressing, where the
+    /// group (and group_version) alone name the secret.
+    pub fn is_keyless(&self) -> bool {
+        self.key.is_empty() && !self.group.is_empty()
+    }
+
+    /// The rules every backend shares: a group or a key, safe relative paths, a valid
+    /// `env_var`. A group is a relative path, or a Key Vault secret URI
+    /// ([`crate::backend::azure_secret_uri`]), whose `//` is the one empty component allowed.
     pub fn validate(&self) -> Result<(), RequestError> {
-        if self.key.is_empty() {
+        if self.key.is_empty() && self.group.is_empty() {
             return Err(RequestError::MissingKey(self.name()));
         }
         let unsafe_path = |field, reason| RequestError::UnsafePath {
@@ -275,7 +285,11 @@ impl SecretRequest {
             reason,
         };
         if !self.group.is_empty() {
-            validate_relative_path(&self.group).map_err(|e| unsafe_path("group", e))?;
+            let group = match crate::backend::azure_secret_uri(&self.group) {
+                Some(uri) => Cow::Owned(uri.as_path()),
+                None => Cow::Borrowed(self.group.as_str()),
+            };
+            validate_relative_path(&group).map_err(|e| unsafe_path("group", e))?;
         }
         let pointer = match self.pointer() {
             Some(Ok(_)) if self.group.is_empty() => Some(Err(PointerError::NoGroup)),
@@ -288,7 +302,9 @@ impl SecretRequest {
                 reason,
             });
         }
-        validate_relative_path(&self.naming_key()).map_err(|e| unsafe_path("key", e))?;
+        if !self.key.is_empty() {
+            validate_relative_path(&self.naming_key()).map_err(|e| unsafe_path("key", e))?;
+        }
         // The first component of the files is the group's, or the key's without a group.
         let naming_key = self.naming_key();
         let (field, top) = if self.group.is_empty() {

@@ -2,6 +2,14 @@
 //! stops the pod before any app container starts), then the app containers (sequentially
 //! here; each is a short-lived task). Every container runs in a bubblewrap sandbox:
 //!
+//! - **native sidecars** (init containers with `restartPolicy: Always`) start in the
+//!   background in order, as PID 1 of their namespace; their exec `startupProbe` (run with
+//!   the container's mounts, env and user, at its period and failure threshold) gates the
+//!   next container. Once the app containers are done they get SIGTERM, last first, and
+//!   [`SIDECAR_GRACE`] to exit (the run fails otherwise); their exit codes do not count
+//!   towards [`PodRun::succeeded`], as for the kubelet. While sidecars run, `secret` volumes
+//!   are re-read every half second and a changed Secret is published as the kubelet does
+//!   ([`kubelet_update`]: a new `..<stamp>` set, one rename of `..data`);
 //! - **image**: the agent image is an empty root holding only the static agent at `/agent`
 //!   and a CA bundle (what `FROM scratch` gives); any other image is the host's root,
 //!   read-only (where Python and flytekit are installed);
@@ -29,7 +37,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use flyte_secret_testkit::kubelet::{VolumeFile, atomic_write};
@@ -74,6 +83,8 @@ pub struct ContainerRun {
     pub name: String,
     /// Whether it was an init container.
     pub init: bool,
+    /// Whether it was a native sidecar (an init container with `restartPolicy: Always`).
+    pub sidecar: bool,
     /// Exit code (`None` when killed by a signal).
     pub code: Option<i32>,
     /// Standard output.
@@ -82,6 +93,9 @@ pub struct ContainerRun {
     pub stderr: String,
     /// What it wrote to its termination message file.
     pub termination_message: String,
+    /// A sidecar: how long it took to exit after SIGTERM (`None`: it had to be killed, or it
+    /// is no sidecar).
+    pub stopped_after: Option<Duration>,
 }
 
 /// A pod's run.
@@ -96,9 +110,11 @@ pub struct PodRun {
 }
 
 impl PodRun {
-    /// Whether every container exited 0 (`Succeeded`).
+    /// Whether every container exited 0 (`Succeeded`). Sidecars' exit codes do not count,
+    /// as for the kubelet (they are terminated once the app containers are done).
     pub fn succeeded(&self) -> bool {
-        !self.containers.is_empty() && self.containers.iter().all(|c| c.code == Some(0))
+        let mut counted = self.containers.iter().filter(|c| !c.sidecar).peekable();
+        counted.peek().is_some() && counted.all(|c| c.code == Some(0))
     }
 
     /// A container's run by name.
@@ -197,6 +213,7 @@ fn run_containers(
 
     // Volumes: name → host path.
     let mut volumes: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut secret_volumes: Vec<SecretVolume> = Vec::new();
     for v in spec["volumes"].as_array().into_iter().flatten() {
         let name = str_of(v, "name")
             .context("volume without a name")?
@@ -247,11 +264,14 @@ fn run_containers(
         } else if let Some(secret) = v.get("secret") {
             let files = secret_files(secret, cluster, namespace)
                 .with_context(|| format!("volume {name}"))?;
-            atomic_write(
-                &host,
-                &files,
-                int_of(secret, "defaultMode").unwrap_or(0o644),
-            )?;
+            let mode = int_of(secret, "defaultMode").unwrap_or(0o644);
+            atomic_write(&host, &files, mode)?;
+            secret_volumes.push(SecretVolume {
+                host: host.clone(),
+                secret: secret.clone(),
+                mode,
+                files,
+            });
         } else if let Some(path) = v.get("hostPath").and_then(|h| str_of(h, "path")) {
             std::fs::remove_dir(&host)?;
             std::os::unix::fs::symlink(path, &host)?;
@@ -276,6 +296,8 @@ fn run_containers(
                 .flatten()
                 .map(|c| (c, false)),
         );
+    let mut sidecars: Vec<Sidecar> = Vec::new();
+    let mut outcome = Ok(());
     for (container, init) in containers {
         let name = str_of(container, "name").unwrap_or("?").to_string();
         let termination = dir.join(format!("termination-{name}"));
@@ -284,35 +306,375 @@ fn run_containers(
             &termination,
             std::os::unix::fs::PermissionsExt::from_mode(0o666),
         )?;
-        let mut cmd = sandbox(
-            container,
-            &pod_sc,
-            &volumes,
-            &termination,
-            cluster,
-            namespace,
-            (&host, &port),
-        )?;
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = cmd
-            .output()
+        let sandboxed = |c: &Value, termination: &Path| {
+            sandbox(
+                c,
+                &pod_sc,
+                &volumes,
+                termination,
+                cluster,
+                namespace,
+                (&host, &port),
+            )
+        };
+        let cmd = sandboxed(container, &termination)?;
+        let out = Captured::new(&dir, &name)?;
+        if init && str_of(container, "restartPolicy") == Some("Always") {
+            // A native sidecar: started, and the next container waits for its startupProbe.
+            let child = out
+                .spawn(cmd)
+                .with_context(|| format!("starting sidecar {name}"))?;
+            let mut sidecar = Sidecar {
+                name: name.clone(),
+                child,
+                out,
+                termination,
+            };
+            // Probes write no termination message, but the sandbox binds one.
+            let probe_termination = dir.join(format!("termination-probe-{name}"));
+            std::fs::write(&probe_termination, "")?;
+            if let Err(why) = await_startup(container, &mut sidecar, &|probe| {
+                sandboxed(probe, &probe_termination)
+            }) {
+                // The kubelet would restart it forever: the pod never starts.
+                let mut result = sidecar.kill();
+                result.stderr.push_str(&format!("\n[runner] {why}\n"));
+                run.containers.push(result);
+                break;
+            }
+            sidecars.push(sidecar);
+            continue;
+        }
+        let mut child = out
+            .spawn(cmd)
             .with_context(|| format!("running container {name}"))?;
+        // While sidecars run, the kubelet keeps `secret` volumes current.
+        let status = wait_polling(&mut child, || {
+            if !sidecars.is_empty() {
+                sync_secret_volumes(&mut secret_volumes, cluster, namespace);
+            }
+        })
+        .with_context(|| format!("running container {name}"))?;
+        let (stdout, stderr) = out.read();
         let result = ContainerRun {
             name,
             init,
+            sidecar: false,
             code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stdout,
+            stderr,
             termination_message: std::fs::read_to_string(&termination).unwrap_or_default(),
+            stopped_after: None,
         };
         let failed = result.code != Some(0);
         run.containers.push(result);
         if failed && init {
             // restartPolicy Never: the pod fails; app containers never start.
             break;
+        }
+    }
+    // The app containers are done (or the pod failed): sidecars get SIGTERM, last first.
+    while let Some(sidecar) = sidecars.pop() {
+        let name = sidecar.name.clone();
+        let result = sidecar.stop();
+        let late = result.stopped_after.is_none();
+        run.containers.push(result);
+        if late && outcome.is_ok() {
+            outcome = Err(anyhow::anyhow!(
+                "sidecar {name} did not exit within {}s of SIGTERM (killed)",
+                SIDECAR_GRACE.as_secs()
+            ));
+        }
+    }
+    outcome
+}
+
+/// How often `secret` volumes are re-read while sidecars run (the kubelet's sync period is a
+/// minute or more plus its cache TTL; tests want a change within a second).
+const VOLUME_SYNC: Duration = Duration::from_millis(500);
+/// How long a sidecar may take to exit after SIGTERM before the run fails.
+pub const SIDECAR_GRACE: Duration = Duration::from_secs(3);
+
+/// A `secret` volume the runner keeps current, as the kubelet does.
+struct SecretVolume {
+    host: PathBuf,
+    secret: Value,
+    mode: u32,
+    files: Vec<VolumeFile>,
+}
+
+/// A container's stdout and stderr, in files (read once it has exited).
+struct Captured {
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Captured {
+    fn new(dir: &Path, name: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            stdout: dir.join(format!("stdout-{name}")),
+            stderr: dir.join(format!("stderr-{name}")),
+        })
+    }
+
+    fn spawn(&self, mut cmd: Command) -> std::io::Result<Child> {
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&self.stdout)?)
+            .stderr(std::fs::File::create(&self.stderr)?)
+            .spawn()
+    }
+
+    fn read(&self) -> (String, String) {
+        let read =
+            |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        (read(&self.stdout), read(&self.stderr))
+    }
+}
+
+/// A running native sidecar.
+struct Sidecar {
+    name: String,
+    child: Child,
+    out: Captured,
+    termination: PathBuf,
+}
+
+impl Sidecar {
+    fn result(&self, status: Option<ExitStatus>, stopped_after: Option<Duration>) -> ContainerRun {
+        let (stdout, stderr) = self.out.read();
+        ContainerRun {
+            name: self.name.clone(),
+            init: true,
+            sidecar: true,
+            code: status.and_then(|s| s.code()),
+            stdout,
+            stderr,
+            termination_message: std::fs::read_to_string(&self.termination).unwrap_or_default(),
+            stopped_after,
+        }
+    }
+
+    fn kill(mut self) -> ContainerRun {
+        let _ = self.child.kill();
+        let status = self.child.wait().ok();
+        self.result(status, None)
+    }
+
+    /// SIGTERM to the container's processes (not the sandbox's own), then up to
+    /// [`SIDECAR_GRACE`] for it to exit; killed after that (`stopped_after: None`).
+    fn stop(mut self) -> ContainerRun {
+        let asked = Instant::now();
+        let pids: Vec<String> = container_processes(self.child.id())
+            .iter()
+            .map(i32::to_string)
+            .collect();
+        if !pids.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .args(&pids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        while asked.elapsed() < SIDECAR_GRACE {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return self.result(Some(status), Some(asked.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill()
+    }
+}
+
+/// The processes below `root` that are the container's own (not bwrap or setpriv).
+fn container_processes(root: u32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32, String)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        parent_of.push((pid, ppid, comm));
+    }
+    let mut below = vec![root as i32];
+    let mut i = 0;
+    while i < below.len() {
+        let p = below[i];
+        below.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp, _)| *pp == p)
+                .map(|(c, _, _)| *c),
+        );
+        i += 1;
+    }
+    parent_of
+        .iter()
+        .filter(|(pid, _, comm)| {
+            *pid != root as i32 && below.contains(pid) && comm != "bwrap" && comm != "setpriv"
+        })
+        .map(|(pid, _, _)| *pid)
+        .collect()
+}
+
+/// Waits for a sidecar's `startupProbe` (exec) to pass, as the kubelet runs it: after
+/// `initialDelaySeconds`, every `periodSeconds`, at most `failureThreshold` failures, each
+/// attempt bounded by `timeoutSeconds`. The probe runs with the container's mounts, env and
+/// user. Without a probe the sidecar counts as started at once.
+fn await_startup(
+    container: &Value,
+    sidecar: &mut Sidecar,
+    sandboxed: &dyn Fn(&Value) -> anyhow::Result<Command>,
+) -> anyhow::Result<()> {
+    let Some(probe) = container.get("startupProbe") else {
+        return Ok(());
+    };
+    let command = probe["exec"]["command"].clone();
+    if !command.is_array() {
+        bail!("startupProbe: only exec probes are supported by this runner");
+    }
+    let secs =
+        |key: &str, default: u32| Duration::from_secs(int_of(probe, key).unwrap_or(default).into());
+    let (period, timeout) = (secs("periodSeconds", 10), secs("timeoutSeconds", 1));
+    let threshold = int_of(probe, "failureThreshold").unwrap_or(3);
+    std::thread::sleep(secs("initialDelaySeconds", 0));
+    let mut spec = container.clone();
+    spec["command"] = command;
+    if let Some(map) = spec.as_object_mut() {
+        map.remove("args");
+        map.remove("restartPolicy");
+    }
+    let mut last = String::new();
+    for _ in 0..threshold {
+        if let Some(status) = sidecar.child.try_wait()? {
+            bail!(
+                "sidecar {} exited ({status}) before its startupProbe passed",
+                sidecar.name
+            );
+        }
+        let mut cmd = sandboxed(&spec)?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = child.wait_with_output()?;
+        if status.is_some_and(|s| s.success()) {
+            return Ok(());
+        }
+        last = format!(
+            "{:?}: {}{}",
+            status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(period);
+    }
+    bail!(
+        "sidecar {}: startupProbe failed {threshold} times (last: {last})",
+        sidecar.name
+    )
+}
+
+/// Waits for `child`, calling `tick` every [`VOLUME_SYNC`] meanwhile.
+fn wait_polling(child: &mut Child, mut tick: impl FnMut()) -> std::io::Result<ExitStatus> {
+    let mut last = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if last.elapsed() >= VOLUME_SYNC {
+            tick();
+            last = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Re-reads every `secret` volume's Secret and publishes a changed one as the kubelet does
+/// ([`kubelet_update`]); a read that fails keeps the old contents, as the kubelet does.
+fn sync_secret_volumes(volumes: &mut [SecretVolume], cluster: &dyn Cluster, namespace: &str) {
+    for v in volumes {
+        let Ok(files) = secret_files(&v.secret, cluster, namespace) else {
+            continue;
+        };
+        if files != v.files && kubelet_update(&v.host, &files, v.mode).is_ok() {
+            v.files = files;
+        }
+    }
+}
+
+/// The kubelet's atomic update of a volume: the new set in a fresh `..<stamp>` directory,
+/// links for new top-level names, one rename of `..data`, then the old set and the links of
+/// names that left are removed. A reader through `..data` sees the old set or the new one.
+pub fn kubelet_update(
+    volume: &Path,
+    files: &[VolumeFile],
+    default_mode: u32,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let stamp = format!(
+        "..sync_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    let data_dir = volume.join(&stamp);
+    std::fs::create_dir(&data_dir)?;
+    let mut tops = std::collections::BTreeSet::new();
+    for (path, bytes, mode) in files {
+        let file = data_dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, bytes)?;
+        std::fs::set_permissions(
+            &file,
+            std::fs::Permissions::from_mode(mode.unwrap_or(default_mode)),
+        )?;
+        tops.insert(path.split('/').next().unwrap_or(path).to_string());
+    }
+    for top in &tops {
+        if std::fs::symlink_metadata(volume.join(top)).is_err() {
+            symlink(format!("..data/{top}"), volume.join(top))?;
+        }
+    }
+    let old = std::fs::read_link(volume.join("..data")).ok();
+    let tmp = volume.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&stamp, &tmp)?;
+    std::fs::rename(&tmp, volume.join("..data"))?;
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(volume.join(old));
+    }
+    for entry in std::fs::read_dir(volume)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("..") && !tops.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     Ok(())
@@ -468,6 +830,11 @@ fn sandbox(
         arg(&uid.to_string());
         arg("--gid");
         arg(&gid.to_string());
+    }
+    if str_of(container, "restartPolicy") == Some("Always") {
+        // As in a pod, the sidecar's process is PID 1 of its namespace: a signal it does not
+        // handle is ignored, so SIGTERM tests its handler, not the default action.
+        arg("--as-pid-1");
     }
     for a in [
         "--unshare-pid",

@@ -953,3 +953,182 @@ async fn one_value_through_everything_appears_nowhere() {
     assert!(audit.texts.len() > 40);
     audit.check();
 }
+
+/// Google Secret Manager and Azure Key Vault (issue 18): one secret in each stand-in holds the
+/// canary, addressed as Flyte does (GCP key-less, `group_version` the version; Azure the
+/// secret URI), both ENV_VAR. Admission with trace logs, `agent init` (JSON and plain trace
+/// logs) through a 429 and a 503 from each service (retried), `agent exec`, `agent fetch`
+/// (`--show` is the positive control), and both secrets refused (PERMISSION_DENIED, 403):
+/// zero hits anywhere.
+#[test]
+fn gcp_and_azure_values_appear_nowhere() {
+    use flyte_secret_spec::backend::{AzureBackend, GcpBackend};
+    use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, TENANT};
+    use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
+
+    let value = canary();
+    let mut audit = Audit::new(&value);
+    // The stand-ins on a runtime of their own: the agent runs as a blocking child process.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (gcp, azure) = runtime.block_on(async {
+        (
+            GcpStandIn::start().await.unwrap(),
+            AzureStandIn::start().await.unwrap(),
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let secret = unique("canary-gcp");
+    gcp.add_version(&secret, b"not this version");
+    let version = gcp.add_version(&secret, value.as_bytes());
+    let name = unique("canary-azure");
+    azure.set(&name, &value);
+    let backends = vec![
+        Backend::Gcp(GcpBackend {
+            project: Some(PROJECT.into()),
+            endpoint: Some(gcp.api.url.clone()),
+            credentials_file: Some(gcp.service_account_key(home.path()).display().to_string()),
+            ca_cert_file: Some(gcp.ca_file(home.path()).display().to_string()),
+        }),
+        Backend::Azure(AzureBackend {
+            vault_url: Some(azure.url().to_string()),
+            ca_cert_file: Some(azure.ca_file(home.path()).display().to_string()),
+        }),
+    ];
+    let settings = Settings::resolve(
+        &InjectArgs {
+            backends: Some(serde_json::to_string(&backends).unwrap()),
+            ..InjectArgs::default()
+        },
+        FileConfig::default(),
+    )
+    .unwrap();
+    let requests = [
+        SecretRequest::new(&secret, "")
+            .with_group_version(version.to_string())
+            .with_mount(MountRequirement::EnvVar)
+            .with_env_var("CANARY_GCP"),
+        SecretRequest::new(format!("{}/secrets/{name}", azure.url()), "")
+            .with_mount(MountRequirement::EnvVar)
+            .with_env_var("CANARY_AZURE"),
+    ];
+    let logs = Captured::default();
+    let body = review("canary-clouds", "CREATE", &pod(&requests));
+    let response = admit(&body, &settings, &logs);
+    assert_eq!(response["response"]["allowed"], true, "{response}");
+    let (admitted, _) = fixtures::apply_response(&body["request"]["object"], &response);
+    audit.add("webhook: AdmissionReview response", response.to_string());
+    audit.add("webhook: admitted pod", admitted.to_string());
+    let plan_text = agent_env(&admitted, PLAN_ENV);
+    let plan = FetchPlan::from_json(&plan_text).unwrap();
+    // Azure Workload Identity, as its webhook sets the pod up.
+    let env: Vec<(String, String)> = vec![
+        ("AZURE_CLIENT_ID".into(), CLIENT_ID.into()),
+        ("AZURE_TENANT_ID".into(), TENANT.into()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE".into(),
+            azure
+                .federated_token_file(home.path())
+                .display()
+                .to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST".into(), format!("{}/", azure.url())),
+    ];
+
+    // `agent init`, trace logs; the first run goes through a 429 and a 503 from each.
+    gcp.fail_next(1, 429, "RESOURCE_EXHAUSTED");
+    gcp.fail_next(1, 503, "UNAVAILABLE");
+    azure.throttle_next(1, 1);
+    azure.fail_next(1, 503);
+    let mut last = None;
+    for format in ["json", "plain"] {
+        // A directory per run: each is a pod's fresh volume (the task's uid owns the last).
+        let root = tempfile::tempdir().unwrap();
+        let (out, termination) = init_json(home.path(), &plan_text, root.path(), &env, format);
+        assert_ok(&out);
+        audit.add_run(
+            &format!("clouds: init ({format})"),
+            &out,
+            Some(&termination),
+        );
+        // Positive control: the value is where it belongs.
+        for s in &plan.secrets {
+            assert_eq!(
+                std::fs::read_to_string(root.path().join(s.files[0].as_str())).unwrap(),
+                value,
+                "{}",
+                s.request.name()
+            );
+        }
+        last = Some(root);
+    }
+    let root = last.expect("two runs");
+    // Positive control: the faults were met, then the reads succeeded (3 calls each in the
+    // first run, 1 in the second).
+    assert_eq!(gcp.access_calls().len(), 4, "{:?}", gcp.access_calls());
+    assert_eq!(azure.reads().len(), 4, "{:?}", azure.reads());
+
+    // `agent exec`: the child sees both values; nothing else does.
+    let out = agent(home.path())
+        .args(["exec", "--", "sh", "-c"])
+        .arg(format!(
+            "[ \"$CANARY_GCP\" = '{value}' ] && [ \"$CANARY_AZURE\" = '{value}' ] && echo delivered"
+        ))
+        .env(PLAN_ENV, &plan_text)
+        .env("FLYTE_SECRET_ROOT", root.path())
+        .env("FLYTE_SECRET_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "delivered");
+    audit.add("clouds: exec: stderr", String::from_utf8_lossy(&out.stderr));
+
+    // `agent fetch` with the plan: without --show nothing; --show is the positive control.
+    let plan_file = home.path().join("clouds-plan.json");
+    std::fs::write(&plan_file, &plan_text).unwrap();
+    let fetch = |show: bool| {
+        let mut cmd = agent(home.path());
+        cmd.arg("fetch").arg("--plan-file").arg(&plan_file);
+        if show {
+            cmd.arg("--show");
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("FLYTE_SECRET_LOG", "trace")
+            .output()
+            .unwrap()
+    };
+    let out = fetch(false);
+    assert_ok(&out);
+    audit.add_run("clouds: fetch", &out, None);
+    let shown = fetch(true);
+    assert_ok(&shown);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&value),
+        "--show prints values"
+    );
+
+    // Both refused: exit 1, the reasons name the secrets only.
+    gcp.deny(&secret);
+    azure.deny(&name);
+    let refused = tempfile::tempdir().unwrap();
+    let (out, termination) = init_json(home.path(), &plan_text, refused.path(), &env, "json");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listing(refused.path()).is_empty());
+    audit.add_run("clouds: refused", &out, Some(&termination));
+
+    audit.add(
+        "clouds: webhook logs (trace)",
+        String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string(),
+    );
+    assert!(audit.texts.len() >= 12, "{}", audit.texts.len());
+    audit.check();
+    runtime.shutdown_background();
+}

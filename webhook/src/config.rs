@@ -16,6 +16,7 @@ use flyte_secret_spec::aggregate::Format;
 use flyte_secret_spec::backend::Backend;
 use flyte_secret_spec::naming::Layout;
 use flyte_secret_spec::plan::Timeouts;
+use flyte_secret_spec::refresh::Refresh;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use thiserror::Error;
 
@@ -99,6 +100,8 @@ pub struct Settings {
     pub file_env: bool,
     /// The CA bundle agents trust for the broker (read per admission when it changed).
     pub broker_ca: BrokerCa,
+    /// Refresh for every pod (`refreshInterval`), unless its annotation says otherwise.
+    pub refresh: Refresh,
 }
 
 impl Default for Settings {
@@ -128,6 +131,7 @@ impl Settings {
         let exec_wrap = resolve::exec_wrap(args, &file, &layout, file.vault_token.as_ref())?;
         let aggregate = resolve::aggregate(args, &file)?;
         let file_env = args.file_env.or(file.file_env).unwrap_or(false);
+        let refresh = resolve::refresh(args, &file)?;
         let broker_ca = BrokerCa::new(
             args.broker_ca_file
                 .clone()
@@ -147,6 +151,7 @@ impl Settings {
             aggregate,
             file_env,
             broker_ca,
+            refresh,
         })
     }
 }

@@ -14,6 +14,8 @@
 //!   webhook's value wins, and the user's own env vars can still reference ours with
 //!   `$(NAME)`);
 //! - the marker annotation `flyte-secret-agent/injected: "true"`;
+//! - with `flyte-secret-agent/refresh` (or the install's `refreshInterval`), the `agent
+//!   watch` native sidecar after the agent (`refresh`);
 //! - for ENV_VAR secrets no `secretKeyRef` can serve: containers run under `agent exec`
 //!   (see [`wrap`]), with the agent binary's volume read-only and the plan in their env
 //!   (args-only containers only when they are the Flyte task container, [`task`]).
@@ -48,6 +50,7 @@ mod inject;
 mod owner;
 pub mod patch;
 mod plan;
+mod refresh;
 mod rewire;
 mod task;
 mod wiring;
@@ -55,6 +58,7 @@ pub mod wrap;
 
 pub use access::{BROKER_VOLUME_NAME, SECRET_VOLUME_PREFIX};
 pub use patch::{Op, Patch};
+pub use refresh::WATCH_CONTAINER;
 pub use task::PRIMARY_CONTAINER_ANNOTATION;
 
 /// Name of the agent init container.
@@ -225,3 +229,6 @@ mod tests;
 
 #[cfg(test)]
 mod flyte2_tests;
+
+#[cfg(test)]
+mod cloud_tests;

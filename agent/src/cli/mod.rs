@@ -5,6 +5,7 @@
 pub mod fetch;
 pub mod flags;
 pub mod secrets;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -18,13 +19,14 @@ use flyte_secret_spec::env::{
 pub use self::fetch::FetchArgs;
 pub use self::flags::{DeliveryArgs, KubeArgs, PlanArgs, PodArgs, TimeArgs};
 pub use self::secrets::SecretsArgs;
+pub use self::watch::{ReadyArgs, WatchArgs};
 use crate::logging::{DEFAULT_FILTER, LogFormat};
 
 /// Delivers Flyte task secrets from Kubernetes, AWS Secrets Manager and Vault into files.
 ///
 /// Exit codes: 0 every secret written; 1 a secret could not be fetched or written;
 /// 2 usage or configuration error (bad flags, unreadable or invalid plan); 127 `agent exec`
-/// could not run the program.
+/// could not run the program. `agent ready`: 0 ready, 1 not published yet, 3 stale.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version, about, long_about)]
 pub struct Cli {
@@ -56,6 +58,14 @@ pub enum Command {
     /// Manage Flyte 2 secrets (org, domain or project+domain scoped) in Kubernetes, AWS
     /// Secrets Manager or Vault, where `init` finds them. Values are never printed.
     Secrets(Box<SecretsArgs>),
+    /// Run as the pod's refresh sidecar (a native sidecar after `init`): re-fetch the plan
+    /// every --interval (±10% jitter), publish a changed set atomically and bump
+    /// `<mount>/..flyte-secret-agent/version`; keep the last good files on failure. Exits 0
+    /// at once on SIGTERM.
+    Watch(Box<WatchArgs>),
+    /// The sidecar's startupProbe: exit 0 when the files are published and the watcher's
+    /// status is fresh; 1 nothing published yet; 3 the last success is too old; 2 usage.
+    Ready(ReadyArgs),
 }
 
 /// `agent init`.

@@ -256,7 +256,7 @@ fn cases() -> Vec<Case> {
             "empty key",
             one(json!({"group": "g", "key": ""})),
             2,
-            "secret g/: key is required",
+            "secret g: no configured backend can serve it: kubernetes: key is required",
         ),
         // Env var names.
         case(
@@ -519,7 +519,7 @@ fn cases() -> Vec<Case> {
             "fetch: empty key",
             fetch(&["--group", "g", "--key", "", "--backend", "aws"]),
             2,
-            "secret g/: key is required",
+            "secret g: no configured backend can serve it: aws: key is required",
         ),
         case(
             "fetch: bad env var",

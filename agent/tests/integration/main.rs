@@ -5,7 +5,8 @@
 //! - [`fetch`]: `agent init` / `agent fetch` per backend (the read path);
 //! - [`secrets`]: `agent secrets` per store (the managed-secret layout, written);
 //! - [`faults`]: retries, fail-fast and the fault matrix behind a fault-injecting proxy;
-//! - [`bad_input`], [`cli`], [`exec`]: hostile plans and flags, the CLI contract, `agent exec`.
+//! - [`bad_input`], [`cli`], [`exec`]: hostile plans and flags, the CLI contract, `agent exec`;
+//! - [`watch`]: `agent watch` (the refresh sidecar) and `agent ready`.
 //!
 //! Cross-crate suites (the canary audit, bursts) live in the `tests` crate.
 
@@ -18,3 +19,4 @@ mod fetch;
 mod hardening;
 mod manage_support;
 mod secrets;
+mod watch;

@@ -3,11 +3,13 @@
 //!
 //! - GCP ([`gcp_ref`]): `group` is the secret, a bare id in the configured project or a full
 //!   `projects/<p>/secrets/<s>`; `group_version` the version (`latest`, a number or an
-//!   alias; empty reads `latest`). Flyte ignores `key`; so do we, except that a key starting
-//!   with `/` is a JSON Pointer into the payload.
+//!   alias; empty reads `latest`, where Flyte's injector requires one). Flyte ignores `key`
+//!   and flytekit users leave it out; so we accept an empty one, and a key only names files
+//!   ([`crate::naming`]), except that a key starting with `/` is a JSON Pointer into the
+//!   payload.
 //! - Azure ([`azure_ref`]): `group` is the secret URI `https://<vault>/secrets/<name>`
-//!   (Flyte's form) or a bare name in the configured vault; `group_version` the optional
-//!   version. `key` as for GCP.
+//!   (Flyte's form, [`azure_secret_uri`]) or a bare name in the configured vault;
+//!   `group_version` the optional version. `key` as for GCP.
 //! - Flyte 2 managed secrets: GCP `projects/<project>/secrets/<encoded id>/versions/latest`,
 //!   Azure [`azure_managed_name`] of the encoded id, the value stored as
 //!   `{"type":0|1,"value":…}` ([`AZURE_MANAGED_BINARY`]).
@@ -185,26 +187,71 @@ pub fn is_azure_name(name: &str) -> bool {
     (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// The vault and name of a secret URI `https://<host>/secrets/<name>`, else `None`.
-fn azure_uri(group: &str) -> Option<(&str, &str)> {
+/// A Key Vault secret URI, `https://<host>[:<port>]/secrets/<name>`: Flyte's Azure group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AzureSecretUri<'a> {
+    /// The vault's URL, `https://<host>[:<port>]`.
+    pub vault: &'a str,
+    /// The host and port alone.
+    pub host: &'a str,
+    /// The secret's name (`[0-9a-zA-Z-]{1,127}`).
+    pub name: &'a str,
+}
+
+impl AzureSecretUri<'_> {
+    /// The group as a relative path with the empty component of `//` dropped
+    /// (`https:/<host>/secrets/<name>`): the directory a filesystem reaches when flytekit
+    /// joins the URI onto its secrets directory (`os.path.join` keeps the `//`, the kernel
+    /// reads it as one `/`).
+    pub fn as_path(&self) -> String {
+        format!("https:/{}/secrets/{}", self.host, self.name)
+    }
+}
+
+/// Whether `host` is `<DNS name or IPv4>[:<port>]`: letters, digits, `.`, `-`, and at most one
+/// `:` followed by digits. Narrow on purpose: the URI becomes env var names and paths.
+fn is_uri_host(host: &str) -> bool {
+    let (name, port) = match host.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (host, None),
+    };
+    let name_ok = (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !name.starts_with(['.', '-'])
+        && !name.contains("..");
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    name_ok && port_ok
+}
+
+/// The parts of a Key Vault secret URI `https://<host>[:<port>]/secrets/<name>` (Flyte's
+/// Azure group, [`AzureSecretUri`]), else `None`. No trailing `/`, query or version path: the
+/// version is `group_version`, as in Flyte.
+pub fn azure_secret_uri(group: &str) -> Option<AzureSecretUri<'_>> {
     let rest = group.strip_prefix("https://")?;
     let (host, path) = rest.split_once('/')?;
-    let name = path.strip_prefix("secrets/")?.trim_end_matches('/');
-    (!host.is_empty()).then(|| (&group[..8 + host.len()], name))
+    let name = path.strip_prefix("secrets/")?;
+    (is_uri_host(host) && is_azure_name(name)).then(|| AzureSecretUri {
+        vault: &group[..8 + host.len()],
+        host,
+        name,
+    })
 }
 
 /// Whether the group is a Key Vault secret URI, the shape only Azure has.
 pub fn is_azure_secret_uri(group: &str) -> bool {
-    azure_uri(group).is_some()
+    azure_secret_uri(group).is_some()
 }
 
 /// How a request addresses Key Vault (see the module documentation).
 pub fn azure_ref(req: &SecretRequest) -> Result<AzureRef, String> {
-    let (vault, name) = match azure_uri(&req.group) {
-        Some((v, n)) => (Some(v.to_string()), n),
+    let (vault, name) = match azure_secret_uri(&req.group) {
+        Some(uri) => (Some(uri.vault.to_string()), uri.name),
         None if req.group.contains("://") => {
             return Err(format!(
-                "Azure secret URI {:?} is not https://<vault>/secrets/<name>",
+                "Azure secret URI {:?} is not https://<vault host>/secrets/<name> (name [0-9a-zA-Z-]{{1,127}}, no trailing / or version: the version is group_version)",
                 req.group
             ));
         }
@@ -316,6 +363,71 @@ mod tests {
         ] {
             assert!(azure_ref(&req(group, gv, "k")).is_err(), "{group} {gv}");
         }
+    }
+
+    #[test]
+    fn secret_uris_are_narrow() {
+        let uri = azure_secret_uri("https://v1.vault.azure.net/secrets/db-pass").unwrap();
+        assert_eq!(uri.vault, "https://v1.vault.azure.net");
+        assert_eq!(uri.as_path(), "https:/v1.vault.azure.net/secrets/db-pass");
+        let local = azure_secret_uri("https://127.0.0.1:8443/secrets/a-1").unwrap();
+        assert_eq!((local.vault, local.name), ("https://127.0.0.1:8443", "a-1"));
+        for bad in [
+            "https://v/secrets/a/",
+            "https://v/secrets/a/0123",
+            "https://v/secrets/a?x=1",
+            "https://v/secrets/a_b",
+            "https:///secrets/a",
+            "https://v:x/secrets/a",
+            "https://v=1/secrets/a",
+            "https://user@v/secrets/a",
+            "https://.v/secrets/a",
+            "https://v..x/secrets/a",
+            "http://v/secrets/a",
+            "https://v/keys/a",
+        ] {
+            assert!(azure_secret_uri(bad).is_none(), "{bad}");
+        }
+    }
+
+    /// Only GCP and Azure read a group without a key, and only Azure a secret URI; the others
+    /// say so.
+    #[test]
+    fn backends_refuse_what_they_cannot_address() {
+        use crate::backend::{AwsBackend, Backend, KubernetesBackend, VaultAuth, VaultBackend};
+        let vault = Backend::Vault(VaultBackend {
+            address: "https://vault:8200".into(),
+            auth: VaultAuth::Token { token_file: None },
+            namespace: None,
+            ca_cert_file: None,
+            default_engine: Default::default(),
+            managed_mount: "secret".into(),
+            allow_insecure_http: false,
+        });
+        let others = [
+            Backend::Kubernetes(KubernetesBackend::default()),
+            Backend::Aws(AwsBackend::default()),
+            vault,
+        ];
+        let gcp = Backend::Gcp(GcpBackend::default());
+        let azure = Backend::Azure(AzureBackend::default());
+        let keyless = req("secret/data/app", "", "");
+        for b in &others {
+            let err = b.check(&keyless).unwrap_err();
+            assert!(err.starts_with("key is required"), "{}: {err}", b.kind());
+            assert!(err.contains("only gcp and azure"), "{err}");
+        }
+        gcp.check(&req("my-secret", "3", "")).unwrap();
+        azure.check(&req("my-secret", "", "")).unwrap();
+        let uri = req("https://v.vault.azure.net/secrets/s", "", "k");
+        for b in others.iter().chain([&gcp]) {
+            let err = b.check(&uri).unwrap_err();
+            assert!(err.contains("azure backend only"), "{}: {err}", b.kind());
+        }
+        azure.check(&uri).unwrap();
+        azure
+            .check(&req("https://v.vault.azure.net/secrets/s", "", ""))
+            .unwrap();
     }
 
     #[test]

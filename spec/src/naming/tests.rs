@@ -149,3 +149,66 @@ fn ancestors() {
     assert!(!a.is_ancestor_of(&SecretPath::new("a/bc").unwrap()));
     assert!(!a.is_ancestor_of(&a));
 }
+
+/// Flyte's GCP and Azure addressing. The expectations are flytekit 1.16's own
+/// (`SecretsManager.get_secrets_file` / `get_secrets_env_var`, the file after the kernel's
+/// `//` → `/`) and flyte-compat.md §3.6, §3.8 and §4.2's GCP worked name.
+#[test]
+fn gcp_and_azure_follow_flyte_and_flytekit() {
+    let layout = Layout::default();
+    let env = |req: &SecretRequest| layout.value_env_names(req);
+    let gcp = SecretRequest::new("my-gcp-secret", "").with_group_version("3");
+    assert_eq!(files(&gcp), ["/etc/flyte/secrets/my-gcp-secret/3"]);
+    assert_eq!(env(&gcp), ["_FSEC_MY-GCP-SECRET_3"]);
+
+    let bare = SecretRequest::new("My-Secret", "").with_env_var("TOKEN");
+    assert_eq!(files(&bare), ["/etc/flyte/secrets/my-secret"]);
+    assert_eq!(env(&bare), ["_FSEC_MY-SECRET", "TOKEN"]);
+
+    let full = SecretRequest::new("projects/p1/secrets/Tok", "").with_group_version("latest");
+    assert_eq!(
+        files(&full),
+        ["/etc/flyte/secrets/projects/p1/secrets/tok/latest"]
+    );
+    assert_eq!(env(&full), ["_FSEC_PROJECTS/P1/SECRETS/TOK_LATEST"]);
+
+    let uri = "https://V1.vault.azure.net/secrets/DB-pass";
+    let azure = SecretRequest::new(uri, "");
+    assert_eq!(
+        files(&azure),
+        [
+            "/etc/flyte/secrets/db-pass",
+            "/etc/flyte/secrets/https:/v1.vault.azure.net/secrets/db-pass"
+        ]
+    );
+    assert_eq!(
+        env(&azure),
+        ["_FSEC_HTTPS://V1.VAULT.AZURE.NET/SECRETS/DB-PASS"]
+    );
+    let versioned = SecretRequest::new(uri, "").with_group_version("AbC1");
+    assert_eq!(
+        files(&versioned),
+        [
+            "/etc/flyte/secrets/db-pass/abc1",
+            "/etc/flyte/secrets/https:/v1.vault.azure.net/secrets/db-pass/abc1"
+        ]
+    );
+    assert_eq!(
+        env(&versioned),
+        ["_FSEC_HTTPS://V1.VAULT.AZURE.NET/SECRETS/DB-PASS_ABC1"]
+    );
+    // With a key (Flyte ignores it): Flyte's file first, then flytekit's `get(uri, k)`.
+    let keyed = SecretRequest::new(uri, "k");
+    assert_eq!(
+        files(&keyed),
+        [
+            "/etc/flyte/secrets/db-pass",
+            "/etc/flyte/secrets/https:/v1.vault.azure.net/secrets/db-pass/k",
+            "/etc/flyte/secrets/https:/V1.vault.azure.net/secrets/DB-pass/k"
+        ]
+    );
+    assert_eq!(
+        env(&keyed),
+        ["_FSEC_HTTPS://V1.VAULT.AZURE.NET/SECRETS/DB-PASS_K"]
+    );
+}

@@ -173,7 +173,12 @@ impl FetchPlan {
         let mut out: Vec<AggregateFile> = Vec::new();
         for (i, s) in self.secrets.iter().enumerate() {
             let req = &s.request;
-            if req.is_groupless() {
+            // Aggregates list keys of a group: a key-less request has none to list, and a
+            // Key Vault secret URI names one secret, not a group of keys.
+            if req.is_groupless()
+                || req.is_keyless()
+                || crate::backend::is_azure_secret_uri(&req.group)
+            {
                 continue;
             }
             let path = format.path(&req.group).map_err(|reason| {

@@ -145,3 +145,50 @@ fn unservable_and_unscoped() {
     p.push("", SecretRequest::new("", "key")).unwrap();
     assert!(matches!(p.validate(), Err(PlanError::NoScope(_))));
 }
+
+/// A key-less request (Flyte's GCP/Azure addressing) is servable by a plan with GCP or Azure
+/// only; with Kubernetes and AWS alone the error says the key is required, and why.
+#[test]
+fn keyless_requests_need_a_cloud_backend() {
+    use crate::aggregate::Format;
+    use crate::backend::{AzureBackend, GcpBackend};
+    let keyless = SecretRequest::new("my-gcp-secret", "").with_group_version("3");
+    let err = plan(std::slice::from_ref(&keyless))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("secret my-gcp-secret@3: no configured backend can serve it")
+            && err.contains("kubernetes: key is required")
+            && err.contains("aws: key is required"),
+        "{err}"
+    );
+    let mut p = FetchPlan::new(
+        &Layout::default(),
+        vec![
+            Backend::Kubernetes(KubernetesBackend::default()),
+            Backend::Gcp(GcpBackend::default()),
+            Backend::Azure(AzureBackend::default()),
+        ],
+    );
+    p.aggregate = Some(Format::Json);
+    p.push("flyte.secrets/s0", keyless.clone()).unwrap();
+    p.push(
+        "flyte.secrets/s1",
+        SecretRequest::new("https://v.vault.azure.net/secrets/db", "").with_group_version("7"),
+    )
+    .unwrap();
+    p.push("flyte.secrets/s2", SecretRequest::new("app", "token"))
+        .unwrap();
+    p.validate().unwrap();
+    let files: Vec<_> = p.secrets.iter().map(|s| s.files[0].to_string()).collect();
+    assert_eq!(files, ["my-gcp-secret/3", "db/7", "app/token"]);
+    // Only the keyed group gets an aggregate file.
+    let aggregates = p.aggregate_files().unwrap();
+    assert_eq!(aggregates.len(), 1);
+    assert_eq!(aggregates[0].path.as_str(), "app.json");
+    // The same secret with and without a version is a file and a directory at once.
+    p.push("flyte.secrets/s3", SecretRequest::new("my-gcp-secret", ""))
+        .unwrap();
+    let err = p.validate().unwrap_err().to_string();
+    assert!(err.contains("as both a file and a directory"), "{err}");
+}

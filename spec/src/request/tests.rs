@@ -85,7 +85,19 @@ fn rejects_traversal_and_bad_names() {
             SecretRequest::new("g", "k").with_group_version("a/b"),
             "group_version must be a single path component",
         ),
-        (SecretRequest::new("g", ""), "key is required"),
+        (SecretRequest::new("", ""), "key is required"),
+        (
+            SecretRequest::new("https://v.vault.azure.net//secrets/a", "k"),
+            "group has an empty path component",
+        ),
+        (
+            SecretRequest::new("https://v.vault.azure.net/secrets/a/", ""),
+            "group has an empty path component",
+        ),
+        (
+            SecretRequest::new("http://v.vault.azure.net/secrets/a", ""),
+            "group has an empty path component",
+        ),
         (
             SecretRequest::new("..data", "k"),
             "group must not start with `..` at the top level",
@@ -143,4 +155,24 @@ fn env_var_rule_matches_flyte() {
     for bad in ["", "a", "1A", "A-B", "A.B", "ÄB"] {
         assert!(!is_valid_env_var_name(bad), "{bad}");
     }
+}
+
+#[test]
+fn a_group_without_a_key_is_a_request() {
+    // Flyte's GCP and Azure addressing: the group (and version) name the secret.
+    let gcp = SecretRequest::new("my-gcp-secret", "").with_group_version("3");
+    gcp.validate().unwrap();
+    assert!(gcp.is_keyless() && !gcp.is_groupless());
+    assert_eq!(gcp.name().to_string(), "my-gcp-secret@3");
+    // A Key Vault secret URI is a group despite its `//`.
+    let azure = SecretRequest::new("https://v1.vault.azure.net/secrets/db-pass", "");
+    azure.validate().unwrap();
+    assert_eq!(
+        azure.name().to_string(),
+        "https://v1.vault.azure.net/secrets/db-pass"
+    );
+    SecretRequest::new("https://127.0.0.1:8443/secrets/a", "k")
+        .validate()
+        .unwrap();
+    assert!(!SecretRequest::new("g", "k").is_keyless());
 }

@@ -227,6 +227,14 @@ fn authority(state: &Mutex<State>, req: &Req) -> Resp {
         == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         && lock(state).federated.contains(get("client_assertion"));
     let secret = get("client_secret") == CLIENT_SECRET;
+    if !federated && !get("client_secret").is_empty() && !secret {
+        // Entra ID's answer to a wrong client secret.
+        return aad_error(
+            401,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        );
+    }
     if !federated && !secret {
         return aad_error(
             401,

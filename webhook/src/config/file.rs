@@ -64,6 +64,7 @@ pub struct FileConfig {
     pub(super) aggregate_format: Option<String>,
     pub(super) file_env: Option<bool>,
     pub(super) broker_ca_file: Option<std::path::PathBuf>,
+    pub(super) refresh_interval: Option<String>,
 }
 
 impl FileConfig {

@@ -95,4 +95,9 @@ pub struct InjectArgs {
     /// Size limit of the in-memory agent binary volume [default: 16Mi].
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_AGENT_BIN_SIZE_LIMIT")]
     pub agent_bin_size_limit: Option<String>,
+    /// Refresh every pod's secrets this often through an `agent watch` native sidecar
+    /// (Kubernetes 1.29+), 30s to 24h, or `off`; a pod's `flyte-secret-agent/refresh`
+    /// annotation overrides it [default: off].
+    #[arg(long, env = "FLYTE_SECRET_WEBHOOK_REFRESH_INTERVAL")]
+    pub refresh_interval: Option<String>,
 }

@@ -7,6 +7,7 @@ use flyte_secret_spec::backend::{Backend, KubernetesBackend};
 use flyte_secret_spec::env::{COPY_SELF_ENV, LOG_FORMAT_ENV, LogFormat, PLAN_ENV};
 use flyte_secret_spec::naming::{self, Layout};
 use flyte_secret_spec::plan::FetchPlan;
+use flyte_secret_spec::refresh::Refresh;
 use flyte_secret_spec::request::is_valid_env_var_name;
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -270,5 +271,14 @@ pub(super) fn aggregate(args: &InjectArgs, file: &FileConfig) -> Result<Option<F
         Some(choice) => {
             aggregate::parse_choice(&choice).map_err(|e| invalid("aggregateFormat", e.to_string()))
         }
+    }
+}
+
+/// `refreshInterval`: off, or an interval within the spec's bounds.
+pub(super) fn refresh(args: &InjectArgs, file: &FileConfig) -> Result<Refresh, Error> {
+    match pick(&args.refresh_interval, file.refresh_interval.clone()) {
+        None => Ok(Refresh::Off),
+        Some(text) => flyte_secret_spec::refresh::parse(&text)
+            .map_err(|e| invalid("refreshInterval", e.to_string())),
     }
 }

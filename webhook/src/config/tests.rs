@@ -128,3 +128,34 @@ fn quantities() {
         assert!(!is_quantity(bad), "{bad}");
     }
 }
+
+#[test]
+fn refresh_interval_is_off_by_default_and_bounded() {
+    use flyte_secret_spec::refresh::Refresh;
+    use std::time::Duration;
+    assert_eq!(Settings::default().refresh, Refresh::Off);
+    let file = FileConfig::parse(r#"{"refreshInterval": "5m"}"#).unwrap();
+    let s = Settings::resolve(&InjectArgs::default(), file).unwrap();
+    assert_eq!(s.refresh, Refresh::Every(Duration::from_secs(300)));
+    // The flag wins over the file.
+    let file = FileConfig::parse(r#"{"refreshInterval": "5m"}"#).unwrap();
+    let args = InjectArgs {
+        refresh_interval: Some("off".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        Settings::resolve(&args, file).unwrap().refresh,
+        Refresh::Off
+    );
+    for bad in ["5s", "48h", "often"] {
+        let args = InjectArgs {
+            refresh_interval: Some(bad.into()),
+            ..Default::default()
+        };
+        let e = Settings::resolve(&args, FileConfig::default()).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid setting refreshInterval"),
+            "{e}"
+        );
+    }
+}

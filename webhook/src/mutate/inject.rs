@@ -1,7 +1,8 @@
 //! The first injection: refuse a pod that already uses our names or mount path, then the
 //! marker, the supplemental group when ownership needs one, the volumes (secrets, Vault
 //! token, agent binary), every container wired, and the agent inserted first among the init
-//! containers, last in the patch (with the pod's Flyte 2 run labels for its log lines).
+//! containers, last in the patch (with the pod's Flyte 2 run labels for its log lines),
+//! followed by the refresh sidecar when the pod asks for one ([`super::refresh`]).
 
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
 use flyte_secret_spec::plan::FetchPlan;
@@ -15,6 +16,7 @@ use super::common::plain_env;
 use super::container::agent_container;
 use super::owner::{Identity, add_supplemental_group};
 use super::patch::Op;
+use super::refresh;
 use super::wiring::{AppWiring, append_all, check_mounts, wire_all};
 use super::wrap::{self, BIN_VOLUME_NAME, Wrapping};
 use super::{
@@ -91,10 +93,21 @@ pub(super) fn inject(
             .get_or_insert_default()
             .push(plain_env(POD_LABELS_ENV, value));
     }
-    if spec.init_containers.is_some() {
-        ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
-    } else {
-        ops.push(Op::add(&["spec", "initContainers"], &[agent]));
+    // The refresh sidecar, when asked for, right after the agent: it takes over the set
+    // the agent published before any other container starts.
+    let refresh = refresh::requested(pod, settings)?;
+    let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
+    match (spec.init_containers.is_some(), watch) {
+        (true, watch) => {
+            ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
+            if let Some(watch) = watch {
+                ops.push(Op::add(&["spec", "initContainers", "1"], &watch));
+            }
+        }
+        (false, None) => ops.push(Op::add(&["spec", "initContainers"], &[agent])),
+        (false, Some(watch)) => {
+            ops.push(Op::add(&["spec", "initContainers"], &[agent, watch]));
+        }
     }
     Ok(Mutation {
         patch: Patch(ops),

@@ -231,7 +231,9 @@ fn cases() -> Vec<Case> {
         denied(
             "no key",
             with(SecretRequest::new("g", "")),
-            format!("{s1}: secret g/: key is required"),
+            format!(
+                "{s1}: secret g: no configured backend can serve it: kubernetes: key is required"
+            ),
         ),
         denied(
             "..data group",

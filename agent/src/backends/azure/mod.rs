@@ -156,6 +156,56 @@ pub struct AzureClient {
     retry_after_cap: Duration,
 }
 
+/// DNS suffixes of Key Vault in Azure's clouds (public, China, US Government, Germany) and of
+/// Managed HSM. A secret URI must name a vault under one of them, or the configured vault:
+/// the URI comes from the task's author, and the agent sends it a bearer token.
+const VAULT_SUFFIXES: [&str; 5] = [
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+    ".managedhsm.azure.net",
+];
+
+/// The Key Vault resources a 401 challenge may ask a token for (the Azure SDKs' challenge
+/// policy checks the same): never another service's (Resource Manager, Graph, Storage).
+const VAULT_RESOURCES: [&str; 4] = [
+    "https://vault.azure.net",
+    "https://vault.azure.cn",
+    "https://vault.usgovcloudapi.net",
+    "https://vault.microsoftazure.de",
+];
+
+/// Why the agent does not send a token to the vault of a secret URI, or `None` when it may:
+/// the configured vault, or a host under a Key Vault suffix ([`VAULT_SUFFIXES`]).
+fn untrusted_vault(vault: &str, configured: Option<&str>) -> Option<String> {
+    if configured.is_some_and(|c| c.eq_ignore_ascii_case(vault)) {
+        return None;
+    }
+    let host = vault.strip_prefix("https://").unwrap_or(vault);
+    let host = host
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let known = VAULT_SUFFIXES
+        .iter()
+        .any(|suffix| host.len() > suffix.len() && host.ends_with(suffix));
+    (!known).then(|| {
+        format!(
+            "vault {vault:?} is neither the configured vault (vaultUrl) nor under a Key Vault domain ({}): no token is sent to it",
+            VAULT_SUFFIXES.join(", ")
+        )
+    })
+}
+
+/// Whether a challenge's scope is a Key Vault resource's (`<resource>/.default`).
+fn is_vault_scope(scope: &str) -> bool {
+    scope
+        .strip_suffix("/.default")
+        .is_some_and(|r| VAULT_RESOURCES.iter().any(|v| v.eq_ignore_ascii_case(r)))
+}
+
 fn vault_url(url: &str) -> Result<String, Error> {
     let trimmed = url.trim_end_matches('/');
     match trimmed.strip_prefix("https://") {
@@ -205,7 +255,10 @@ impl Backend for AzureClient {
                 .map_err(|e| Miss::permanent(NAME, e))
                 .and_then(|r| {
                     let vault = match &r.vault {
-                        Some(v) => v.clone(),
+                        Some(v) => match untrusted_vault(v, self.vault_url.as_deref()) {
+                            Some(why) => return Err(Miss::permanent(NAME, why)),
+                            None => v.clone(),
+                        },
                         None => self.vault_url.clone().ok_or_else(|| {
                             Miss::permanent(
                                 NAME,
@@ -353,6 +406,11 @@ impl AzureClient {
                 && let Some(asked) = reply.header("www-authenticate").and_then(challenge_scope)
                 && asked != scope
             {
+                if !is_vault_scope(&asked) {
+                    return Err(Error::Config(format!(
+                        "{url} challenged for a token of {asked:?}, which is not a Key Vault resource: refused"
+                    )));
+                }
                 return Err(Error::Challenge { scope: asked });
             }
             if reply.status == 429
@@ -451,6 +509,26 @@ fn decode_managed(value: &SecretValue, url: &str) -> Result<SecretValue, Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_go_to_key_vaults_only() {
+        let configured = Some("https://127.0.0.1:8443");
+        assert_eq!(untrusted_vault("https://127.0.0.1:8443", configured), None);
+        assert_eq!(untrusted_vault("https://v1.vault.azure.net", None), None);
+        assert_eq!(untrusted_vault("https://v1.vault.azure.cn:443", None), None);
+        for bad in [
+            "https://127.0.0.1:9443",
+            "https://evil.example",
+            "https://vault.azure.net",
+            "https://v1.vault.azure.net.evil.example",
+        ] {
+            let why = untrusted_vault(bad, configured).unwrap();
+            assert!(why.contains("no token is sent"), "{bad}: {why}");
+        }
+        assert!(is_vault_scope("https://vault.azure.cn/.default"));
+        assert!(!is_vault_scope("https://management.azure.com/.default"));
+        assert!(!is_vault_scope("https://vault.azure.net"));
+    }
 
     #[test]
     fn challenges_name_a_scope() {

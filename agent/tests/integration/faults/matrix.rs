@@ -1,7 +1,8 @@
-//! The fault matrix: the real agent against each real backend — the Kubernetes API stand-in
+//! The fault matrix: the real agent against each backend — the Kubernetes API stand-in
 //! (over TLS, in API mode: `agent fetch --kubeconfig`, the only mode that calls the API),
-//! OpenBao and moto (`agent init`) — behind the fault-injecting proxy (`testkit::fault`), for
-//! every kind of trouble a backend can be in:
+//! OpenBao and moto (`agent init`), and the Google Secret Manager and Azure Key Vault HTTPS
+//! stand-ins (`testkit::{gcp,azure}`, their token endpoints reached directly) — behind the
+//! fault-injecting proxy (`testkit::fault`), for every kind of trouble a backend can be in:
 //!
 //! | scenario | expected |
 //! |---|---|
@@ -31,10 +32,12 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use flyte_secret_spec::backend::{
-    AwsBackend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
+    AwsBackend, AzureBackend, GcpBackend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
 };
 use flyte_secret_spec::{Backend, SecretRequest};
+use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, CLIENT_SECRET, TENANT};
 use flyte_secret_testkit::fault::{Fault, FaultProxy, ProxyTls, closed_port};
+use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
 use flyte_secret_testkit::kube::StandIn;
 use flyte_secret_testkit::servers::Servers;
 
@@ -110,6 +113,15 @@ enum Kind {
     Kubernetes,
     Vault,
     Aws,
+    Gcp,
+    Azure,
+}
+
+impl Kind {
+    /// Whether the agent reaches the backend over TLS only (the proxy then fronts TLS).
+    fn https(self) -> bool {
+        matches!(self, Kind::Kubernetes | Kind::Gcp | Kind::Azure)
+    }
 }
 
 /// One backend, reachable through a proxy: what the agent needs to find it.
@@ -133,7 +145,7 @@ struct Setup {
     values: [String; 2],
     make: MakeReach,
     /// Keeps an in-process server alive.
-    _standin: Option<StandIn>,
+    _standin: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 fn addr(url: &str) -> SocketAddr {
@@ -197,7 +209,7 @@ async fn kube_setup() -> Setup {
                 kubeconfig: Some(kubeconfig),
             }
         }),
-        _standin: Some(standin),
+        _standin: Some(Box::new(standin)),
     }
 }
 
@@ -289,6 +301,108 @@ async fn aws_setup(s: &Servers) -> Setup {
     }
 }
 
+/// A CA bundle in `home`: the CA the agent is to trust for the proxy (or the one that did not
+/// sign its certificate), plus the stand-in's own for its token endpoint, reached directly.
+fn ca_bundle(home: &Path, proxy_ca: Option<&Path>, standin_ca: &str) -> String {
+    let mut pem = proxy_ca
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap_or_default();
+    pem.push('\n');
+    pem.push_str(standin_ca);
+    let path = home.join("ca-bundle.pem");
+    std::fs::write(&path, pem).unwrap();
+    path.display().to_string()
+}
+
+async fn gcp_setup() -> Setup {
+    let standin = GcpStandIn::start().await.unwrap();
+    let name = unique("fault-matrix");
+    let values = [canary(), canary() + "-b"];
+    for (suffix, value) in [("a", &values[0]), ("b", &values[1])] {
+        standin.add_version(&format!("{name}-{suffix}"), value.as_bytes());
+    }
+    let standin = Arc::new(standin);
+    let keep = standin.clone();
+    Setup {
+        kind: Kind::Gcp,
+        upstream: standin.api.addr,
+        upstream_ca: Some(standin.ca_pem.clone()),
+        // Flyte's addressing: the secret and its version, no key.
+        requests: [
+            SecretRequest::new(format!("{name}-a"), "").with_group_version("1"),
+            SecretRequest::new(format!("{name}-b"), "").with_group_version("1"),
+        ],
+        files: [format!("{name}-a/1"), format!("{name}-b/1")],
+        values,
+        make: Box::new(move |url, ca, home, bad_auth| {
+            // A service-account key; with bad credentials, one for an account the token
+            // endpoint does not know.
+            let key = standin.service_account_key(home);
+            if bad_auth {
+                let text = std::fs::read_to_string(&key).unwrap();
+                let text = text.replace("agent@", "nobody@");
+                std::fs::write(&key, text).unwrap();
+            }
+            Reach {
+                backends: vec![Backend::Gcp(GcpBackend {
+                    project: Some(PROJECT.into()),
+                    endpoint: Some(url.into()),
+                    credentials_file: Some(key.display().to_string()),
+                    ca_cert_file: Some(ca_bundle(home, ca, &standin.ca_pem)),
+                })],
+                env: Vec::new(),
+                kubeconfig: None,
+            }
+        }),
+        _standin: Some(Box::new(keep)),
+    }
+}
+
+async fn azure_setup() -> Setup {
+    let standin = AzureStandIn::start().await.unwrap();
+    let name = unique("fault-matrix");
+    let values = [canary(), canary() + "-b"];
+    for (suffix, value) in [("a", &values[0]), ("b", &values[1])] {
+        standin.set(&format!("{name}-{suffix}"), value);
+    }
+    let standin = Arc::new(standin);
+    let keep = standin.clone();
+    Setup {
+        kind: Kind::Azure,
+        upstream: standin.server.addr,
+        upstream_ca: Some(standin.ca_pem.clone()),
+        // Bare names in the configured vault (the proxy), no key.
+        requests: [
+            SecretRequest::new(format!("{name}-a"), ""),
+            SecretRequest::new(format!("{name}-b"), ""),
+        ],
+        files: [format!("{name}-a"), format!("{name}-b")],
+        values,
+        make: Box::new(move |url, ca, home, bad_auth| Reach {
+            backends: vec![Backend::Azure(AzureBackend {
+                vault_url: Some(url.into()),
+                ca_cert_file: Some(ca_bundle(home, ca, &standin.ca_pem)),
+            })],
+            // A client secret (service principal); with bad credentials, a wrong one.
+            env: vec![
+                ("AZURE_CLIENT_ID".into(), CLIENT_ID.into()),
+                ("AZURE_TENANT_ID".into(), TENANT.into()),
+                (
+                    "AZURE_CLIENT_SECRET".into(),
+                    if bad_auth {
+                        "not-the-secret".into()
+                    } else {
+                        CLIENT_SECRET.into()
+                    },
+                ),
+                ("AZURE_AUTHORITY_HOST".into(), format!("{}/", standin.url())),
+            ],
+            kubeconfig: None,
+        }),
+        _standin: Some(Box::new(keep)),
+    }
+}
+
 /// What one scenario did.
 struct Outcome {
     out: Output,
@@ -319,6 +433,21 @@ fn throttles(kind: Kind) -> [Fault; 2] {
             let body = r#"{"errors":["request path \"secret/data\": rate limit quota exceeded"]}"#;
             [status(body), status(body)]
         }
+        Kind::Gcp => {
+            let body = r#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Access requests' and limit 'Access requests per minute'.","status":"RESOURCE_EXHAUSTED"}}"#;
+            [status(body), status(body)]
+        }
+        Kind::Azure => {
+            let throttled = Fault::Status {
+                code: 429,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("retry-after".into(), "1".into()),
+                ],
+                body: r#"{"error":{"code":"Throttled","message":"Request was not processed because too many requests were received."}}"#.into(),
+            };
+            [throttled.clone(), throttled]
+        }
     }
 }
 
@@ -331,13 +460,23 @@ fn server_error(kind: Kind) -> Fault {
         },
         Kind::Aws => Fault::aws_error(500, "InternalServiceError", "injected"),
         Kind::Vault => Fault::server_error(503),
+        Kind::Gcp => Fault::Status {
+            code: 503,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"error":{"code":503,"message":"The service is currently unavailable.","status":"UNAVAILABLE"}}"#.into(),
+        },
+        Kind::Azure => Fault::Status {
+            code: 503,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"error":{"code":"ServiceUnavailable","message":"The server is currently unable to handle the request."}}"#.into(),
+        },
     }
 }
 
 async fn run_scenario(setup: &Setup, scenario: Scenario) -> Outcome {
     let home = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let tls_front = setup.kind == Kind::Kubernetes || scenario == WrongCa;
+    let tls_front = setup.kind.https() || scenario == WrongCa;
     let proxy = if scenario == Refused {
         None
     } else {
@@ -467,6 +606,14 @@ fn reasons(kind: Kind, scenario: Scenario) -> &'static [&'static str] {
         (Kind::Aws, ServerErrorsForever) => &["InternalServiceError"],
         (Kind::Aws, SlowForever) => &["did not answer within", "timed out", "timeout"],
         (Kind::Aws, BadAuth) => &["ExpiredTokenException"],
+        (Kind::Gcp, Refused | DiesBetween) => &["Google Secret Manager unreachable"],
+        (Kind::Gcp, ServerErrorsForever) => &["Google Secret Manager UNAVAILABLE (503)"],
+        (Kind::Gcp, SlowForever) => &["did not answer within", "timed out", "timeout"],
+        (Kind::Gcp, BadAuth) => &["Google credentials refused"],
+        (Kind::Azure, Refused | DiesBetween) => &["Azure Key Vault unreachable"],
+        (Kind::Azure, ServerErrorsForever) => &["Azure Key Vault 503 ServiceUnavailable"],
+        (Kind::Azure, SlowForever) => &["did not answer within", "timed out", "timeout"],
+        (Kind::Azure, BadAuth) => &["Azure credentials refused"],
         (_, WrongCa) => &["certificate", "UnknownIssuer"],
         _ => &[],
     }
@@ -638,6 +785,16 @@ async fn vault_fault_matrix() {
 async fn aws_fault_matrix() {
     let s = Servers::load();
     matrix(aws_setup(&s).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_fault_matrix() {
+    matrix(gcp_setup().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_fault_matrix() {
+    matrix(azure_setup().await).await;
 }
 
 /// Vault over TLS through the proxy with the right CA: the TLS path itself works, so the
