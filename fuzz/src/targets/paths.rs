@@ -138,7 +138,11 @@ pub fn request_rules(req: &SecretRequest) {
     ];
     for b in &backends {
         if b.check(req).is_ok() && matches!(b, Backend::Kubernetes(_)) && !req.is_groupless() {
-            assert!(is_dns1123_subdomain(&req.group) && is_secret_data_key(&req.key));
+            // The data key the kubelet's volume names a file after: a JSON Pointer's first
+            // member, else the key (issue 15: it is a path component in the agent).
+            let data_key = KubernetesBackend::data_key(req);
+            assert!(is_dns1123_subdomain(&req.group) && is_secret_data_key(&data_key));
+            assert!(!data_key.starts_with("..") && data_key != ".");
         }
     }
     let _ = arn_region(&aws_secret_id(req));
