@@ -7,23 +7,36 @@
 //! through the real webhook and the static agent, and the same task code reads every secret
 //! back with the SDK's documented access (`os.environ[as_env_var]`, `/etc/flyte/secrets/<key>`),
 //! in each store that serves Flyte 2 managed secrets: Kubernetes (through the broker), Vault KV
-//! v2 (`secret/data/<id>`, field `value`) and AWS Secrets Manager (SecretId `<id>`). The secrets
+//! v2 (`secret/data/<id>`, field `value`), AWS Secrets Manager (SecretId `<id>`), and — through
+//! the testkit's HTTPS stand-ins, in process — Google Secret Manager
+//! (`projects/<project>/secrets/<id>/versions/latest`) and Azure Key Vault (Flyte's
+//! `EncodeAzureSecretName(id)`, the value `{"type":0|1,"value":…}`), each stored the way Flyte 2's
+//! SecretService writes it. The secrets
 //! sit at project, domain and org scope, so the scope cascade is exercised too. The pod carries
 //! Flyte 2's `run`/`action`/`attempt`/`task-name` labels, which every agent log line must carry.
 //! Also Flyte 2's `secretKeyRef` for managed secrets of the pod's own namespace
 //! (flyteorg/flyte#7834), read by the SDK code from env with no `agent exec`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine as _;
+use flyte_secret_e2e::broker::Broker;
 use flyte_secret_e2e::cases::{
-    Case, Outcome, RunOptions, Store, assert_succeeded, run_case_with, unique, value,
+    Case, EnvDelivery, Outcome, RunOptions, Store, assert_succeeded, expectations_for,
+    run_case_with, unique, value,
 };
-use flyte_secret_e2e::pods::{TaskPod, site_packages};
+use flyte_secret_e2e::kubelet::run_pod;
+use flyte_secret_e2e::pods::{TASK_PYTHON, TaskPod, site_packages};
+use flyte_secret_e2e::webhook::Webhook;
 use flyte_secret_e2e::world::World;
+use flyte_secret_spec::Layout;
 use flyte_secret_spec::annotation;
+use flyte_secret_spec::backend::azure_managed_name;
 use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
+use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, TENANT};
+use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "flytesnacks-development";
@@ -358,4 +371,276 @@ fn scope_order() -> Vec<Scope> {
     let mut order = Scope::new("development", "flytesnacks").lookup_order();
     order.reverse();
     order
+}
+
+/// Where the agent container sees the stand-ins' CA files and the federated token.
+const CLOUD_DIR: &str = "/var/run/fsa-cloud";
+
+/// The GCP and Azure stand-ins, served by a runtime of their own: the pod runner blocks the
+/// test's thread while the agent talks to them.
+struct Clouds {
+    gcp: GcpStandIn,
+    azure: AzureStandIn,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Clouds {
+    fn start() -> Self {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (gcp, azure) = runtime.block_on(async {
+                (
+                    GcpStandIn::start().await.unwrap(),
+                    AzureStandIn::start().await.unwrap(),
+                )
+            });
+            Self {
+                gcp,
+                azure,
+                runtime: Some(runtime),
+            }
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Stores each case's value at its scope as Flyte 2's SecretService does: GCP secret
+    /// `<id>` in the configured project (one version, the payload the bytes); Azure secret
+    /// `EncodeAzureSecretName(id)` holding `{"type":0,"value":<text>}` for a string value or
+    /// `{"type":1,"value":<base64>}` for a binary one (the org-scoped one here).
+    fn seed(&self, store: &str, cases: &[Case]) {
+        for (i, (c, scope)) in cases.iter().zip(scopes()).enumerate() {
+            let v = c.value.as_deref().unwrap();
+            match store {
+                "gcp" => {
+                    self.gcp.add_version(&scope.encode_name(&c.req.key), v);
+                }
+                "azure" => {
+                    let name =
+                        azure_managed_name("flyte", &scope.domain, &scope.project, &c.req.key);
+                    let stored = if i == 2 {
+                        json!({"type": 1, "value": base64::engine::general_purpose::STANDARD.encode(v)})
+                    } else {
+                        json!({"type": 0, "value": std::str::from_utf8(v).unwrap()})
+                    };
+                    self.azure.set(&name, &stored.to_string());
+                }
+                other => panic!("no cloud store {other}"),
+            }
+        }
+    }
+
+    /// The CA files and the federated token, world-readable (the agent runs as its own user).
+    fn write_credentials(&self, dir: &Path) {
+        self.gcp.ca_file(dir);
+        self.azure.ca_file(dir);
+        self.azure.federated_token_file(dir);
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            set_mode(&entry.path(), 0o644);
+        }
+        set_mode(dir, 0o755);
+    }
+
+    /// `webhook serve` flags: one backend, and the cluster's own credentials in the agent's
+    /// env (GKE Workload Identity's metadata server; Azure Workload Identity's token file).
+    fn webhook_args(&self, store: &str) -> Vec<String> {
+        let backend = match store {
+            "gcp" => json!({"type": "gcp", "project": PROJECT, "endpoint": self.gcp.api.url,
+                "caCertFile": format!("{CLOUD_DIR}/gcp-ca.pem")}),
+            "azure" => json!({"type": "azure", "vaultUrl": self.azure.url(),
+                "caCertFile": format!("{CLOUD_DIR}/azure-ca.pem")}),
+            other => panic!("no cloud store {other}"),
+        };
+        let mut args = vec!["--backends".to_string(), json!([backend]).to_string()];
+        for env in [
+            format!("GCE_METADATA_HOST={}", self.gcp.metadata_host()),
+            format!("AZURE_CLIENT_ID={CLIENT_ID}"),
+            format!("AZURE_TENANT_ID={TENANT}"),
+            format!("AZURE_FEDERATED_TOKEN_FILE={CLOUD_DIR}/azure-identity-token"),
+            format!("AZURE_AUTHORITY_HOST={}/", self.azure.url()),
+        ] {
+            args.push("--agent-env".into());
+            args.push(env);
+        }
+        args
+    }
+}
+
+impl Drop for Clouds {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+/// [`run_sdk_task`] for a cloud store: the same admission and run, with the credentials
+/// directory mounted into the agent container after admission (as the Azure Workload
+/// Identity webhook mounts its token volume after ours).
+async fn run_sdk_task_in(
+    world: &World,
+    clouds: &Clouds,
+    store: &str,
+    u: &str,
+    sdk: &[SdkAnnotation],
+    cases: &[Case],
+) -> Outcome {
+    let e2e = flyte_secret_e2e::TempDir::new("fsa-e2e-flyte2-cloud");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("python")
+            .join(SCRIPT),
+        e2e.path().join(SCRIPT),
+    )
+    .unwrap();
+    let layout = Layout {
+        env_prefix: "_UNION_".into(),
+        ..Layout::default()
+    };
+    std::fs::write(
+        e2e.path().join("expect.json"),
+        expectations_for(cases, EnvDelivery::Exec, &layout).to_string(),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(e2e.path()).unwrap().flatten() {
+        set_mode(&entry.path(), 0o644);
+    }
+    set_mode(e2e.path(), 0o755);
+    let credentials = flyte_secret_e2e::TempDir::new("fsa-e2e-flyte2-credentials");
+    clouds.write_credentials(credentials.path());
+
+    let pod = TaskPod {
+        namespace: NAMESPACE.to_string(),
+        name: format!("flyte2-{store}-{u}"),
+        scope: Some(("flytesnacks".into(), "development".into())),
+        args_only: true,
+        secret_annotations: sdk
+            .iter()
+            .map(|a| (a.key.clone(), a.value.clone()))
+            .collect(),
+        labels: run_labels(u),
+        secrets: cases.iter().map(|c| c.req.clone()).collect(),
+        python_path: site_packages(&flyte2_python()),
+        ..TaskPod::default()
+    };
+    let program = vec![
+        TASK_PYTHON.to_string(),
+        format!("/e2e/{SCRIPT}"),
+        "/e2e/expect.json".to_string(),
+    ];
+    let pod_json = pod.build(&program, e2e.path());
+    let broker = Broker::start(world, &[]).unwrap();
+    let mut args = world.webhook_args(&broker);
+    let i = args.iter().position(|a| a == "--backends").unwrap();
+    args.drain(i..i + 2);
+    args.extend(clouds.webhook_args(store));
+    args.extend(["--env-prefix".to_string(), "_UNION_".to_string()]);
+    let webhook = Webhook::start(&args).unwrap();
+    let admission = webhook.admit(&pod_json).await.unwrap();
+    assert!(admission.allowed, "denied: {}", admission.message);
+    let mut admitted = admission.pod.clone();
+    mount_credentials(&mut admitted, credentials.path());
+    let run =
+        std::thread::scope(|s| s.spawn(|| run_pod(&admitted, world)).join().unwrap()).unwrap();
+    Outcome {
+        admitted: admission.pod,
+        warnings: admission.warnings,
+        run,
+        webhook_logs: webhook.logs().join("\n"),
+        broker_logs: broker.logs().join("\n"),
+    }
+}
+
+/// Mounts the credentials directory read-only into the agent init container.
+fn mount_credentials(pod: &mut Value, dir: &Path) {
+    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({
+        "name": "fsa-cloud-test",
+        "hostPath": {"path": dir.display().to_string(), "type": "Directory"}
+    }));
+    let agent = pod["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["name"] == "flyte-secret-agent")
+        .expect("the agent init container");
+    let mounts = agent
+        .as_object_mut()
+        .unwrap()
+        .entry("volumeMounts")
+        .or_insert_with(|| json!([]));
+    mounts.as_array_mut().unwrap().push(json!({
+        "name": "fsa-cloud-test",
+        "mountPath": CLOUD_DIR,
+        "readOnly": true
+    }));
+}
+
+/// The paths a stand-in answered 200 on.
+fn served(calls: &[flyte_secret_testkit::gcp::serve::Recorded]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.path.as_str())
+        .collect()
+}
+
+/// Google Secret Manager: `projects/<project>/secrets/<id>/versions/latest`, the scope
+/// cascade through NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_task_reads_managed_secrets_from_gcp() {
+    let world = World::connect().await.unwrap();
+    let clouds = Clouds::start();
+    let u = unique();
+    let sdk = sdk_annotations(&declared(&u));
+    // `Store` only steers the world's seeding and `secretKeyRef` delivery, neither of which
+    // applies: the stand-ins are seeded here and env comes through `agent exec`.
+    let cases = cases(&u, Store::Aws, &sdk);
+    clouds.seed("gcp", &cases);
+    let o = run_sdk_task_in(&world, &clouds, "gcp", &u, &sdk, &cases).await;
+    assert_sdk_run(&o, &sdk, &cases, &u);
+    let calls = clouds.gcp.access_calls();
+    let ok = served(&calls);
+    for (c, scope) in cases.iter().zip(scopes()) {
+        let path = format!(
+            "/v1/projects/{PROJECT}/secrets/{}/versions/latest:access",
+            scope.encode_name(&c.req.key)
+        );
+        assert!(ok.contains(&path.as_str()), "{path} not served: {calls:?}");
+    }
+    // Project scope hit at once; domain after one miss; org after two.
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(ok.len(), 3, "{calls:?}");
+}
+
+/// Azure Key Vault: `EncodeAzureSecretName(id)`, the value Flyte's JSON (one binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_task_reads_managed_secrets_from_azure() {
+    let world = World::connect().await.unwrap();
+    let clouds = Clouds::start();
+    let u = unique();
+    let sdk = sdk_annotations(&declared(&u));
+    let cases = cases(&u, Store::Aws, &sdk);
+    clouds.seed("azure", &cases);
+    let o = run_sdk_task_in(&world, &clouds, "azure", &u, &sdk, &cases).await;
+    assert_sdk_run(&o, &sdk, &cases, &u);
+    let calls = clouds.azure.reads();
+    let ok = served(&calls);
+    for (c, scope) in cases.iter().zip(scopes()) {
+        let name = azure_managed_name("flyte", &scope.domain, &scope.project, &c.req.key);
+        assert!(
+            ok.iter()
+                .any(|p| p.starts_with(&format!("/secrets/{name}"))),
+            "{name} not served: {calls:?}"
+        );
+    }
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(ok.len(), 3, "{calls:?}");
 }

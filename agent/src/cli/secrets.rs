@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use flyte_secret_spec::Scope;
 use flyte_secret_spec::scoped::{DEFAULT_MANAGED_NAMESPACE, DEFAULT_ORG};
 
-use super::flags::{AwsArgs, KubeArgs, TimeArgs, VaultArgs};
+use super::flags::{AwsArgs, AzureArgs, GcpArgs, KubeArgs, TimeArgs, VaultArgs};
 use crate::backends::managed::SecretType;
 use crate::value::SecretValue;
 
@@ -156,6 +156,10 @@ pub enum StoreName {
     Aws,
     /// Vault / OpenBao KV v2.
     Vault,
+    /// Google Secret Manager (`projects/<project>/secrets/<encoded id>`).
+    Gcp,
+    /// Azure Key Vault (Flyte's encoded name, `{"type","value"}` JSON).
+    Azure,
 }
 
 /// Which store and how to reach it (the names and env vars of `agent fetch`).
@@ -181,6 +185,10 @@ pub struct StoreArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
+    #[command(flatten)]
+    pub gcp: GcpArgs,
+    #[command(flatten)]
+    pub azure: AzureArgs,
     #[command(flatten)]
     pub time: TimeArgs,
 }

@@ -1,7 +1,8 @@
 //! `agent secrets create|update|get|list|delete`: Flyte 2 managed secrets — org-wide,
 //! domain or project+domain scoped — written where the agent's scoped lookup
 //! (project+domain → domain → org) finds them, in Kubernetes (byte-compatible with Flyte 2's
-//! SecretService), AWS Secrets Manager or Vault KV v2.
+//! SecretService), AWS Secrets Manager, Vault KV v2, Google Secret Manager or Azure Key Vault
+//! (in the names Flyte 2's GCP and Azure fetchers read).
 //!
 //! Rules, as Flyte's SecretService and `flyte create secret`: names `^[-a-zA-Z0-9_]+$`; a
 //! project needs a domain (Flyte's message); image-pull secrets are org-wide only; `get` and
@@ -26,6 +27,8 @@ use self::input::Source;
 use self::store::Store;
 use crate::backends::Context;
 use crate::backends::aws::managed::AwsStore;
+use crate::backends::azure::managed::AzureStore;
+use crate::backends::gcp::managed::GcpStore;
 use crate::backends::kube::managed::KubeStore;
 use crate::backends::managed::{Error as StoreError, Filter, Put, SecretId, SecretType};
 use crate::backends::vault::managed::VaultStore;
@@ -170,6 +173,12 @@ async fn connect(s: &StoreArgs, ctx: &Context) -> Result<Store, ManageError> {
         StoreName::Vault => VaultStore::connect(&vault_backend(s)?, ctx)
             .await
             .map(Store::Vault),
+        StoreName::Gcp => GcpStore::connect(&s.gcp.backend(), ctx)
+            .await
+            .map(Store::Gcp),
+        StoreName::Azure => AzureStore::connect(&s.azure.backend(), ctx)
+            .await
+            .map(Store::Azure),
     };
     Ok(store?)
 }

@@ -25,9 +25,9 @@ pub struct Record<'a> {
     pub created: Option<&'a str>,
     /// Last value change (RFC 3339), if known.
     pub updated: Option<&'a str>,
-    /// `kubernetes`, `aws` or `vault`.
+    /// `kubernetes`, `aws`, `vault`, `gcp` or `azure`.
     pub store: &'a str,
-    /// Where it is stored (Secret namespace/name, ARN, Vault path).
+    /// Where it is stored (Secret namespace/name, ARN, Vault path, GCP resource, Key Vault URL).
     pub location: &'a str,
     /// The encoded id `u__org__…__key__<name>`.
     pub id: String,

@@ -3,6 +3,8 @@
 
 use crate::backends::Context;
 use crate::backends::aws::managed::AwsStore;
+use crate::backends::azure::managed::AzureStore;
+use crate::backends::gcp::managed::GcpStore;
 use crate::backends::kube::managed::KubeStore;
 use crate::backends::managed::{Filter, Metadata, Put, SecretId, StoreResult};
 use crate::backends::vault::managed::VaultStore;
@@ -19,6 +21,10 @@ pub enum Store {
     Aws(AwsStore),
     /// Vault / OpenBao KV v2.
     Vault(VaultStore),
+    /// Google Secret Manager.
+    Gcp(GcpStore),
+    /// Azure Key Vault.
+    Azure(AzureStore),
 }
 
 // === impl Store ===
@@ -30,6 +36,8 @@ impl Store {
             Self::Kube(_) => "kubernetes",
             Self::Aws(_) => "aws",
             Self::Vault(_) => "vault",
+            Self::Gcp(_) => "gcp",
+            Self::Azure(_) => "azure",
         }
     }
 
@@ -39,6 +47,8 @@ impl Store {
             Self::Kube(s) => s.location(id),
             Self::Aws(_) => format!("secret {}", id.encoded()),
             Self::Vault(s) => s.location(id),
+            Self::Gcp(s) => s.location(id),
+            Self::Azure(s) => s.location(id),
         }
     }
 
@@ -48,6 +58,8 @@ impl Store {
             Self::Kube(s) => s.create(ctx, put).await,
             Self::Aws(s) => s.create(ctx, put).await,
             Self::Vault(s) => s.create(ctx, put).await,
+            Self::Gcp(s) => s.create(ctx, put).await,
+            Self::Azure(s) => s.create(ctx, put).await,
         }
     }
 
@@ -57,6 +69,8 @@ impl Store {
             Self::Kube(s) => s.update(ctx, put).await,
             Self::Aws(s) => s.update(ctx, put).await,
             Self::Vault(s) => s.update(ctx, put).await,
+            Self::Gcp(s) => s.update(ctx, put).await,
+            Self::Azure(s) => s.update(ctx, put).await,
         }
     }
 
@@ -66,6 +80,8 @@ impl Store {
             Self::Kube(s) => s.get(ctx, id).await,
             Self::Aws(s) => s.get(ctx, id).await,
             Self::Vault(s) => s.get(ctx, id).await,
+            Self::Gcp(s) => s.get(ctx, id).await,
+            Self::Azure(s) => s.get(ctx, id).await,
         }
     }
 
@@ -75,6 +91,8 @@ impl Store {
             Self::Kube(s) => s.list(ctx, filter).await?,
             Self::Aws(s) => s.list(ctx, filter).await?,
             Self::Vault(s) => s.list(ctx, filter).await?,
+            Self::Gcp(s) => s.list(ctx, filter).await?,
+            Self::Azure(s) => s.list(ctx, filter).await?,
         };
         out.retain(|m| filter.matches(&m.id.scope));
         out.sort_by(|a, b| {
@@ -93,6 +111,8 @@ impl Store {
             Self::Kube(s) => s.delete(ctx, id).await,
             Self::Aws(s) => s.delete(ctx, id).await,
             Self::Vault(s) => s.delete(ctx, id).await,
+            Self::Gcp(s) => s.delete(ctx, id).await,
+            Self::Azure(s) => s.delete(ctx, id).await,
         }
     }
 }

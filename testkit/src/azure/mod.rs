@@ -6,7 +6,11 @@
 //!   400 `BadParameter`; no or an unknown token is the real 401 challenge
 //!   (`WWW-Authenticate: Bearer authorization="<authority>/<tenant>", resource="https://vault.azure.net"`);
 //!   `SecretNotFound` 404, `Forbidden` 403 (a refused identity), `Throttled` 429 with
-//!   `Retry-After`; Key Vault's JSON errors (`{"error":{"code","message"}}`);
+//!   `Retry-After`; Key Vault's JSON errors (`{"error":{"code","message"}}`); and the writes
+//!   and listing `agent secrets` uses: `PUT /secrets/{name}` (a new version with tags and
+//!   content type; 409 `ObjectIsDeletedButRecoverable` while a deleted one is recoverable),
+//!   `GET /secrets` (pages through `nextLink`), `DELETE /secrets/{name}` (soft delete) and
+//!   `DELETE /deletedsecrets/{name}` (purge; 409 once while the deletion is in progress);
 //! - Microsoft Entra ID: `POST /{tenant}/oauth2/v2.0/token`, the client-credentials grant with
 //!   a federated client assertion (Workload Identity: the projected token must be one the
 //!   stand-in issued) or a client secret, the scope checked;
@@ -46,6 +50,13 @@ struct State {
     challenge_resource: Option<String>,
     /// Tokens valid only for the scope they were issued for.
     scopes: HashMap<String, String>,
+    /// name → (tags, contentType, created, updated) of the current version, for secrets set
+    /// through the API (`PUT`).
+    meta: HashMap<String, (serde_json::Value, String, u64, u64)>,
+    /// Soft-deleted secrets (name → versions), until purged; a purge right after the delete
+    /// is answered 409 once, as Key Vault does while the deletion is still in progress.
+    deleted: HashMap<String, Vec<(String, String)>>,
+    purge_pending: HashSet<String>,
 }
 
 /// The running stand-in.
@@ -194,6 +205,12 @@ fn handle(state: &Mutex<State>, me: &str, req: &Req) -> Resp {
     }
     if req.method == "GET" && req.path.starts_with("/secrets/") {
         return secret(state, me, req);
+    }
+    if req.path == "/secrets"
+        || req.path.starts_with("/secrets/")
+        || req.path.starts_with("/deletedsecrets/")
+    {
+        return admin(state, me, req);
     }
     kv_error(404, "NotFound", "The requested resource was not found.")
 }
@@ -348,6 +365,213 @@ fn secret(state: &Mutex<State>, me: &str, req: &Req) -> Resp {
             "tags": {},
         }),
     )
+}
+
+/// The bearer token and `api-version` checks every vault call makes: `None` when they pass.
+fn check_vault_call(s: &State, me: &str, req: &Req) -> Option<Resp> {
+    let resource = s
+        .challenge_resource
+        .clone()
+        .unwrap_or_else(|| "https://vault.azure.net".to_string());
+    let expected_scope = format!("{resource}/.default");
+    let valid = req
+        .bearer()
+        .and_then(|t| s.scopes.get(t))
+        .is_some_and(|scope| *scope == expected_scope);
+    if !valid {
+        return Some(
+            kv_error(
+                401,
+                "Unauthorized",
+                "AKV10000: Request is missing a Bearer or PoP token.",
+            )
+            .with_header(
+                "www-authenticate",
+                &format!("Bearer authorization=\"{me}/{TENANT}\", resource=\"{resource}\""),
+            ),
+        );
+    }
+    match req.query.get("api-version").map(String::as_str) {
+        Some("7.0" | "7.1" | "7.2" | "7.3" | "7.4" | "7.5" | "7.6") => None,
+        _ => Some(kv_error(
+            400,
+            "BadParameter",
+            "The request URI contains an invalid or missing api-version.",
+        )),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Key Vault's write and list calls: `PUT /secrets/{name}` (a new version; `value`,
+/// `contentType`, `tags`; 409 `Conflict` while a deleted secret of that name is recoverable),
+/// `GET /secrets` (`maxresults`, `nextLink` with `$skiptoken`), `DELETE /secrets/{name}`
+/// (soft delete) and `DELETE /deletedsecrets/{name}` (purge).
+fn admin(state: &Mutex<State>, me: &str, req: &Req) -> Resp {
+    let mut s = lock(state);
+    if let Some(refused) = check_vault_call(&s, me, req) {
+        return refused;
+    }
+    let attributes = |meta: Option<&(serde_json::Value, String, u64, u64)>| {
+        let (created, updated) = meta.map_or((1_700_000_000, 1_700_000_000), |m| (m.2, m.3));
+        json!({"enabled": true, "created": created, "updated": updated,
+               "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90})
+    };
+    let name = req
+        .path
+        .trim_start_matches("/deletedsecrets/")
+        .trim_start_matches("/secrets")
+        .trim_matches('/')
+        .to_string();
+    let not_found = |name: &str| {
+        kv_error(
+            404,
+            "SecretNotFound",
+            &format!("A secret with (name/id) {name} was not found in this key vault."),
+        )
+    };
+    match (
+        req.method.as_str(),
+        req.path.starts_with("/deletedsecrets/"),
+    ) {
+        ("GET", false) if name.is_empty() => {
+            let mut names: Vec<&String> = s.secrets.keys().collect();
+            names.sort();
+            let size = req
+                .query
+                .get("maxresults")
+                .and_then(|m| m.parse::<usize>().ok())
+                .unwrap_or(25)
+                .clamp(1, 25);
+            let start = req
+                .query
+                .get("$skiptoken")
+                .and_then(|t| t.parse::<usize>().ok())
+                .unwrap_or(0);
+            let page: Vec<serde_json::Value> = names
+                .iter()
+                .skip(start)
+                .take(size)
+                .map(|n| {
+                    let meta = s.meta.get(n.as_str());
+                    json!({"id": format!("{me}/secrets/{n}"), "attributes": attributes(meta),
+                           "tags": meta.map_or(json!({}), |m| m.0.clone()),
+                           "contentType": meta.map_or("", |m| m.1.as_str())})
+                })
+                .collect();
+            let next = (start + size < names.len()).then(|| {
+                format!(
+                    "{me}/secrets?api-version=7.5&$skiptoken={}&maxresults={size}",
+                    start + size
+                )
+            });
+            Resp::json(200, json!({"value": page, "nextLink": next}))
+        }
+        ("PUT", false) if !name.is_empty() && !name.contains('/') => {
+            if s.deleted.contains_key(&name) {
+                return Resp::json(
+                    409,
+                    json!({"error": {"code": "Conflict", "message": format!("Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."), "innererror": {"code": "ObjectIsDeletedButRecoverable"}}}),
+                );
+            }
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let Some(value) = body["value"].as_str() else {
+                return kv_error(400, "BadParameter", "Property 'value' is required.");
+            };
+            let versions = s.secrets.entry(name.clone()).or_default();
+            let id = format!(
+                "{:032x}",
+                (versions.len() as u128 + 1) * 0x9e37_79b9_7f4a_7c15
+            );
+            versions.push((id.clone(), value.to_string()));
+            let now = unix_now();
+            let created = s.meta.get(&name).map_or(now, |m| m.2);
+            let tags = if body["tags"].is_object() {
+                body["tags"].clone()
+            } else {
+                json!({})
+            };
+            let content_type = body["contentType"].as_str().unwrap_or_default().to_string();
+            s.meta.insert(
+                name.clone(),
+                (tags.clone(), content_type.clone(), created, now),
+            );
+            // The bundle echoes the value, as Key Vault's does.
+            Resp::json(
+                200,
+                json!({"value": value, "id": format!("{me}/secrets/{name}/{id}"),
+                       "contentType": content_type, "attributes": attributes(s.meta.get(&name)),
+                       "tags": tags}),
+            )
+        }
+        ("DELETE", false) if !name.is_empty() && !name.contains('/') => {
+            let Some(versions) = s.secrets.remove(&name) else {
+                return not_found(&name);
+            };
+            let meta = s.meta.remove(&name);
+            s.deleted.insert(name.clone(), versions);
+            s.purge_pending.insert(name.clone());
+            let now = unix_now();
+            Resp::json(
+                200,
+                json!({"recoveryId": format!("{me}/deletedsecrets/{name}"), "deletedDate": now,
+                       "scheduledPurgeDate": now + 90 * 86_400,
+                       "id": format!("{me}/secrets/{name}"), "attributes": attributes(meta.as_ref()),
+                       "tags": meta.map_or(json!({}), |m| m.0)}),
+            )
+        }
+        ("DELETE", true) if !name.is_empty() => {
+            if !s.deleted.contains_key(&name) {
+                return kv_error(
+                    404,
+                    "SecretNotFound",
+                    &format!("Deleted Secret not found: {name}"),
+                );
+            }
+            if s.purge_pending.remove(&name) {
+                return kv_error(
+                    409,
+                    "Conflict",
+                    &format!("Secret is currently being deleted: {name}"),
+                );
+            }
+            s.deleted.remove(&name);
+            Resp {
+                status: 204,
+                headers: Vec::new(),
+                body: String::new(),
+            }
+        }
+        _ => kv_error(404, "NotFound", "The requested resource was not found."),
+    }
+}
+
+impl AzureStandIn {
+    /// The current value of `name` (as stored: for a managed secret, Flyte's JSON).
+    pub fn current(&self, name: &str) -> Option<String> {
+        lock(&self.state)
+            .secrets
+            .get(name)
+            .and_then(|v| v.last())
+            .map(|(_, value)| value.clone())
+    }
+
+    /// The tags and content type of `name`'s current version, when set through the API.
+    pub fn tags(&self, name: &str) -> Option<(serde_json::Value, String)> {
+        lock(&self.state)
+            .meta
+            .get(name)
+            .map(|m| (m.0.clone(), m.1.clone()))
+    }
+
+    /// Whether `name` is deleted but not purged.
+    pub fn is_soft_deleted(&self, name: &str) -> bool {
+        lock(&self.state).deleted.contains_key(name)
+    }
 }
 
 fn imds(state: &Mutex<State>, req: &Req) -> Resp {

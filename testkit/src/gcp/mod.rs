@@ -5,7 +5,10 @@
 //!   id or number, `latest`, numbers and aliases), the payload base64 with its `dataCrc32c`
 //!   (int64 as a JSON string), Google's JSON errors (`{"error":{"code","message","status"}}`:
 //!   `UNAUTHENTICATED` 401, `PERMISSION_DENIED` 403, `NOT_FOUND` 404, `FAILED_PRECONDITION`
-//!   400 for a disabled version, `RESOURCE_EXHAUSTED` 429) with their real messages;
+//!   400 for a disabled version, `RESOURCE_EXHAUSTED` 429) with their real messages; and the
+//!   admin calls `agent secrets` makes: `secrets.create` (`ALREADY_EXISTS` 409), `get`,
+//!   `patch` of labels, `delete`, `list` (a `labels.<k>=<v>` filter, pages), `addVersion`
+//!   (its `dataCrc32c` checked) and a version's metadata;
 //! - OAuth 2 `POST /token`: the `jwt-bearer` grant (the RS256 JWT of a service-account key,
 //!   signature, `aud`, `iss`, `scope` and `exp` checked) and `refresh_token`;
 //! - STS `POST /v1/token` (token exchange for workload identity federation: the subject token
@@ -62,6 +65,8 @@ struct State {
     refresh_tokens: HashSet<String>,
     /// Federated tokens, usable for impersonation only (or directly, without it).
     federated: HashSet<String>,
+    /// Labels and create time of secrets made through the API (`secrets.create`).
+    meta: HashMap<String, (serde_json::Map<String, serde_json::Value>, String)>,
 }
 
 /// The running stand-in.
@@ -283,6 +288,7 @@ fn api(state: &Mutex<State>, token_url: &str, req: &Req) -> Resp {
         ("GET", p) if p.starts_with("/v1/projects/") && p.ends_with(":access") => {
             access(state, req)
         }
+        (_, p) if p.starts_with("/v1/projects/") => admin(state, req),
         _ => google_error(
             404,
             "NOT_FOUND",
@@ -529,6 +535,236 @@ fn access(state: &Mutex<State>, req: &Req) -> Resp {
             "payload": {"data": STANDARD.encode(data), "dataCrc32c": crc.to_string()},
         }),
     )
+}
+
+/// Now, as Secret Manager writes times (RFC 3339, UTC).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Secret Manager's admin calls on secrets: `secrets.create` (`POST …/secrets?secretId=`),
+/// `get`, `patch` (`updateMask=labels`), `delete`, `list` (`filter=labels.<k>=<v>`,
+/// `pageSize`, `pageToken`), `addVersion` and `versions.get` (metadata, no payload). Needs a
+/// token the stand-in issued; answers in the API's JSON and error shapes.
+fn admin(state: &Mutex<State>, req: &Req) -> Resp {
+    let authorized = req.bearer().is_some_and(|t| lock(state).tokens.contains(t));
+    if !authorized {
+        return google_error(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        );
+    }
+    let path = req.path.trim_start_matches("/v1/");
+    let (path, verb) = path.split_once(':').unwrap_or((path, ""));
+    let parts: Vec<&str> = path.split('/').collect();
+    let project = parts.get(1).copied().unwrap_or_default();
+    if project != PROJECT && project != PROJECT_NUMBER {
+        return google_error(
+            403,
+            "PERMISSION_DENIED",
+            &format!("Permission denied on resource project {project}."),
+        );
+    }
+    let not_found = |secret: &str| {
+        google_error(
+            404,
+            "NOT_FOUND",
+            &format!("Secret [projects/{PROJECT_NUMBER}/secrets/{secret}] not found."),
+        )
+    };
+    let resource = |secret: &str, s: &State| {
+        let (labels, created) = s.meta.get(secret).cloned().unwrap_or_default();
+        json!({
+            "name": format!("projects/{PROJECT_NUMBER}/secrets/{secret}"),
+            "replication": {"automatic": {}},
+            "createTime": created,
+            "labels": labels,
+            "etag": format!("\"{}\"", s.secrets.get(secret).map_or(0, Vec::len)),
+        })
+    };
+    let mut s = lock(state);
+    match (req.method.as_str(), &parts[..], verb) {
+        ("POST", ["projects", _, "secrets"], "") => {
+            let Some(id) = req.query.get("secretId").filter(|i| {
+                !i.is_empty()
+                    && i.len() <= 255
+                    && i.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }) else {
+                return google_error(400, "INVALID_ARGUMENT", "Invalid secret ID.");
+            };
+            if s.secrets.contains_key(id.as_str()) {
+                return google_error(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("Secret [projects/{PROJECT_NUMBER}/secrets/{id}] already exists."),
+                );
+            }
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            if body["replication"].is_null() {
+                return google_error(400, "INVALID_ARGUMENT", "Replication policy is required.");
+            }
+            let labels = body["labels"].as_object().cloned().unwrap_or_default();
+            s.secrets.insert(id.clone(), Vec::new());
+            s.meta.insert(id.clone(), (labels, now_rfc3339()));
+            Resp::json(200, resource(id, &s))
+        }
+        ("GET", ["projects", _, "secrets"], "") => {
+            let want = req.query.get("filter").and_then(|f| {
+                let (k, v) = f.strip_prefix("labels.")?.split_once('=')?;
+                Some((k.to_string(), v.trim_matches('"').to_string()))
+            });
+            let mut names: Vec<&String> = s
+                .secrets
+                .keys()
+                .filter(|n| {
+                    want.as_ref().is_none_or(|(k, v)| {
+                        s.meta
+                            .get(n.as_str())
+                            .and_then(|(l, _)| l.get(k))
+                            .is_some_and(|x| x == v.as_str())
+                    })
+                })
+                .collect();
+            names.sort();
+            let size = req
+                .query
+                .get("pageSize")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(25)
+                .clamp(1, 25_000);
+            let start = req
+                .query
+                .get("pageToken")
+                .and_then(|t| t.parse::<usize>().ok())
+                .unwrap_or(0);
+            let page: Vec<serde_json::Value> = names
+                .iter()
+                .skip(start)
+                .take(size)
+                .map(|n| resource(n, &s))
+                .collect();
+            let mut out = json!({"secrets": page, "totalSize": names.len()});
+            if start + size < names.len() {
+                out["nextPageToken"] = json!((start + size).to_string());
+            }
+            Resp::json(200, out)
+        }
+        (method, ["projects", _, "secrets", secret], verb) => {
+            let secret = *secret;
+            if !s.secrets.contains_key(secret) {
+                return not_found(secret);
+            }
+            match (method, verb) {
+                ("GET", "") => Resp::json(200, resource(secret, &s)),
+                ("DELETE", "") => {
+                    s.secrets.remove(secret);
+                    s.meta.remove(secret);
+                    Resp::json(200, json!({}))
+                }
+                ("PATCH", "") => {
+                    if req.query.get("updateMask").map(String::as_str) != Some("labels") {
+                        return google_error(400, "INVALID_ARGUMENT", "Invalid update mask.");
+                    }
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&req.body).unwrap_or_default();
+                    let labels = body["labels"].as_object().cloned().unwrap_or_default();
+                    s.meta.entry(secret.to_string()).or_default().0 = labels;
+                    Resp::json(200, resource(secret, &s))
+                }
+                ("POST", "addVersion") => {
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&req.body).unwrap_or_default();
+                    let Some(data) = body["payload"]["data"]
+                        .as_str()
+                        .and_then(|d| STANDARD.decode(d).ok())
+                    else {
+                        return google_error(400, "INVALID_ARGUMENT", "Invalid payload.");
+                    };
+                    let sent = &body["payload"]["dataCrc32c"];
+                    let sent = sent
+                        .as_str()
+                        .map_or_else(|| sent.to_string(), str::to_string);
+                    if !body["payload"]["dataCrc32c"].is_null() && sent != crc32c(&data).to_string()
+                    {
+                        return google_error(
+                            400,
+                            "INVALID_ARGUMENT",
+                            "Checksum mismatch between the provided payload and the data_crc32c.",
+                        );
+                    }
+                    let versions = s.secrets.entry(secret.to_string()).or_default();
+                    versions.push((data, true));
+                    let n = versions.len();
+                    Resp::json(
+                        200,
+                        json!({"name": format!("projects/{PROJECT_NUMBER}/secrets/{secret}/versions/{n}"),
+                               "createTime": now_rfc3339(), "state": "ENABLED"}),
+                    )
+                }
+                _ => google_error(
+                    404,
+                    "NOT_FOUND",
+                    "The requested URL was not found on this server.",
+                ),
+            }
+        }
+        ("GET", ["projects", _, "secrets", secret, "versions", "latest"], "") => {
+            let Some(n) = s
+                .secrets
+                .get(*secret)
+                .and_then(|v| v.iter().rposition(|x| x.1))
+            else {
+                return not_found(secret);
+            };
+            Resp::json(
+                200,
+                json!({"name": format!("projects/{PROJECT_NUMBER}/secrets/{secret}/versions/{}", n + 1),
+                       "createTime": now_rfc3339(), "state": "ENABLED"}),
+            )
+        }
+        _ => google_error(
+            404,
+            "NOT_FOUND",
+            "The requested URL was not found on this server.",
+        ),
+    }
+}
+
+impl GcpStandIn {
+    /// The labels `secret` was created or patched with.
+    pub fn labels(&self, secret: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        lock(&self.state).meta.get(secret).map(|(l, _)| l.clone())
+    }
+
+    /// The data of every version of `secret`, oldest first.
+    pub fn versions(&self, secret: &str) -> Vec<Vec<u8>> {
+        lock(&self.state)
+            .secrets
+            .get(secret)
+            .map(|v| v.iter().map(|(d, _)| d.clone()).collect())
+            .unwrap_or_default()
+    }
 }
 
 fn metadata(state: &Mutex<State>, req: &Req) -> Resp {

@@ -5,11 +5,16 @@
 //! 2. builds a Flyte task pod as propeller would (label + `flyte.secrets/s<N>` annotations);
 //! 3. admits it through the real webhook over TLS and shows what the patch adds;
 //! 4. runs it like the kubelet: the static agent in an empty-root init container, then the
-//!    task, which reads its secrets with flytekit and Flyte 2 style code (values masked).
+//!    task, which reads its secrets with flytekit and Flyte 2 style code (values masked);
+//! 5. the same for Google Secret Manager and Azure Key Vault, served by the testkit's HTTPS
+//!    stand-ins in this process: Flyte's addressing, and Flyte 2 managed secrets written with
+//!    `agent secrets --store gcp|azure`, read back through the scope cascade.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::Stdio;
 
 use flyte_secret_e2e::broker::Broker;
 use flyte_secret_e2e::kubelet::run_pod;
@@ -18,7 +23,12 @@ use flyte_secret_e2e::webhook::Webhook;
 use flyte_secret_e2e::world::World;
 use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
 use flyte_secret_spec::{MountRequirement, SecretRequest, annotation};
-use serde_json::Value;
+use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, TENANT};
+use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
+use serde_json::{Value, json};
+
+/// Where the agent container sees the stand-ins' CA files and the federated token.
+const CLOUD_DIR: &str = "/var/run/fsa-cloud";
 
 fn step(n: u32, title: &str) {
     println!("\n== {n}. {title}");
@@ -220,6 +230,21 @@ async fn main() -> anyhow::Result<()> {
             .join()
             .expect("runner thread")
     })?;
+    print_run(&run);
+    anyhow::ensure!(run.succeeded(), "the pod failed");
+    drop(webhook);
+    let _ = std::fs::remove_dir_all(&task_dir);
+
+    clouds(&world, &broker).await?;
+    println!(
+        "\n== done: every secret reached the task; the spec, the logs and this transcript hold no value"
+    );
+    Ok(())
+}
+
+/// What each container of `run` did: the agent's fetches (names, backends, sizes, versions)
+/// and the files it wrote, the task's own output.
+fn print_run(run: &flyte_secret_e2e::kubelet::PodRun) {
     for c in &run.containers {
         println!("  container {} exited {:?}", c.name, c.code);
         if c.name == "flyte-secret-agent" {
@@ -255,17 +280,291 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    anyhow::ensure!(run.succeeded(), "the pod failed");
-    println!(
-        "\n== done: every secret reached the task; the spec, the logs and this transcript hold no value"
+}
+
+/// The GCP and Azure stand-ins, served by a runtime of their own: the pod runner blocks the
+/// demo's thread while the agent talks to them.
+struct Clouds {
+    gcp: GcpStandIn,
+    azure: AzureStandIn,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Clouds {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn start_clouds() -> anyhow::Result<Clouds> {
+    std::thread::spawn(|| -> anyhow::Result<Clouds> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (gcp, azure) = runtime.block_on(async {
+            anyhow::Ok((GcpStandIn::start().await?, AzureStandIn::start().await?))
+        })?;
+        Ok(Clouds {
+            gcp,
+            azure,
+            runtime: Some(runtime),
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the stand-ins' thread panicked"))?
+}
+
+/// The cluster's own credentials as a GKE / AKS pod has them: GKE Workload Identity's
+/// metadata server, Azure Workload Identity's federated token.
+fn cloud_env(c: &Clouds, token_file: &str) -> Vec<(String, String)> {
+    [
+        ("GCE_METADATA_HOST", c.gcp.metadata_host()),
+        ("AZURE_CLIENT_ID", CLIENT_ID.to_string()),
+        ("AZURE_TENANT_ID", TENANT.to_string()),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_string()),
+        ("AZURE_AUTHORITY_HOST", format!("{}/", c.azure.url())),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
+}
+
+/// `agent secrets create <name> --store <store> <scope> --from-stdin`, as an operator runs it
+/// (the value on stdin, never in argv); prints the command and its answer.
+fn agent_secrets_create(
+    c: &Clouds,
+    dir: &Path,
+    store: &str,
+    name: &str,
+    scope: &[&str],
+    value: &[u8],
+) -> anyhow::Result<()> {
+    let mut args = vec!["secrets", "create", name, "--store", store];
+    args.extend_from_slice(scope);
+    args.push("--from-stdin");
+    println!("  $ agent {}", args.join(" "));
+    let token = dir.join("azure-identity-token").display().to_string();
+    let mut cmd = std::process::Command::new(flyte_secret_e2e::static_agent());
+    cmd.args(&args)
+        .envs(cloud_env(c, &token))
+        .env("FLYTE_SECRET_GCP_PROJECT", PROJECT)
+        .env("FLYTE_SECRET_GCP_ENDPOINT", &c.gcp.api.url)
+        .env("FLYTE_SECRET_GCP_CA_FILE", dir.join("gcp-ca.pem"))
+        .env("FLYTE_SECRET_AZURE_VAULT_URL", c.azure.url())
+        .env("FLYTE_SECRET_AZURE_CA_FILE", dir.join("azure-ca.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    child.stdin.take().expect("piped").write_all(value)?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "agent secrets failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    drop(webhook);
-    let _ = std::fs::remove_dir_all(&task_dir);
+    print!("    {}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
+/// Step 6: Google Secret Manager and Azure Key Vault.
+async fn clouds(world: &World, broker: &Broker) -> anyhow::Result<()> {
+    step(
+        6,
+        "Google Secret Manager and Azure Key Vault (HTTPS stand-ins in this process)",
+    );
+    let c = start_clouds()?;
+    println!(
+        "  Secret Manager stand-in {} (project {PROJECT}), GKE metadata server {}, Key Vault + Entra ID stand-in {}",
+        c.gcp.api.url,
+        c.gcp.metadata_host(),
+        c.azure.url()
+    );
+    // The stand-ins' CAs and the federated token: what the cluster provides, mounted into the
+    // agent container after admission as the Azure Workload Identity webhook does.
+    let creds = tempdir_named("cloud")?;
+    c.gcp.ca_file(&creds);
+    c.azure.ca_file(&creds);
+    c.azure.federated_token_file(&creds);
+    for entry in std::fs::read_dir(&creds)?.flatten() {
+        std::fs::set_permissions(
+            entry.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
+    }
+    c.gcp
+        .add_version("flyte-demo-gcp", random_token(24).as_bytes());
+    c.gcp
+        .add_version("flyte-demo-gcp", random_token(28).as_bytes());
+    println!("  Google secret projects/{PROJECT}/secrets/flyte-demo-gcp, versions 1 and 2");
+    c.azure.set("flyte-demo-azure", &random_token(30));
+    println!(
+        "  Key Vault secret {}/secrets/flyte-demo-azure",
+        c.azure.url()
+    );
+    println!("  Flyte 2 managed secrets, written as Flyte 2's SecretService names them:");
+    agent_secrets_create(
+        &c,
+        &creds,
+        "gcp",
+        "WANDB_API_KEY",
+        &["-d", "development", "-p", "flytesnacks"],
+        random_token(40).as_bytes(),
+    )?;
+    agent_secrets_create(
+        &c,
+        &creds,
+        "azure",
+        "HF_TOKEN",
+        &["-d", "development"],
+        format!("hf_{}", random_token(34)).as_bytes(),
+    )?;
+
+    let azure_uri = format!("{}/secrets/flyte-demo-azure", c.azure.url());
+    let secrets = vec![
+        SecretRequest::new("flyte-demo-gcp", "").with_group_version("1"),
+        SecretRequest::new(
+            format!("projects/{PROJECT}/secrets/flyte-demo-gcp"),
+            "token",
+        )
+        .with_mount(MountRequirement::EnvVar)
+        .with_env_var("GCP_TOKEN"),
+        SecretRequest::new(&azure_uri, "").with_mount(MountRequirement::File),
+        SecretRequest::new("", "WANDB_API_KEY").with_mount(MountRequirement::File),
+        SecretRequest::new("", "HF_TOKEN")
+            .with_mount(MountRequirement::EnvVar)
+            .with_env_var("HF_TOKEN"),
+    ];
+    for r in &secrets {
+        println!(
+            "  request {} ({}{}{})",
+            r.name(),
+            r.mount_requirement,
+            if r.group_version.is_empty() {
+                String::new()
+            } else {
+                format!(", group_version {}", r.group_version)
+            },
+            if r.env_var.is_empty() {
+                String::new()
+            } else {
+                format!(", env_var {}", r.env_var)
+            }
+        );
+    }
+    let reads = json!([
+        {"label": "flytekit secrets.get('flyte-demo-gcp', group_version='1')  [GCP, Flyte's addressing]",
+         "how": "flytekit", "group": "flyte-demo-gcp", "group_version": "1"},
+        {"label": "os.environ['GCP_TOKEN']  [GCP latest, via agent exec]", "how": "env", "name": "GCP_TOKEN"},
+        {"label": "flytekit secrets.get('flyte-demo-azure')  [Azure secret URI]",
+         "how": "flytekit", "group": "flyte-demo-azure"},
+        {"label": "open('/etc/flyte/secrets/WANDB_API_KEY')  [Flyte 2 managed, GCP, project scope]",
+         "how": "file", "path": "/etc/flyte/secrets/WANDB_API_KEY"},
+        {"label": "os.environ['HF_TOKEN']  [Flyte 2 managed, Azure, domain scope]", "how": "env", "name": "HF_TOKEN"},
+    ]);
+    let task_dir = tempdir_named("clouds-task")?;
+    let script = "flyte2_demo_clouds.py";
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("python")
+            .join(script),
+        task_dir.join(script),
+    )?;
+    std::fs::write(task_dir.join("reads.json"), reads.to_string())?;
+    for entry in std::fs::read_dir(&task_dir)?.flatten() {
+        std::fs::set_permissions(
+            entry.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
+    }
+    let pod = TaskPod {
+        namespace: "flytesnacks-development".into(),
+        name: "c4l0u9d5s2-n0-0".into(),
+        secrets,
+        scope: Some(("flytesnacks".into(), "development".into())),
+        run_as: Some((1000, 1000)),
+        python_path: flyte_secret_e2e::pods::site_packages(&world.servers.tools.python),
+        ..TaskPod::default()
+    }
+    .build(
+        &[
+            flyte_secret_e2e::pods::TASK_PYTHON.into(),
+            format!("/e2e/{script}"),
+            "/e2e/reads.json".into(),
+        ],
+        &task_dir,
+    );
+    let backends = json!([
+        {"type": "gcp", "project": PROJECT, "endpoint": c.gcp.api.url,
+         "caCertFile": format!("{CLOUD_DIR}/gcp-ca.pem")},
+        {"type": "azure", "vaultUrl": c.azure.url(),
+         "caCertFile": format!("{CLOUD_DIR}/azure-ca.pem")},
+    ]);
+    println!(
+        "  webhook backends: gcp (project {PROJECT}) → azure (vault {})",
+        c.azure.url()
+    );
+    let mut args = world.webhook_args(broker);
+    let i = args
+        .iter()
+        .position(|a| a == "--backends")
+        .expect("the world's --backends");
+    args.drain(i..i + 2);
+    args.extend(["--backends".to_string(), backends.to_string()]);
+    for (k, v) in cloud_env(&c, &format!("{CLOUD_DIR}/azure-identity-token")) {
+        args.extend(["--agent-env".to_string(), format!("{k}={v}")]);
+    }
+    let webhook = Webhook::start(&args)?;
+    let admission = webhook.admit(&pod).await?;
+    anyhow::ensure!(admission.allowed, "denied: {}", admission.message);
+    println!(
+        "  allowed, {} JSONPatch operations; no secret value in the spec",
+        admission.patch.as_array().map(Vec::len).unwrap_or(0)
+    );
+    let mut admitted = admission.pod.clone();
+    mount_credentials(&mut admitted, &creds);
+    let run = std::thread::scope(|sc| {
+        sc.spawn(|| run_pod(&admitted, world))
+            .join()
+            .expect("runner thread")
+    })?;
+    print_run(&run);
+    anyhow::ensure!(run.succeeded(), "the cloud pod failed");
+    drop(webhook);
+    let _ = std::fs::remove_dir_all(&task_dir);
+    let _ = std::fs::remove_dir_all(&creds);
+    Ok(())
+}
+
+/// Mounts the credentials directory read-only into the agent init container.
+fn mount_credentials(pod: &mut Value, dir: &Path) {
+    if let Some(volumes) = pod["spec"]["volumes"].as_array_mut() {
+        volumes.push(json!({
+            "name": "fsa-cloud-demo",
+            "hostPath": {"path": dir.display().to_string(), "type": "Directory"}
+        }));
+    }
+    let agent = pod["spec"]["initContainers"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "flyte-secret-agent");
+    if let Some(agent) = agent.and_then(Value::as_object_mut) {
+        let mounts = agent.entry("volumeMounts").or_insert_with(|| json!([]));
+        if let Some(m) = mounts.as_array_mut() {
+            m.push(json!({"name": "fsa-cloud-demo", "mountPath": CLOUD_DIR, "readOnly": true}));
+        }
+    }
+}
+
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("fsa-demo-{}", std::process::id()));
+    tempdir_named("task")
+}
+
+fn tempdir_named(what: &str) -> anyhow::Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("fsa-demo-{what}-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     Ok(d)

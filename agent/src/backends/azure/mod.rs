@@ -19,6 +19,7 @@
 //! Google backend uses ([`super::gcp::http`]).
 
 mod auth;
+pub mod managed;
 
 use std::collections::HashMap;
 use std::time::Duration;

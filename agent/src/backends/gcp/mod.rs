@@ -20,6 +20,7 @@
 mod auth;
 pub mod crc32c;
 pub mod http;
+pub mod managed;
 
 use base64::Engine as _;
 use flyte_secret_spec::SecretRequest;
