@@ -13,6 +13,12 @@ Standard library only (runs with any python3). Subcommands:
   burst OUT.json RUNS AGENT DIR BROKER_PID METRICS_URL OUT_ROOT PER_POD
                                         one `agent init` per pod token at once against the broker
   rss OUT.json RUNS PREPARE -- CMD...   peak RSS (KiB) of CMD over RUNS runs (GNU time)
+  refresh-files DIR ADDR TOKEN_FILE OUT_ROOT N INTERVAL   the refresh section's `bao agent`
+                                        template-mode config (no exit_after_auth)
+  idle OUT.json NAME SECONDS READY -- CMD...   runs CMD (a long-lived refresher), waits for
+                                        READY (a file), then samples /proc every 100 ms for
+                                        SECONDS: RSS, CPU, context switches of every thread,
+                                        and the agent's refresh ticks (its status file)
   count-calls RECORDING.jsonl           API calls in a moto recording, by X-Amz-Target
   wrk-result FILE                       the RESULT line of bench/post.lua as JSON
   criterion DIR                         criterion estimates under DIR as JSON
@@ -330,6 +336,136 @@ def broker_setup(root, state_dir, out_dir, broker_url, n, pods, per_pod):
     (out / f"plan-broker-{n}.json").write_text(json.dumps(broker_plan(brokered, keys)))
     (out / "plan-burst.json").write_text(json.dumps(broker_plan(brokered, keys[:per_pod])))
     (out / f"expected-{n}.json").write_text(json.dumps({k: managed_value(i) for i, k in enumerate(keys)}))
+
+
+def refresh_files(out_dir, addr, token_file, out_root, n, interval):
+    """`bao agent` kept running in template mode on the same N kv2 secrets the agent watches,
+    re-rendering static secrets every INTERVAL (as `agent watch --interval INTERVAL`)."""
+    templates = []
+    for i in range(n):
+        group = f"secret/bench/{secret_name(i)}"
+        templates.append(
+            "template {\n"
+            f'  contents    = "{{{{ with secret \\"secret/data/bench/{secret_name(i)}\\" }}}}{{{{ .Data.data.value }}}}{{{{ end }}}}"\n'
+            f'  destination = "{out_root}/refresh-bao/{group}/value"\n'
+            '  perms       = "0400"\n'
+            "}\n"
+        )
+    (Path(out_dir) / f"bao-agent-refresh-{n}.hcl").write_text(
+        "# bao agent as a refresh sidecar: auto-auth with a token file, templates re-rendered\n"
+        "# every interval, running until stopped (no exit_after_auth).\n"
+        'pid_file = ""\n'
+        f'vault {{\n  address = "{addr}"\n}}\n'
+        "auto_auth {\n"
+        '  method "token_file" {\n'
+        f'    config = {{\n      token_file_path = "{token_file}"\n    }}\n'
+        "  }\n"
+        "}\n"
+        f'template_config {{\n  static_secret_render_interval = "{interval}"\n}}\n'
+        + "".join(templates)
+    )
+
+
+def proc_threads_switches(pid):
+    """(voluntary, nonvoluntary) context switches summed over every thread of PID."""
+    vol = non = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    non += int(line.split()[1])
+        except OSError:
+            continue  # a thread that just ended
+    return vol, non
+
+
+def proc_cpu_s(pid):
+    """user + system CPU seconds of PID (all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle(out, name, seconds, ready, cmd):
+    """Starts CMD, waits until READY exists, lets it settle 2 s, then samples every 100 ms for
+    SECONDS. A tick of the agent is a change of its status file (written every round); a sample
+    interval whose switch count rose and that is not within 1.5 s of a tick is a wake-up
+    between ticks (a round of 20 reads, and the whole-second stamp, take that margin). Reading
+    /proc does not wake the process."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(out + ".log", "w"))
+    status = None
+    try:
+        deadline = time.time() + 60
+        while not Path(ready).exists():
+            if proc.poll() is not None or time.time() > deadline:
+                sys.exit(f"idle {name}: not ready (exit {proc.poll()}); see {out}.log")
+            time.sleep(0.1)
+        time.sleep(2)
+        status_file = Path(ready) if name == "agent" else None
+        cpu0, sw0 = proc_cpu_s(proc.pid), proc_threads_switches(proc.pid)
+        samples = []
+        start = time.monotonic()
+        def last_success():
+            # A round stamps `last_success` (whole seconds); a read racing the rewrite is
+            # skipped, not taken for a tick.
+            try:
+                return json.loads(status_file.read_bytes()).get("last_success")
+            except (OSError, ValueError):
+                return None
+
+        last_status = last_success() if status_file else None
+        while time.monotonic() - start < seconds:
+            time.sleep(0.1)
+            sw = proc_threads_switches(proc.pid)
+            tick = False
+            if status_file:
+                now = last_success()
+                if now is not None:
+                    tick, last_status = now != last_status, now
+            samples.append({"t": time.monotonic() - start, "switches": sum(sw), "tick": tick})
+        cpu1, sw1 = proc_cpu_s(proc.pid), proc_threads_switches(proc.pid)
+        rss = proc_kib(proc.pid, "VmRSS")
+        threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+        status = proc.poll()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if status is not None:
+        sys.exit(f"idle {name}: exited {status} while measured; see {out}.log")
+    ticks = [s["t"] for s in samples if s["tick"]]
+    active, prev = [], sw0[0] + sw0[1]
+    for s in samples:
+        if s["switches"] > prev:
+            active.append(s["t"])
+        prev = s["switches"]
+    between = [t for t in active if not any(abs(t - k) <= 1.5 for k in ticks)]
+    json.dump(
+        {
+            "name": name,
+            "seconds": seconds,
+            "rss_kib": rss,
+            "cpu_s": cpu1 - cpu0,
+            "threads": threads,
+            "voluntary": sw1[0] - sw0[0],
+            "nonvoluntary": sw1[1] - sw0[1],
+            "ticks": len(ticks) if status_file else None,
+            "active_intervals": len(active),
+            "wakeups_between_ticks": len(between) if status_file else None,
+            # Seconds into the window, to see what woke it.
+            "ticks_at": [round(t, 1) for t in ticks],
+            "between_at": [round(t, 1) for t in between],
+            "command": cmd,
+        },
+        open(out, "w"),
+    )
 
 
 def proc_kib(pid, field):
@@ -912,6 +1048,59 @@ def report_broker(R, meta, w, goals):
     w("")
 
 
+def report_refresh(R, meta, w, goals):
+    """7. The refresh sidecar (issue 17), idle."""
+    info = json.loads((R / "refresh.json").read_text())
+    a = json.loads((R / "refresh-agent.idle.json").read_text())
+    b = json.loads((R / "refresh-bao.idle.json").read_text())
+    n, secs = info["n"], a["seconds"]
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+
+    def cpu(seconds):
+        # /proc counts CPU in clock ticks: below one tick reads as 0.
+        return f"< {tick_ms:.0f} ms" if seconds == 0 else f"{ms(seconds)} ms"
+
+    w(f"## 7. Refresh sidecar (issue 17): idle, {n} Vault secrets, {info['interval']} interval")
+    w("")
+    w(
+        f"`agent watch` (release, static musl) after `agent init`, against `bao agent` in template "
+        f"mode (no `exit_after_auth`, `static_secret_render_interval = \"{info['interval']}\"`) "
+        f"on the same {n} kv2 secrets, each kept running and measured for {secs:.0f} s once it "
+        "had published (2 s settling first). RSS: `VmRSS` at the end. CPU: user+sys during the "
+        "window (`/proc/<pid>/stat`). Context switches: `voluntary_ctxt_switches` and "
+        "`nonvoluntary_ctxt_switches` summed over every thread (`/proc/<pid>/task/*/status`), "
+        "sampled every 100 ms. A tick is a refresh round (the agent rewrites its status file "
+        "each round); a 100 ms interval with a switch more than 1.5 s from any tick is a wake-up "
+        "between ticks (`bao agent` has no such marker: all its active intervals are shown)."
+    )
+    w("")
+    w("| refresher | RSS | CPU in window | threads | switches (vol + nonvol) | ticks | active 100 ms intervals | wake-ups between ticks |")
+    w("|---|---|---|---|---|---|---|---|")
+    for label, r in (("`agent watch`", a), ("`bao agent` (template mode)", b)):
+        ticks = "n/a" if r["ticks"] is None else str(r["ticks"])
+        between = "n/a" if r["wakeups_between_ticks"] is None else f"**{r['wakeups_between_ticks']}**"
+        w(
+            f"| {label} | **{mib(r['rss_kib'])} MiB** | {cpu(r['cpu_s'])} | {r['threads']} | "
+            f"{r['voluntary']} + {r['nonvoluntary']} | {ticks} | {r['active_intervals']} | {between} |"
+        )
+    w("")
+    w("```")
+    for c in meta["commands"].get("refresh", []):
+        w(c)
+    w("```")
+    w("")
+    goals.append((
+        "refresh sidecar idle RSS ≤ 8 MiB (20 secrets)",
+        f"{mib(a['rss_kib'])} MiB (bao agent {mib(b['rss_kib'])} MiB)",
+        "met" if a["rss_kib"] <= 8 * 1024 else "**missed**",
+    ))
+    goals.append((
+        "no wake-ups between refresh ticks",
+        f"{a['wakeups_between_ticks']} in {secs:.0f} s ({a['ticks']} ticks)",
+        "met" if a["wakeups_between_ticks"] == 0 else "**missed**",
+    ))
+
+
 # The report's sections in order; run.sh names the ones a run measured in meta.json.
 SECTIONS = {
     "vault": report_vault,
@@ -920,6 +1109,7 @@ SECTIONS = {
     "webhook": report_webhook,
     "sizes": report_sizes,
     "broker": report_broker,
+    "refresh": report_refresh,
     "criterion": report_criterion,
 }
 
@@ -968,6 +1158,8 @@ def report(results_dir, out):
         servers.append(
             "OpenBao `bao server -dev` (in memory) and moto (`moto_server`, request recorder on)"
         )
+    if "refresh" in sections and "vault" not in sections:
+        servers.append("OpenBao `bao server -dev` (in memory)")
     if "broker" in sections:
         servers.append(
             "the Kubernetes API stand-in (`kube-standin serve`, debug build, RBAC rendered from "
@@ -1032,6 +1224,11 @@ def main():
         sep = rest.index("--")
         out, runs, prepare = rest[0], int(rest[1]), rest[2]
         rss(out, runs, prepare, rest[sep + 1 :])
+    elif cmd == "refresh-files":
+        refresh_files(rest[0], rest[1], rest[2], rest[3], int(rest[4]), rest[5])
+    elif cmd == "idle":
+        sep = rest.index("--")
+        idle(rest[0], rest[1], float(rest[2]), rest[3], rest[sep + 1 :])
     elif cmd == "count-calls":
         print(json.dumps(count_calls(rest[0])))
     elif cmd == "wrk-result":

@@ -5,6 +5,7 @@
 #   bench/run.sh                 # full run (about 10 minutes on 2 cores, plus builds)
 #   BENCH_RUNS=5 bench/run.sh    # fewer repetitions (a quick look; the report says how many)
 #   BENCH_ONLY=broker bench/run.sh   # only section 6, the secret broker (issue 15); see below
+#   BENCH_ONLY=refresh bench/run.sh  # only section 7, the idle refresh sidecar (issue 17)
 #
 # Settings (environment):
 #   BENCH_RUNS           wall-time runs per figure (hyperfine -r), default 20
@@ -20,6 +21,10 @@
 #   BENCH_ONLY=broker    measure only the secret broker (section 6): its results land in
 #                        .local/bench/results/ under the names a full run writes, and the report
 #                        renders that section alone (marked partial)
+#   BENCH_ONLY=refresh   measure only the refresh sidecar (section 7), likewise, with a private
+#                        OpenBao of its own
+#   BENCH_REFRESH_SECONDS   idle window measured per refresher, default 60
+#   BENCH_REFRESH_INTERVAL  refresh interval of both refreshers, default 30s
 #   BENCH_BURST_PODS     pods started at once in the broker burst, default 50
 #   BENCH_BURST_RUNS     measured bursts (after one warm-up), default 5
 #
@@ -48,8 +53,8 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-600}
 BUILD=${BENCH_BUILD:-1}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  "" | broker) ;;
-  *) die "BENCH_ONLY=$ONLY: the only partial run is BENCH_ONLY=broker" ;;
+  "" | broker | refresh) ;;
+  *) die "BENCH_ONLY=$ONLY: the partial runs are BENCH_ONLY=broker and BENCH_ONLY=refresh" ;;
 esac
 if [[ -n $ONLY ]]; then
   OUT=${BENCH_OUT:-$LOCAL/bench/report.md}
@@ -77,6 +82,9 @@ SCALE_COUNTS=(1 10 100 1000)
 AWS_N=20
 BROKER_N=20        # managed secrets of section 6's single pod
 BURST_SECRETS=5    # managed secrets of each burst pod
+REFRESH_N=20       # Vault secrets of section 7's refreshers
+REFRESH_SECONDS=${BENCH_REFRESH_SECONDS:-60}
+REFRESH_INTERVAL=${BENCH_REFRESH_INTERVAL:-30s}
 
 WORK=$LOCAL/bench
 RES=$WORK/results
@@ -456,6 +464,7 @@ EOF
 fi
 
 # ---------------------------------------------------------------------------------------------
+if [[ -z $ONLY || $ONLY == broker ]]; then # section 6: a full run, or BENCH_ONLY=broker
 section "6. Secret broker: $BROKER_N managed secrets direct vs via the broker; a burst of $BURST_PODS pods"
 for port in $KUBE_BENCH_PORT $BROKER_PORT $BROKER_ADMIN_PORT; do
   port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
@@ -575,13 +584,55 @@ log "burst: $BURST_PODS agents at once x $BURST_RUNS (after a warm-up)"
   "$BURST_RUNS" "$AGENT" "$WORK" "$BROKER_PID" "http://$HOST:$BROKER_ADMIN_PORT/metrics" \
   "$SHM/burst" "$BURST_SECRETS"
 kill -0 "$BROKER_PID" 2>/dev/null || { log_tail "$WORK/broker.log"; die "the broker died during the burst"; }
+fi # section 6
+
+# ---------------------------------------------------------------------------------------------
+if [[ -z $ONLY || $ONLY == refresh ]]; then # section 7: a full run, or BENCH_ONLY=refresh
+section "7. Refresh sidecar: idle agent watch vs bao agent (template mode), $REFRESH_N secrets, ${REFRESH_SECONDS}s"
+if [[ -n $ONLY ]]; then # a full run's sections 1-5 started and seeded this OpenBao already
+  port_open "$BAO_BENCH_PORT" && die "port $BAO_BENCH_PORT was free a moment ago and is taken now: run again"
+  "$BAO" server -dev -dev-root-token-id=root -dev-listen-address="$HOST:$BAO_BENCH_PORT" \
+    -dev-no-store-token >"$WORK/openbao.log" 2>&1 &
+  PIDS+=($!)
+  wait_until 30 "OpenBao on $VAULT_URL" curl -fsS -m 2 "$VAULT_URL/v1/sys/health" ||
+    { log_tail "$WORK/openbao.log"; die "OpenBao did not start"; }
+  $PY "$BENCH_PY" seed-vault "$VAULT_URL" root "$REFRESH_N"
+  printf root >"$WORK/vault-token"
+  chmod 600 "$WORK/vault-token"
+  $PY "$BENCH_PY" vault-files "$WORK" "$VAULT_URL" "$WORK/vault-token" "$SHM" "$REFRESH_N"
+fi
+$PY "$BENCH_PY" refresh-files "$WORK" "$VAULT_URL" "$WORK/vault-token" "$SHM" "$REFRESH_N" "$REFRESH_INTERVAL"
+rm -rf "$SHM/refresh-agent" "$SHM/refresh-bao"
+mkdir -p "$SHM/refresh-agent" "$SHM/refresh-bao"
+# As in a pod: `agent init` publishes first, then the sidecar takes the set over.
+"${CLEAN_ENV[@]}" "$AGENT" init --plan-file "$WORK/plan-vault-$REFRESH_N.json" --root "$SHM/refresh-agent" \
+  --termination-log "$WORK/termination-log" >"$WORK/refresh-init.log" 2>&1 ||
+  { log_tail "$WORK/refresh-init.log"; die "agent init failed on the refresh plan"; }
+check_files "$SHM/refresh-agent" "$REFRESH_N"
+if [[ -n $ONLY ]]; then
+  wait_quiet
+  log "$quiet_note"
+fi
+log "idle: agent watch, then bao agent, ${REFRESH_SECONDS}s each"
+"${CLEAN_ENV[@]}" "$(command -v python3)" "$BENCH_PY" idle "$RES/refresh-agent.idle.json" agent \
+  "$REFRESH_SECONDS" "$SHM/refresh-agent/..flyte-secret-agent/status" -- \
+  "$AGENT" watch --plan-file "$WORK/plan-vault-$REFRESH_N.json" --root "$SHM/refresh-agent" \
+  --interval "$REFRESH_INTERVAL"
+"${CLEAN_ENV[@]}" "$(command -v python3)" "$BENCH_PY" idle "$RES/refresh-bao.idle.json" bao \
+  "$REFRESH_SECONDS" "$SHM/refresh-bao/secret/bench/$(printf 's%04d' $((REFRESH_N - 1)))/value" -- \
+  "$BAO" agent -config "$WORK/bao-agent-refresh-$REFRESH_N.hcl"
+check_files "$SHM/refresh-bao" "$REFRESH_N"
+cmp "$SHM/refresh-agent/secret/bench/s0007/value" "$SHM/refresh-bao/secret/bench/s0007/value" ||
+  die "agent and bao agent wrote different values"
+printf '{"n": %d, "interval": "%s"}\n' "$REFRESH_N" "$REFRESH_INTERVAL" >"$RES/refresh.json"
+fi # section 7
 
 # ---------------------------------------------------------------------------------------------
 section "report"
 if [[ -n $ONLY ]]; then
-  SECTIONS_JSON='["broker"]'
+  SECTIONS_JSON="[\"$ONLY\"]"
 else
-  SECTIONS_JSON='["vault", "aws", "scale", "webhook", "sizes", "broker", "criterion"]'
+  SECTIONS_JSON='["vault", "aws", "scale", "webhook", "sizes", "broker", "refresh", "criterion"]'
 fi
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 git_sha=$(git rev-parse --short=12 HEAD)
@@ -647,6 +698,11 @@ meta = {
       "  -n broker-init 'agent init --plan-file plan-broker-$BROKER_N.json --root <tmpfs> --termination-log <file>'",
       "/usr/bin/time -f %M <each command>   # x $RSS_RUNS",
       "bench.py burst: $BURST_PODS x 'agent init --plan-file plan-burst.json --root <tmpfs>/NNN' at once, each FLYTE_SECRET_BROKER_TOKEN_FILE=<its pod's token>   # x $BURST_RUNS after a warm-up",
+    ],
+    "refresh": [
+      "agent init --plan-file plan-vault-$REFRESH_N.json --root <tmpfs>/refresh-agent --termination-log <file>",
+      "bench.py idle <out> agent $REFRESH_SECONDS <root>/..flyte-secret-agent/status -- agent watch --plan-file plan-vault-$REFRESH_N.json --root <tmpfs>/refresh-agent --interval $REFRESH_INTERVAL",
+      "bench.py idle <out> bao $REFRESH_SECONDS <last file> -- bao agent -config bao-agent-refresh-$REFRESH_N.hcl   # template mode, static_secret_render_interval = $REFRESH_INTERVAL",
     ],
   },
 }

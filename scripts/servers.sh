@@ -321,7 +321,7 @@ bao_configure() {
     --arg url "postgresql://{{username}}:{{password}}@$HOST:$PG_PORT/$PG_DATABASE?sslmode=disable" '{
       plugin_name: "postgresql-database-plugin",
       connection_url: $url, username: $user, password: $pw,
-      allowed_roles: ["flyte-db"], verify_connection: true
+      allowed_roles: ["flyte-db", "flyte-db-short"], verify_connection: true
     }')" >/dev/null
   bao_api POST database/roles/flyte-db "$(jq -n --arg db "$PG_DATABASE" '{
       db_name: "postgres",
@@ -330,6 +330,16 @@ bao_configure() {
         ("GRANT CONNECT ON DATABASE \"" + $db + "\" TO \"{{name}}\";")
       ],
       default_ttl: "1h", max_ttl: "24h"
+    }')" >/dev/null
+  # Short leases for the refresh sidecar's renewal test (tests/tests/refresh.rs): renewed at
+  # ~2/3 of 5s until the 15s max_ttl caps them, then one new credential per max_ttl.
+  bao_api POST database/roles/flyte-db-short "$(jq -n --arg db "$PG_DATABASE" '{
+      db_name: "postgres",
+      creation_statements: [
+        "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '\''{{password}}'\'' VALID UNTIL '\''{{expiration}}'\'';",
+        ("GRANT CONNECT ON DATABASE \"" + $db + "\" TO \"{{name}}\";")
+      ],
+      default_ttl: "5s", max_ttl: "15s"
     }')" >/dev/null
 
   bao_api PUT sys/policies/acl/flyte-read "$(jq -n '{policy: ([

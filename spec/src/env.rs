@@ -23,6 +23,12 @@ pub const ROOT_ENV: &str = "FLYTE_SECRET_ROOT";
 pub const TERMINATION_LOG_ENV: &str = "FLYTE_SECRET_TERMINATION_LOG";
 /// The kubelet's default termination-message path.
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+/// The agent-only in-memory directory through which `agent init` hands its Vault token and
+/// database lease ids to the refresh sidecar (`agent watch`), which renews them. Mounted in
+/// those two containers only, never in app containers.
+pub const VAULT_HANDOVER_ENV: &str = "FLYTE_SECRET_VAULT_HANDOVER";
+/// Where the webhook mounts the handover directory ([`VAULT_HANDOVER_ENV`]).
+pub const VAULT_HANDOVER_DIR: &str = "/var/run/secrets/flyte-secret-agent/handover";
 
 /// Where the kubelet mounts a pod's service-account token, CA and namespace.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -5,7 +5,10 @@
 //! Kubernetes Secret (the runner republishes its `secret` volume as the kubelet does) and
 //! rotates the AWS secret in moto; the task polls its files and must see both new values
 //! within one interval (30s + 10% jitter, plus the runner's volume sync). A Job-style pod
-//! whose task exits at once must complete promptly: the sidecar exits 0 on SIGTERM.
+//! whose task exits at once must complete promptly: the sidecar exits 0 on SIGTERM. A task
+//! logging in to PostgreSQL every second for 30 s with Vault database credentials of a 5 s
+//! TTL and 15 s max TTL never fails a login, and OpenBao issues one credential per max-TTL
+//! period: the sidecar renews the lease `agent init` got, with its handed-over token.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -288,4 +291,233 @@ async fn a_job_pod_completes_promptly_when_its_task_exits() {
     // Nowhere near the interval (1h) or a grace period: the pod is done when its task is.
     assert!(took < Duration::from_secs(20), "the pod took {took:?}");
     eprintln!("job pod with a refresh sidecar completed in {took:?}");
+}
+
+/// The database task: logs in to PostgreSQL once a second for `seconds` with whatever
+/// username and password are in the files at that moment (a real SCRAM-SHA-256 login, Python's
+/// standard library only), and reports each attempt as one JSON line at the end.
+const DB_TASK: &str = r#"
+import base64, hashlib, hmac, json, os, socket, struct, sys, time
+exp = json.load(open(sys.argv[1]))
+root = "/etc/flyte/secrets"
+def read(p):
+    with open(os.path.join(root, p)) as f:
+        return f.read()
+def login(user, password):
+    s = socket.create_connection((exp["host"], exp["port"]), timeout=5)
+    def recvn(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c: raise EOFError("closed")
+            b += c
+        return b
+    def send(t, payload):
+        s.sendall(t + struct.pack("!I", len(payload) + 4) + payload)
+    params = b"user\0" + user.encode() + b"\0database\0" + exp["database"].encode() + b"\0\0"
+    s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
+    first_bare = None
+    try:
+        while True:
+            h = recvn(5)
+            t, body = h[:1], recvn(struct.unpack("!I", h[1:])[0] - 4)
+            if t == b"E":
+                fields = dict((f[:1], f[1:]) for f in body.split(b"\0") if f)
+                return fields.get(b"M", b"?").decode()
+            if t == b"Z":
+                send(b"X", b"")
+                return None
+            if t != b"R":
+                continue
+            code = struct.unpack("!I", body[:4])[0]
+            if code == 10:
+                nonce = base64.b64encode(os.urandom(18)).decode()
+                first_bare = "n=,r=" + nonce
+                msg = ("n,," + first_bare).encode()
+                send(b"p", b"SCRAM-SHA-256\0" + struct.pack("!I", len(msg)) + msg)
+            elif code == 11:
+                server_first = body[4:].decode()
+                a = dict(kv.split("=", 1) for kv in server_first.split(","))
+                salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(a["s"]), int(a["i"]))
+                ck = hmac.new(salted, b"Client Key", "sha256").digest()
+                final = "c=biws,r=" + a["r"]
+                auth = ",".join([first_bare, server_first, final]).encode()
+                sig = hmac.new(hashlib.sha256(ck).digest(), auth, "sha256").digest()
+                proof = base64.b64encode(bytes(x ^ y for x, y in zip(ck, sig))).decode()
+                send(b"p", (final + ",p=" + proof).encode())
+            elif code not in (0, 12):
+                return "unsupported authentication request %d" % code
+    finally:
+        s.close()
+open("/out/started", "w").write(str(time.time()))
+attempts = []
+end = time.time() + exp["seconds"]
+while time.time() < end:
+    t = time.time()
+    # Two files: read again when the set was swapped between them (as a careful app does).
+    while True:
+        user, password = read(exp["username"]), read(exp["password"])
+        if read(exp["username"]) == user:
+            break
+    try:
+        error = login(user, password)
+    except Exception as e:
+        error = "%s: %s" % (type(e).__name__, e)
+    attempts.append({"t": t, "user": user, "error": error})
+    time.sleep(max(0.0, t + 1.0 - time.time()))
+print(json.dumps({"attempts": attempts}))
+"#;
+
+/// The Vault role with 5 s leases and a 15 s max TTL (scripts/servers.sh).
+const SHORT_DB_ROLE: &str = "flyte-db-short";
+
+/// The lease ids OpenBao holds now under the short role.
+async fn live_leases(admin: &vaultrs::client::VaultClient) -> Vec<String> {
+    let prefix = format!("leases/lookup/database/creds/{SHORT_DB_ROLE}/");
+    match vaultrs::kv1::list(admin, "sys", &prefix).await {
+        Ok(list) => list.data.keys,
+        Err(vaultrs::error::ClientError::APIError { code: 404, .. }) => Vec::new(),
+        Err(e) => panic!("listing leases: {e}"),
+    }
+}
+
+/// One set of database credentials per pod: the sidecar renews the lease `agent init` got
+/// (5 s TTL) with its handed-over token until the 15 s max TTL, then swaps in new
+/// credentials before the old end. The task logs in every second for 30 s with whatever is
+/// in the files: no login fails, and OpenBao issued one credential per max-TTL period (not
+/// one per 5 s lease), each used by the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_credentials_are_renewed_then_replaced_without_a_failed_login() {
+    const SECONDS: f64 = 30.0;
+    let world = World::connect().await.unwrap();
+    let admin = flyte_secret_e2e::world::vault_admin(&world.servers);
+    let before = live_leases(&admin).await;
+    let creds = format!("database/creds/{SHORT_DB_ROLE}");
+    let e2e = TempDir::new("fsa-e2e-refresh-db");
+    let out = TempDir::new("fsa-e2e-refresh-db-out");
+    std::fs::write(e2e.path().join("task.py"), DB_TASK).unwrap();
+    let pg = &world.servers.postgres;
+    let expect = json!({
+        "seconds": SECONDS,
+        "host": pg.host, "port": pg.port, "database": pg.database,
+        "username": format!("{creds}/username"), "password": format!("{creds}/password"),
+    });
+    std::fs::write(e2e.path().join("expect.json"), expect.to_string()).unwrap();
+    for f in ["task.py", "expect.json"] {
+        std::fs::set_permissions(
+            e2e.path().join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let task = TaskPod {
+        namespace: NAMESPACE.into(),
+        name: "refresh-db-task".into(),
+        secrets: vec![
+            SecretRequest::new(&creds, "username").with_group_version("db"),
+            SecretRequest::new(&creds, "password").with_group_version("db"),
+        ],
+        ..TaskPod::default()
+    };
+    let command = [TASK_PYTHON, "/e2e/task.py", "/e2e/expect.json"].map(String::from);
+    let mut pod = task.build(&command, e2e.path());
+    pod["metadata"]["annotations"][REFRESH_ANNOTATION] = json!("30s");
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "out", "hostPath": {"path": out.path().display().to_string()}}));
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "out", "mountPath": "/out"}));
+    let admitted = admit(&world, &pod).await;
+    assert_eq!(inits(&admitted), ["flyte-secret-agent", WATCH]);
+    // Only the two agent containers see the token handover.
+    let handover = "flyte-secret-agent-handover";
+    for c in admitted["spec"]["containers"].as_array().unwrap() {
+        assert!(!c["volumeMounts"].to_string().contains(handover), "{c}");
+    }
+
+    // Every lease OpenBao issues under the role while the pod runs (polled: each lives 5 s
+    // or more).
+    let started = Instant::now();
+    let handle = tokio::runtime::Handle::current();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (run, issued) = std::thread::scope(|s| {
+        // Off the runtime's thread: this one is the test's.
+        let poller = s.spawn(|| {
+            let mut issued: Vec<String> = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for lease in handle.block_on(live_leases(&admin)) {
+                    if !before.contains(&lease) && !issued.contains(&lease) {
+                        issued.push(lease);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            issued
+        });
+        let runner = s.spawn(|| {
+            let run = run_pod(&admitted, &world);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            run
+        });
+        (runner.join().unwrap().unwrap(), poller.join().unwrap())
+    });
+    let took = started.elapsed().as_secs_f64();
+    let text = output(&run);
+    assert!(run.succeeded(), "{text}");
+    let task = run.containers.iter().find(|c| !c.init).unwrap();
+    let report: Value = serde_json::from_str(task.stdout.lines().last().unwrap()).unwrap();
+    let attempts = report["attempts"].as_array().unwrap();
+    let failed: Vec<&Value> = attempts.iter().filter(|a| !a["error"].is_null()).collect();
+    let mut users: Vec<(String, f64, f64)> = Vec::new();
+    for a in attempts {
+        let (user, t) = (a["user"].as_str().unwrap(), a["t"].as_f64().unwrap());
+        match users.iter_mut().find(|(u, ..)| u == user) {
+            Some(entry) => entry.2 = t,
+            None => users.push((user.to_string(), t, t)),
+        }
+    }
+    eprintln!(
+        "db refresh: {} logins, {} failed, {} credentials used, {} issued in {took:.1}s; spans {:?}",
+        attempts.len(),
+        failed.len(),
+        users.len(),
+        issued.len(),
+        users
+            .iter()
+            .map(|(_, a, b)| format!("{:.1}s", b - a))
+            .collect::<Vec<_>>()
+    );
+    assert!(attempts.len() >= 28, "{report}");
+    assert!(failed.is_empty(), "failed logins: {failed:?}\n{text}");
+    // Renewed past the 5 s TTL up to the 15 s max TTL: the first credentials serve ~13 s.
+    assert!(users.len() >= 2, "never replaced: {users:?}");
+    let first_span = users[0].2 - users[0].1;
+    assert!(
+        first_span >= 8.0,
+        "the first credentials served only {first_span:.1}s (not renewed?)"
+    );
+    // One credential per max-TTL period (the last replaced at ~13 s of 15), never one per
+    // 5 s lease; every one issued was used except, at most, one issued as the task ended.
+    let periods = (took / 12.0).floor() as usize + 1;
+    assert!(
+        issued.len() <= periods,
+        "{} credentials issued in {took:.1}s (at most {periods})",
+        issued.len()
+    );
+    assert!(
+        issued.len() >= users.len() && issued.len() <= users.len() + 1,
+        "issued {} credentials, the task used {}",
+        issued.len(),
+        users.len()
+    );
+    let sidecar = run.container(WATCH).unwrap();
+    assert!(
+        sidecar.stdout.contains("renewed a database lease")
+            || sidecar.stderr.contains("renewed a database lease"),
+        "no renewal logged:\n{text}"
+    );
+    assert_sidecar_stopped_promptly(&run);
 }

@@ -26,6 +26,10 @@ pub struct WatchArgs {
     pub time: TimeArgs,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    /// On SIGTERM, revoke the Vault token handed over by `agent init` and with it every
+    /// database lease (their users are dropped at once instead of at the end of the lease).
+    #[arg(long, env = "FLYTE_SECRET_REVOKE_ON_EXIT")]
+    pub revoke_on_exit: bool,
 }
 
 /// `agent ready`.

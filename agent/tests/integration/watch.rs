@@ -438,5 +438,207 @@ async fn database_credentials_are_fetched_again_at_ninety_percent_of_their_lease
         panic!("{e}\nthe watcher's log:\n{}", watch.log());
     }
     let log = watch.terminate();
-    assert!(log.contains("database lease at 90%"), "{log}");
+    assert!(log.contains("database lease due"), "{log}");
+    assert!(log.contains("fetched again at 90%"), "{log}");
+}
+
+/// `agent exec` with `FLYTE_SECRET_ON_CHANGE`: it stays the program's parent, and when the
+/// watcher publishes a new set it restarts the program with the new environment (`restart`)
+/// or sends it the configured signal (`SIGUSR1`); SIGTERM reaches the program, whose exit
+/// code `agent exec` returns.
+#[test]
+fn agent_exec_restarts_or_signals_the_program_when_the_set_changes() {
+    use flyte_secret_spec::request::MountRequirement;
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let volumes = home.path().join("volumes");
+    let (old, new) = (canary(), canary());
+    let volume = kubelet_volume(&volumes, "app", &[("token", old.as_bytes())]);
+    let p = plan(
+        vec![Backend::Kubernetes(KubernetesBackend::default())],
+        None,
+        &[SecretRequest::new("app", "token")
+            .with_mount(MountRequirement::EnvVar)
+            .with_env_var("TOKEN")],
+    );
+    let env = volume_env(&volumes);
+    let (out, _) = init(home.path(), &p, root, &pairs(&env));
+    assert_ok(&out);
+    let watch = Watch::start(home.path(), &p, root, &env);
+    wait_for("agent ready", Duration::from_secs(5), || {
+        ready(home.path(), root, &[]).0 == 0
+    });
+    // The program records which value its environment has (length and last 4 characters
+    // tell the two canaries apart) and the signals it gets.
+    let script = r#"echo "start ${#TOKEN} ${TOKEN#"${TOKEN%????}"}" >> "$OUT"
+trap 'echo usr1 >> "$OUT"' USR1
+trap 'echo term >> "$OUT"; exit 7' TERM
+while :; do sleep 0.1; done"#;
+    let exec = |mode: &str, out: &Path| {
+        agent(home.path())
+            .args(["exec", "--", "/bin/sh", "-c", script])
+            .env(PLAN_ENV, p.to_json())
+            .env("FLYTE_SECRET_ROOT", root)
+            .env("FLYTE_SECRET_ON_CHANGE", mode)
+            .env("FLYTE_SECRET_ON_CHANGE_POLL_SECONDS", "1")
+            .env("OUT", out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (restart_out, signal_out) = (home.path().join("restart"), home.path().join("signal"));
+    let mut restart = exec("restart", &restart_out);
+    let mut signal = exec("SIGUSR1", &signal_out);
+    let lines = |path: &Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let tail = |v: &str| format!("start {} {}", v.len(), &v[v.len() - 4..]);
+    wait_for("both programs started", Duration::from_secs(5), || {
+        lines(&restart_out).len() == 1 && lines(&signal_out).len() == 1
+    });
+    assert_eq!(lines(&restart_out), [tail(&old)]);
+
+    kubelet_update(&volume, &[("token", new.as_bytes())]);
+    wait_for(
+        "the restart and the signal",
+        Duration::from_secs(10),
+        || lines(&restart_out).len() >= 3 && lines(&signal_out).len() >= 2,
+    );
+    // Restarted: stopped with SIGTERM, started again with the new value in its env.
+    assert_eq!(lines(&restart_out), [tail(&old), "term".into(), tail(&new)]);
+    // Signalled: the same process, told once.
+    assert_eq!(lines(&signal_out), [tail(&old), "usr1".into()]);
+
+    // SIGTERM to `agent exec` reaches the program; its exit code is agent exec's.
+    for child in [&mut restart, &mut signal] {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+    for child in [&mut restart, &mut signal] {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "agent exec hangs"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(7));
+    }
+    assert_eq!(lines(&signal_out).last().map(String::as_str), Some("term"));
+    watch.terminate();
+}
+
+/// One set of database credentials: `agent init` (kubernetes auth) hands its Vault token and
+/// lease over through the handover directory (one 0400 file); `agent watch` renews that
+/// lease (5 s TTL) instead of fetching new credentials, so the same user still logs in after
+/// its first TTL; with `--revoke-on-exit`, SIGTERM revokes the token and with it the lease
+/// (the user is dropped at once). The token appears in no log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handed_over_lease_is_renewed_and_revoked_on_exit() {
+    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+    use std::os::unix::fs::PermissionsExt;
+    let s = Servers::load();
+    let home = tempfile::tempdir().unwrap();
+    let sa_token = home.path().join("sa-token");
+    std::fs::write(
+        &sa_token,
+        s.kube
+            .service_account_token("flytesnacks-development", "default", None),
+    )
+    .unwrap();
+    let group = format!("{}/creds/flyte-db-short", s.vault.db_mount);
+    let p = plan(
+        vec![Backend::Vault(VaultBackend {
+            address: s.vault.addr.clone(),
+            auth: VaultAuth::Kubernetes {
+                role: s.vault.role.clone(),
+                mount: s.vault.k8s_auth_mount.clone(),
+                token_file: sa_token.display().to_string(),
+            },
+            namespace: None,
+            ca_cert_file: None,
+            default_engine: VaultEngine::Kv2,
+            managed_mount: "secret".into(),
+            allow_insecure_http: false,
+        })],
+        None,
+        &[
+            SecretRequest::new(&group, "username").with_group_version("db"),
+            SecretRequest::new(&group, "password").with_group_version("db"),
+        ],
+    );
+    let handover = home.path().join("handover");
+    std::fs::create_dir(&handover).unwrap();
+    let env = [(
+        "FLYTE_SECRET_VAULT_HANDOVER",
+        handover.display().to_string(),
+    )];
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().to_path_buf();
+    let (out, _) = init(home.path(), &p, &root, &pairs(&env));
+    assert_ok(&out);
+    let read = |name: &str| std::fs::read_to_string(root.join(format!("{group}/{name}"))).unwrap();
+    let (user, password) = (read("username"), read("password"));
+
+    // The handover: one file, 0400, with the token and the lease the files came from.
+    let file = handover.join("vault.json");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400);
+    let handed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let token = handed["token"].as_str().unwrap().to_string();
+    assert!(!token.is_empty());
+    let lease_id = handed["leases"][0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(read(".lease").contains(&lease_id), "{handed}");
+    assert_eq!(std::fs::read_dir(&handover).unwrap().count(), 1);
+
+    let mut watch_env = env.to_vec();
+    watch_env.push(("FLYTE_SECRET_REVOKE_ON_EXIT", "true".into()));
+    let watch = Watch::every("1h", home.path(), &p, &root, &watch_env);
+    let started = Instant::now();
+    let (s2, u2, p2) = (s.clone(), user.clone(), password.clone());
+    let log_path = home.path().join("watch.log");
+    let renewed = tokio::task::spawn_blocking(move || {
+        wait_for("a renewal", Duration::from_secs(10), || {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("renewed a database lease")
+        });
+        // Past the first 5 s TTL: the same user, still valid.
+        std::thread::sleep(Duration::from_secs(7).saturating_sub(started.elapsed()));
+        psql_login(&s2, &u2, &p2)
+    })
+    .await
+    .unwrap();
+    if let Err(e) = renewed {
+        panic!("the renewed user cannot log in: {e}\n{}", watch.log());
+    }
+    assert_eq!(
+        read("username"),
+        user,
+        "new credentials instead of a renewal"
+    );
+    assert_eq!(version(&root), Some(1));
+
+    let log = watch.terminate();
+    assert!(log.contains("revoked the Vault token"), "{log}");
+    let refused = psql_login(&s, &user, &password);
+    assert!(refused.is_err(), "the user survived the revocation");
+    assert!(!log.contains(&token), "the token is in the log");
+    assert!(!log.contains(&password));
+    let init_log = printed(&out);
+    assert!(!init_log.contains(&token), "the token is in init's output");
 }

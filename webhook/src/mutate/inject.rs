@@ -60,6 +60,11 @@ pub(super) fn inject(
     let access = kube_access(plan, settings)?;
     let mut volumes = volumes(settings);
     volumes.extend(access.volumes.iter().cloned());
+    let refresh = refresh::requested(pod, settings)?;
+    let hands_over = refresh::hands_over(plan, refresh);
+    if hands_over {
+        volumes.push(refresh::handover_volume());
+    }
     let plan_env = Wrapping::plan_env(&plan_json);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Vec::new();
@@ -94,8 +99,11 @@ pub(super) fn inject(
             .push(plain_env(POD_LABELS_ENV, value));
     }
     // The refresh sidecar, when asked for, right after the agent: it takes over the set
-    // the agent published before any other container starts.
-    let refresh = refresh::requested(pod, settings)?;
+    // the agent published before any other container starts (and its Vault token, through
+    // a volume only these two mount).
+    if hands_over {
+        refresh::hand_over(&mut agent);
+    }
     let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
     match (spec.init_containers.is_some(), watch) {
         (true, watch) => {

@@ -14,19 +14,31 @@
 //!   honour; better said now than as a pod stuck later);
 //! - a container already named like the sidecar.
 //!
+//! One set of database credentials per pod: when the plan reads from Vault, an agent-only
+//! in-memory volume ([`HANDOVER_VOLUME`], `emptyDir` medium Memory) is mounted in `agent init`
+//! and the sidecar only — never in an app container — through which `agent init` hands its
+//! Vault token and lease ids to the sidecar, which renews them instead of fetching new ones.
+//!
 //! What is only warned about: secrets delivered as env vars (`secretKeyRef`, `agent exec`)
 //! keep the values the containers started with; only files are refreshed.
 
-use flyte_secret_spec::env::COPY_SELF_ENV;
+use flyte_secret_spec::backend::Backend;
+use flyte_secret_spec::env::{COPY_SELF_ENV, VAULT_HANDOVER_DIR, VAULT_HANDOVER_ENV};
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::refresh::{self, REFRESH_ANNOTATION, Refresh};
-use k8s_openapi::api::core::v1::{Container, ExecAction, Pod, PodSpec, Probe};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Denial;
 use crate::config::Settings;
 
 /// Name of the refresh sidecar.
 pub const WATCH_CONTAINER: &str = "flyte-secret-agent-watch";
+
+/// The agent-only volume through which `agent init` hands its Vault token to the sidecar.
+pub const HANDOVER_VOLUME: &str = "flyte-secret-agent-handover";
 
 /// How long the sidecar may take to become ready: `agent ready` passes as soon as the
 /// watcher has read back the set `agent init` published (well under a second).
@@ -102,7 +114,53 @@ pub(super) fn sidecar(
     Ok(Some(watch))
 }
 
+/// Whether `refresh` of `plan` hands a Vault token over: refresh on and a Vault backend.
+pub(super) fn hands_over(plan: &FetchPlan, refresh: Refresh) -> bool {
+    matches!(refresh, Refresh::Every(_))
+        && plan.backends.iter().any(|b| matches!(b, Backend::Vault(_)))
+}
+
+/// The handover volume: in memory (a token never touches the node's disk), a few KiB.
+pub(super) fn handover_volume() -> Volume {
+    Volume {
+        name: HANDOVER_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(Quantity("1Mi".into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Mounts the handover volume in an agent container (`agent init`, whose clone becomes the
+/// sidecar) and tells the agent where it is.
+pub(super) fn hand_over(agent: &mut Container) {
+    agent
+        .volume_mounts
+        .get_or_insert_default()
+        .push(VolumeMount {
+            name: HANDOVER_VOLUME.into(),
+            mount_path: VAULT_HANDOVER_DIR.into(),
+            ..Default::default()
+        });
+    agent.env.get_or_insert_default().push(EnvVar {
+        name: VAULT_HANDOVER_ENV.into(),
+        value: Some(VAULT_HANDOVER_DIR.into()),
+        ..Default::default()
+    });
+}
+
 fn check_pod(spec: &PodSpec) -> Result<(), Denial> {
+    if spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == HANDOVER_VOLUME)
+    {
+        return Err(Denial::Conflict(format!(
+            "the pod already has a volume named {HANDOVER_VOLUME}"
+        )));
+    }
     let all = spec
         .containers
         .iter()
@@ -209,6 +267,92 @@ mod tests {
             ["/agent", "ready"]
         );
         assert!(watch.readiness_probe.is_none() && agent.startup_probe.is_none());
+    }
+
+    #[test]
+    fn the_vault_token_handover_is_mounted_in_the_agent_containers_only() {
+        use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+        use flyte_secret_spec::env::{VAULT_HANDOVER_DIR, VAULT_HANDOVER_ENV};
+        let settings = Settings {
+            backends: vec![Backend::Vault(VaultBackend {
+                address: "https://vault.vault.svc:8200".into(),
+                auth: VaultAuth::Kubernetes {
+                    role: "flyte".into(),
+                    mount: "kubernetes".into(),
+                    token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+                },
+                namespace: None,
+                ca_cert_file: None,
+                default_engine: VaultEngine::default(),
+                managed_mount: "secret".into(),
+                allow_insecure_http: false,
+            })],
+            ..Settings::default()
+        };
+        let mounts = |c: &Container| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.name == HANDOVER_VOLUME)
+                .map(|m| m.mount_path.clone())
+                .collect::<Vec<_>>()
+        };
+        let env = |c: &Container| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == VAULT_HANDOVER_ENV)
+                .and_then(|e| e.value.clone())
+        };
+        let pod = annotate(
+            with_sidecars(flyte_pod(&[SecretRequest::new(
+                "secret/user-info",
+                "user_secret",
+            )])),
+            "5m",
+        );
+        let (out, _) = run(&pod, &settings).unwrap();
+        let spec = out.spec.as_ref().unwrap();
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == HANDOVER_VOLUME)
+            .expect("the handover volume");
+        let empty = volume.empty_dir.as_ref().unwrap();
+        assert_eq!(empty.medium.as_deref(), Some("Memory"));
+        let inits = inits(&out);
+        for agent in &inits[..2] {
+            assert_eq!(mounts(agent), [VAULT_HANDOVER_DIR], "{}", agent.name);
+            assert_eq!(env(agent).as_deref(), Some(VAULT_HANDOVER_DIR));
+        }
+        let apps = spec.containers.iter().chain(inits[2..].iter().copied());
+        for app in apps {
+            assert!(mounts(app).is_empty(), "{} sees the handover", app.name);
+            assert_eq!(env(app), None);
+        }
+        // Without refresh, or without Vault, there is nothing to hand over.
+        let (out, _) = run(
+            &flyte_pod(&[SecretRequest::new("secret/user-info", "user_secret")]),
+            &settings,
+        )
+        .unwrap();
+        let spec = out.spec.as_ref().unwrap();
+        assert!(
+            spec.volumes
+                .iter()
+                .flatten()
+                .all(|v| v.name != HANDOVER_VOLUME)
+        );
+        let kube_pod = annotate(flyte_pod(&[vector("user-info/user_secret")]), "5m");
+        let (out, _) = run(&kube_pod, &Settings::default()).unwrap();
+        let spec = out.spec.as_ref().unwrap();
+        assert!(
+            spec.volumes
+                .iter()
+                .flatten()
+                .all(|v| v.name != HANDOVER_VOLUME)
+        );
     }
 
     #[test]

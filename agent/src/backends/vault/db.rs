@@ -1,7 +1,8 @@
 //! Database credentials: read ONCE per lease path per run, so a task asking for both
 //! `username` and `password` gets a matching pair; beside the field's file the agent writes
 //! `.creds` (all fields as sorted `k: v` lines, like vault-k8s) and `.lease` (lease id,
-//! duration, renewable), and warns when the agent's token expires before the lease.
+//! duration, renewable), and warns when the agent's token expires before the lease. Each
+//! lease is recorded for the handover to the refresh sidecar ([`super::handover`]).
 
 use std::sync::Arc;
 
@@ -51,9 +52,15 @@ impl VaultClient {
                         path,
                         token_ttl_seconds = ttl,
                         lease_seconds = lease_duration,
-                        "the agent's Vault token expires before the database lease; nothing renews the lease after the task starts"
+                        "the agent's Vault token expires before the database lease; only the refresh sidecar renews them after the task starts"
                     );
                 }
+                super::handover::leased(super::handover::Lease {
+                    path: path.to_string(),
+                    lease_id: response.lease_id.clone(),
+                    lease_duration,
+                    renewable: response.renewable,
+                });
                 Ok(DbRead {
                     data,
                     lease_id: response.lease_id,

@@ -15,11 +15,15 @@
 //! Auth: kubernetes (service-account JWT → role, Flyte's default role `flyte`), jwt, or a
 //! token; Vault namespace and a custom CA are supported.
 //!
+//! A token handed over by `agent init` ([`handover`]) is used instead of a new login, so the
+//! refresh sidecar renews and re-fetches under one token.
+//!
 //! This file holds the client, its login and errors; the KV reads are in [`kv`], database
-//! credentials in [`db`], and the managed-secret layout (read by [`kv`], written by
+//! credentials in [`db`], the token handover and renewals in [`handover`], and the managed-secret layout (read by [`kv`], written by
 //! `agent secrets`) in [`managed`].
 
 mod db;
+pub mod handover;
 mod kv;
 pub mod managed;
 
@@ -193,6 +197,12 @@ impl VaultClient {
                 inner.set_token(&token);
                 None
             }
+            VaultAuth::Kubernetes { .. } | VaultAuth::Jwt { .. }
+                if let Some((token, ttl)) = handover::token_for(&backend.address) =>
+            {
+                inner.set_token(&token);
+                Some(ttl)
+            }
             VaultAuth::Kubernetes {
                 role,
                 mount,
@@ -205,6 +215,12 @@ impl VaultClient {
                         client_error(&format!("kubernetes login (auth/{mount}, role {role})"), e)
                     })?;
                 inner.set_token(&auth.client_token);
+                handover::logged_in(
+                    &backend.address,
+                    &auth.client_token,
+                    auth.lease_duration,
+                    auth.renewable,
+                );
                 Some(auth.lease_duration)
             }
             VaultAuth::Jwt {
@@ -219,6 +235,12 @@ impl VaultClient {
                         client_error(&format!("jwt login (auth/{mount}, role {role})"), e)
                     })?;
                 inner.set_token(&auth.client_token);
+                handover::logged_in(
+                    &backend.address,
+                    &auth.client_token,
+                    auth.lease_duration,
+                    auth.renewable,
+                );
                 Some(auth.lease_duration)
             }
         };
