@@ -137,12 +137,7 @@ impl ApiBackend {
             }
             None => in_cluster(settings)?,
         };
-        config.connect_timeout = Some(request_timeout);
-        config.read_timeout = Some(request_timeout);
-        config.write_timeout = Some(request_timeout);
-        config.reset_reader_on_write = true;
-        // Our own retry loop owns backoff and the deadline.
-        config.default_retry = false;
+        super::bound_calls(&mut config, request_timeout);
         let namespace = backend
             .namespace
             .clone()
@@ -251,16 +246,8 @@ fn in_cluster(settings: &KubeSettings) -> Result<kube::Config, Error> {
         .map_err(|e| Error::Config(format!("API server URL {url:?}: {e}")))?;
     let ca_pem = std::fs::read(&settings.ca_file)
         .map_err(|e| Error::Config(format!("reading CA {}: {e}", settings.ca_file.display())))?;
-    let certs = rustls_pemfile::certs(&mut ca_pem.as_slice())
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("CA {}: {e}", settings.ca_file.display())))?;
-    if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "CA {} holds no certificate",
-            settings.ca_file.display()
-        )));
-    }
+    let certs = super::root_certs(&ca_pem, &format!("CA {}", settings.ca_file.display()))
+        .map_err(Error::Config)?;
     if !settings.token_file.exists() {
         return Err(Error::Config(format!(
             "service-account token {} does not exist",

@@ -76,13 +76,10 @@ impl Classify for Error {
     }
 }
 
+/// A call that got no HTTP answer. (`Client::send` never yields `kube::Error::Api`: error
+/// statuses are answers, read by [`refusal`].)
 fn call_error(e: kube::Error) -> Error {
     match e {
-        kube::Error::Api(status) => Error::Refused {
-            code: status.code,
-            reason: status.reason.clone(),
-            message: status.message.clone(),
-        },
         kube::Error::Auth(e) => Error::Config(format!("broker token: {e}")),
         other => {
             log_chain(Error::SERVICE, &other);
@@ -195,13 +192,7 @@ pub fn client(url: &str, settings: &PodSettings, timeout: Duration) -> Result<ku
             )));
         }
     };
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("broker CA: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::Config("the broker CA holds no certificate".into()));
-    }
+    let certs = super::root_certs(&pem, "the broker CA").map_err(Error::Config)?;
     let token: &Path = &settings.broker_token_file;
     if !token.is_file() {
         return Err(Error::Config(format!(
@@ -215,12 +206,7 @@ pub fn client(url: &str, settings: &PodSettings, timeout: Duration) -> Result<ku
         token_file: Some(token.display().to_string()),
         ..AuthInfo::default()
     };
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
-    config.reset_reader_on_write = true;
-    // Our own retry loop owns backoff and the deadline.
-    config.default_retry = false;
+    super::bound_calls(&mut config, timeout);
     kube::Client::try_from(config).map_err(|e| Error::Config(e.to_string()))
 }
 

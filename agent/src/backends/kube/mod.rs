@@ -150,3 +150,27 @@ async fn pod_round(
         .map(|l| l.expect("every request is read from a volume or asked of the broker"))
         .collect()
 }
+
+/// The certificates (DER) of a PEM bundle, for `kube::Config::root_cert`; `Err` names `what`
+/// and says why (unreadable PEM, or no certificate in it). Shared by the API and broker
+/// clients, which trust nothing but the bundle they are given.
+pub(crate) fn root_certs(pem: &[u8], what: &str) -> Result<Vec<Vec<u8>>, String> {
+    let certs = rustls_pemfile::certs(&mut &pem[..])
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{what} holds no certificate"));
+    }
+    Ok(certs)
+}
+
+/// Every call of `config`'s client bounded by `timeout` (connect, read, write), and kube's own
+/// retries off: our retry loop owns backoff and the deadline.
+pub(crate) fn bound_calls(config: &mut kube::Config, timeout: std::time::Duration) {
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.reset_reader_on_write = true;
+    config.default_retry = false;
+}
