@@ -1,6 +1,7 @@
 //! End-to-end support (test code, not product code): everything needed to run a Flyte task
 //! pod the way a cluster would, without a cluster.
 //!
+//! - [`clouds`]: the GCP and Azure stand-ins as pods on GKE/AKS see them;
 //! - [`broker`]: the real secret broker (`webhook broker`) as `deploy/`'s ServiceAccount;
 //! - [`webhook`]: the real `webhook` binary over TLS, and an AdmissionReview client that
 //!   applies the returned JSONPatch like the API server;
@@ -17,6 +18,7 @@
 pub mod agent;
 pub mod broker;
 pub mod cases;
+pub mod clouds;
 pub mod kubelet;
 pub mod pods;
 pub mod webhook;

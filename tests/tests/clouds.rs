@@ -23,130 +23,35 @@ use std::path::Path;
 
 use flyte_secret_e2e::TempDir;
 use flyte_secret_e2e::cases::{Case, EnvDelivery, Store, expectations_for, unique, value};
+use flyte_secret_e2e::clouds::{Clouds, mount_credentials};
 use flyte_secret_e2e::kubelet::run_pod;
 use flyte_secret_e2e::pods::{TaskPod, checker_command, site_packages};
 use flyte_secret_e2e::webhook::Webhook;
 use flyte_secret_e2e::world::World;
 use flyte_secret_spec::{Layout, MountRequirement, SecretRequest};
-use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, TENANT};
-use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
-use serde_json::{Value, json};
+use flyte_secret_testkit::gcp::PROJECT;
+use serde_json::json;
 
 const NAMESPACE: &str = "flytesnacks-development";
-/// Where the agent container sees the test's CA files and federated token.
-const CLOUD_DIR: &str = "/var/run/fsa-cloud";
-const AGENT_CONTAINER: &str = "flyte-secret-agent";
-
-/// The stand-ins, served by a runtime of their own: the pod runner blocks the test's thread
-/// while the agent talks to them.
-struct StandIns {
-    gcp: GcpStandIn,
-    azure: AzureStandIn,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl StandIns {
-    fn start() -> Self {
-        std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let (gcp, azure) = runtime.block_on(async {
-                (
-                    GcpStandIn::start().await.unwrap(),
-                    AzureStandIn::start().await.unwrap(),
-                )
-            });
-            Self {
-                gcp,
-                azure,
-                runtime: Some(runtime),
-            }
-        })
-        .join()
-        .unwrap()
-    }
-
-    /// The CA files and the federated token, world-readable in `dir` (the agent runs as a
-    /// user of its own).
-    fn write_credentials(&self, dir: &Path) {
-        self.gcp.ca_file(dir);
-        self.azure.ca_file(dir);
-        self.azure.federated_token_file(dir);
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            set_mode(&entry.path(), 0o644);
-        }
-        set_mode(dir, 0o755);
-    }
-
-    /// `webhook serve` flags: the two backends (GCP first) and the agent's environment.
-    fn webhook_args(&self) -> Vec<String> {
-        let backends = json!([
-            {"type": "gcp", "project": PROJECT, "endpoint": self.gcp.api.url,
-             "caCertFile": format!("{CLOUD_DIR}/gcp-ca.pem")},
-            {"type": "azure", "vaultUrl": self.azure.url(),
-             "caCertFile": format!("{CLOUD_DIR}/azure-ca.pem")},
-        ]);
-        let mut args = vec![
-            "--backends".to_string(),
-            backends.to_string(),
-            "--agent-image".into(),
-            flyte_secret_e2e::kubelet::AGENT_IMAGE.into(),
-            "--agent-log-format".into(),
-            "json".into(),
-        ];
-        for env in [
-            format!("GCE_METADATA_HOST={}", self.gcp.metadata_host()),
-            format!("AZURE_CLIENT_ID={CLIENT_ID}"),
-            format!("AZURE_TENANT_ID={TENANT}"),
-            format!("AZURE_FEDERATED_TOKEN_FILE={CLOUD_DIR}/azure-identity-token"),
-            format!("AZURE_AUTHORITY_HOST={}/", self.azure.url()),
-            "FLYTE_SECRET_LOG=agent=debug".into(),
-        ] {
-            args.push("--agent-env".into());
-            args.push(env);
-        }
-        args
-    }
-}
-
-impl Drop for StandIns {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+/// `webhook serve` flags: the two backends (GCP first) and the agent's environment.
+fn webhook_args(c: &Clouds) -> Vec<String> {
+    let backends = json!([c.backend("gcp"), c.backend("azure")]);
+    let mut args = vec![
+        "--backends".to_string(),
+        backends.to_string(),
+        "--agent-image".into(),
+        flyte_secret_e2e::kubelet::AGENT_IMAGE.into(),
+        "--agent-log-format".into(),
+        "json".into(),
+        "--agent-env".into(),
+        "FLYTE_SECRET_LOG=agent=debug".into(),
+    ];
+    args.extend(c.agent_env_args());
+    args
 }
 
 fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-}
-
-/// Mounts the credentials directory into the agent container, as the Azure Workload
-/// Identity webhook adds its token volume after ours.
-fn mount_credentials(pod: &mut Value, dir: &Path) {
-    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({
-        "name": "fsa-cloud-test",
-        "hostPath": {"path": dir.display().to_string(), "type": "Directory"}
-    }));
-    let agent = pod["spec"]["initContainers"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|c| c["name"] == AGENT_CONTAINER)
-        .expect("the agent init container");
-    let mounts = agent
-        .as_object_mut()
-        .unwrap()
-        .entry("volumeMounts")
-        .or_insert_with(|| json!([]));
-    mounts.as_array_mut().unwrap().push(json!({
-        "name": "fsa-cloud-test",
-        "mountPath": CLOUD_DIR,
-        "readOnly": true
-    }));
 }
 
 /// A case of the stand-ins: `store` only matters to seeding and `secretKeyRef` delivery,
@@ -162,7 +67,7 @@ fn case(req: SecretRequest, text: &str) -> Case {
 /// The cases: GCP and Azure × FILE, ANY, ENV_VAR × with and without `group_version`, in
 /// Flyte's addressing, and the Flyte 2 SDK's shapes. Secrets are seeded in the stand-ins,
 /// each with versions around the one read, so that a wrong version cannot pass.
-fn cases(s: &StandIns, u: &str) -> Vec<Case> {
+fn cases(s: &Clouds, u: &str) -> Vec<Case> {
     let mounts = [
         MountRequirement::File,
         MountRequirement::Any,
@@ -238,7 +143,7 @@ fn cases(s: &StandIns, u: &str) -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_and_azure_secrets_read_back_by_flytekit_and_flyte2_style_code() {
     let world = World::connect().await.unwrap();
-    let standins = StandIns::start();
+    let standins = Clouds::start().unwrap();
     let u = unique();
     let cases = cases(&standins, &u);
     // The checker and its expectations, mounted at /e2e in the task container.
@@ -255,7 +160,7 @@ async fn gcp_and_azure_secrets_read_back_by_flytekit_and_flyte2_style_code() {
     }
     set_mode(e2e.path(), 0o755);
     let credentials = TempDir::new("fsa-e2e-cloud-credentials");
-    standins.write_credentials(credentials.path());
+    standins.write_credentials(credentials.path()).unwrap();
 
     let pod = TaskPod {
         namespace: NAMESPACE.to_string(),
@@ -265,7 +170,7 @@ async fn gcp_and_azure_secrets_read_back_by_flytekit_and_flyte2_style_code() {
         ..TaskPod::default()
     }
     .build(&checker_command("expect.json"), e2e.path());
-    let webhook = Webhook::start(&standins.webhook_args()).unwrap();
+    let webhook = Webhook::start(&webhook_args(&standins)).unwrap();
     let admission = webhook.admit(&pod).await.unwrap();
     assert!(admission.allowed, "denied: {}", admission.message);
     let mut admitted = admission.pod.clone();

@@ -27,6 +27,7 @@ use flyte_secret_e2e::cases::{
     Case, EnvDelivery, Outcome, RunOptions, Store, assert_succeeded, expectations_for,
     run_case_with, unique, value,
 };
+use flyte_secret_e2e::clouds::{Clouds, mount_credentials};
 use flyte_secret_e2e::kubelet::run_pod;
 use flyte_secret_e2e::pods::{TASK_PYTHON, TaskPod, site_packages};
 use flyte_secret_e2e::webhook::Webhook;
@@ -35,8 +36,7 @@ use flyte_secret_spec::Layout;
 use flyte_secret_spec::annotation;
 use flyte_secret_spec::backend::azure_managed_name;
 use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
-use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, TENANT};
-use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
+use flyte_secret_testkit::gcp::PROJECT;
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "flytesnacks-development";
@@ -373,109 +373,40 @@ fn scope_order() -> Vec<Scope> {
     order
 }
 
-/// Where the agent container sees the stand-ins' CA files and the federated token.
-const CLOUD_DIR: &str = "/var/run/fsa-cloud";
-
-/// The GCP and Azure stand-ins, served by a runtime of their own: the pod runner blocks the
-/// test's thread while the agent talks to them.
-struct Clouds {
-    gcp: GcpStandIn,
-    azure: AzureStandIn,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Clouds {
-    fn start() -> Self {
-        std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let (gcp, azure) = runtime.block_on(async {
-                (
-                    GcpStandIn::start().await.unwrap(),
-                    AzureStandIn::start().await.unwrap(),
-                )
-            });
-            Self {
-                gcp,
-                azure,
-                runtime: Some(runtime),
+/// Stores each case's value at its scope as Flyte 2's SecretService does: GCP secret
+/// `<id>` in the configured project (one version, the payload the bytes); Azure secret
+/// `EncodeAzureSecretName(id)` holding `{"type":0,"value":<text>}` for a string value or
+/// `{"type":1,"value":<base64>}` for a binary one (the org-scoped one here).
+fn seed(clouds: &Clouds, store: &str, cases: &[Case]) {
+    for (i, (c, scope)) in cases.iter().zip(scopes()).enumerate() {
+        let v = c.value.as_deref().unwrap();
+        match store {
+            "gcp" => {
+                clouds.gcp.add_version(&scope.encode_name(&c.req.key), v);
             }
-        })
-        .join()
-        .unwrap()
-    }
-
-    /// Stores each case's value at its scope as Flyte 2's SecretService does: GCP secret
-    /// `<id>` in the configured project (one version, the payload the bytes); Azure secret
-    /// `EncodeAzureSecretName(id)` holding `{"type":0,"value":<text>}` for a string value or
-    /// `{"type":1,"value":<base64>}` for a binary one (the org-scoped one here).
-    fn seed(&self, store: &str, cases: &[Case]) {
-        for (i, (c, scope)) in cases.iter().zip(scopes()).enumerate() {
-            let v = c.value.as_deref().unwrap();
-            match store {
-                "gcp" => {
-                    self.gcp.add_version(&scope.encode_name(&c.req.key), v);
-                }
-                "azure" => {
-                    let name =
-                        azure_managed_name("flyte", &scope.domain, &scope.project, &c.req.key);
-                    let stored = if i == 2 {
-                        json!({"type": 1, "value": base64::engine::general_purpose::STANDARD.encode(v)})
-                    } else {
-                        json!({"type": 0, "value": std::str::from_utf8(v).unwrap()})
-                    };
-                    self.azure.set(&name, &stored.to_string());
-                }
-                other => panic!("no cloud store {other}"),
+            "azure" => {
+                let name = azure_managed_name("flyte", &scope.domain, &scope.project, &c.req.key);
+                let stored = if i == 2 {
+                    json!({"type": 1, "value": base64::engine::general_purpose::STANDARD.encode(v)})
+                } else {
+                    json!({"type": 0, "value": std::str::from_utf8(v).unwrap()})
+                };
+                clouds.azure.set(&name, &stored.to_string());
             }
-        }
-    }
-
-    /// The CA files and the federated token, world-readable (the agent runs as its own user).
-    fn write_credentials(&self, dir: &Path) {
-        self.gcp.ca_file(dir);
-        self.azure.ca_file(dir);
-        self.azure.federated_token_file(dir);
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            set_mode(&entry.path(), 0o644);
-        }
-        set_mode(dir, 0o755);
-    }
-
-    /// `webhook serve` flags: one backend, and the cluster's own credentials in the agent's
-    /// env (GKE Workload Identity's metadata server; Azure Workload Identity's token file).
-    fn webhook_args(&self, store: &str) -> Vec<String> {
-        let backend = match store {
-            "gcp" => json!({"type": "gcp", "project": PROJECT, "endpoint": self.gcp.api.url,
-                "caCertFile": format!("{CLOUD_DIR}/gcp-ca.pem")}),
-            "azure" => json!({"type": "azure", "vaultUrl": self.azure.url(),
-                "caCertFile": format!("{CLOUD_DIR}/azure-ca.pem")}),
             other => panic!("no cloud store {other}"),
-        };
-        let mut args = vec!["--backends".to_string(), json!([backend]).to_string()];
-        for env in [
-            format!("GCE_METADATA_HOST={}", self.gcp.metadata_host()),
-            format!("AZURE_CLIENT_ID={CLIENT_ID}"),
-            format!("AZURE_TENANT_ID={TENANT}"),
-            format!("AZURE_FEDERATED_TOKEN_FILE={CLOUD_DIR}/azure-identity-token"),
-            format!("AZURE_AUTHORITY_HOST={}/", self.azure.url()),
-        ] {
-            args.push("--agent-env".into());
-            args.push(env);
         }
-        args
     }
 }
 
-impl Drop for Clouds {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+/// `webhook serve` flags: the one cloud backend, and the cluster's own credentials in the
+/// agent's env.
+fn cloud_webhook_args(clouds: &Clouds, store: &str) -> Vec<String> {
+    let mut args = vec![
+        "--backends".to_string(),
+        json!([clouds.backend(store)]).to_string(),
+    ];
+    args.extend(clouds.agent_env_args());
+    args
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -515,7 +446,7 @@ async fn run_sdk_task_in(
     }
     set_mode(e2e.path(), 0o755);
     let credentials = flyte_secret_e2e::TempDir::new("fsa-e2e-flyte2-credentials");
-    clouds.write_credentials(credentials.path());
+    clouds.write_credentials(credentials.path()).unwrap();
 
     let pod = TaskPod {
         namespace: NAMESPACE.to_string(),
@@ -541,7 +472,7 @@ async fn run_sdk_task_in(
     let mut args = world.webhook_args(&broker);
     let i = args.iter().position(|a| a == "--backends").unwrap();
     args.drain(i..i + 2);
-    args.extend(clouds.webhook_args(store));
+    args.extend(cloud_webhook_args(clouds, store));
     args.extend(["--env-prefix".to_string(), "_UNION_".to_string()]);
     let webhook = Webhook::start(&args).unwrap();
     let admission = webhook.admit(&pod_json).await.unwrap();
@@ -559,30 +490,6 @@ async fn run_sdk_task_in(
     }
 }
 
-/// Mounts the credentials directory read-only into the agent init container.
-fn mount_credentials(pod: &mut Value, dir: &Path) {
-    pod["spec"]["volumes"].as_array_mut().unwrap().push(json!({
-        "name": "fsa-cloud-test",
-        "hostPath": {"path": dir.display().to_string(), "type": "Directory"}
-    }));
-    let agent = pod["spec"]["initContainers"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|c| c["name"] == "flyte-secret-agent")
-        .expect("the agent init container");
-    let mounts = agent
-        .as_object_mut()
-        .unwrap()
-        .entry("volumeMounts")
-        .or_insert_with(|| json!([]));
-    mounts.as_array_mut().unwrap().push(json!({
-        "name": "fsa-cloud-test",
-        "mountPath": CLOUD_DIR,
-        "readOnly": true
-    }));
-}
-
 /// The paths a stand-in answered 200 on.
 fn served(calls: &[flyte_secret_testkit::gcp::serve::Recorded]) -> Vec<&str> {
     calls
@@ -597,13 +504,13 @@ fn served(calls: &[flyte_secret_testkit::gcp::serve::Recorded]) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_task_reads_managed_secrets_from_gcp() {
     let world = World::connect().await.unwrap();
-    let clouds = Clouds::start();
+    let clouds = Clouds::start().unwrap();
     let u = unique();
     let sdk = sdk_annotations(&declared(&u));
     // `Store` only steers the world's seeding and `secretKeyRef` delivery, neither of which
     // applies: the stand-ins are seeded here and env comes through `agent exec`.
     let cases = cases(&u, Store::Aws, &sdk);
-    clouds.seed("gcp", &cases);
+    seed(&clouds, "gcp", &cases);
     let o = run_sdk_task_in(&world, &clouds, "gcp", &u, &sdk, &cases).await;
     assert_sdk_run(&o, &sdk, &cases, &u);
     let calls = clouds.gcp.access_calls();
@@ -624,11 +531,11 @@ async fn sdk_task_reads_managed_secrets_from_gcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_task_reads_managed_secrets_from_azure() {
     let world = World::connect().await.unwrap();
-    let clouds = Clouds::start();
+    let clouds = Clouds::start().unwrap();
     let u = unique();
     let sdk = sdk_annotations(&declared(&u));
     let cases = cases(&u, Store::Aws, &sdk);
-    clouds.seed("azure", &cases);
+    seed(&clouds, "azure", &cases);
     let o = run_sdk_task_in(&world, &clouds, "azure", &u, &sdk, &cases).await;
     assert_sdk_run(&o, &sdk, &cases, &u);
     let calls = clouds.azure.reads();

@@ -17,18 +17,15 @@ use std::path::Path;
 use std::process::Stdio;
 
 use flyte_secret_e2e::broker::Broker;
+use flyte_secret_e2e::clouds::{Clouds, mount_credentials};
 use flyte_secret_e2e::kubelet::run_pod;
 use flyte_secret_e2e::pods::TaskPod;
 use flyte_secret_e2e::webhook::Webhook;
 use flyte_secret_e2e::world::World;
 use flyte_secret_spec::scoped::{LABEL_MANAGED, Scope, k8s_secret_name};
 use flyte_secret_spec::{MountRequirement, SecretRequest, annotation};
-use flyte_secret_testkit::azure::{AzureStandIn, CLIENT_ID, TENANT};
-use flyte_secret_testkit::gcp::{GcpStandIn, PROJECT};
+use flyte_secret_testkit::gcp::PROJECT;
 use serde_json::{Value, json};
-
-/// Where the agent container sees the stand-ins' CA files and the federated token.
-const CLOUD_DIR: &str = "/var/run/fsa-cloud";
 
 fn step(n: u32, title: &str) {
     println!("\n== {n}. {title}");
@@ -282,55 +279,6 @@ fn print_run(run: &flyte_secret_e2e::kubelet::PodRun) {
     }
 }
 
-/// The GCP and Azure stand-ins, served by a runtime of their own: the pod runner blocks the
-/// demo's thread while the agent talks to them.
-struct Clouds {
-    gcp: GcpStandIn,
-    azure: AzureStandIn,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Clouds {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn start_clouds() -> anyhow::Result<Clouds> {
-    std::thread::spawn(|| -> anyhow::Result<Clouds> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let (gcp, azure) = runtime.block_on(async {
-            anyhow::Ok((GcpStandIn::start().await?, AzureStandIn::start().await?))
-        })?;
-        Ok(Clouds {
-            gcp,
-            azure,
-            runtime: Some(runtime),
-        })
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the stand-ins' thread panicked"))?
-}
-
-/// The cluster's own credentials as a GKE / AKS pod has them: GKE Workload Identity's
-/// metadata server, Azure Workload Identity's federated token.
-fn cloud_env(c: &Clouds, token_file: &str) -> Vec<(String, String)> {
-    [
-        ("GCE_METADATA_HOST", c.gcp.metadata_host()),
-        ("AZURE_CLIENT_ID", CLIENT_ID.to_string()),
-        ("AZURE_TENANT_ID", TENANT.to_string()),
-        ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_string()),
-        ("AZURE_AUTHORITY_HOST", format!("{}/", c.azure.url())),
-    ]
-    .map(|(k, v)| (k.to_string(), v))
-    .to_vec()
-}
-
 /// `agent secrets create <name> --store <store> <scope> --from-stdin`, as an operator runs it
 /// (the value on stdin, never in argv); prints the command and its answer.
 fn agent_secrets_create(
@@ -348,7 +296,7 @@ fn agent_secrets_create(
     let token = dir.join("azure-identity-token").display().to_string();
     let mut cmd = std::process::Command::new(flyte_secret_e2e::static_agent());
     cmd.args(&args)
-        .envs(cloud_env(c, &token))
+        .envs(c.env(&token))
         .env("FLYTE_SECRET_GCP_PROJECT", PROJECT)
         .env("FLYTE_SECRET_GCP_ENDPOINT", &c.gcp.api.url)
         .env("FLYTE_SECRET_GCP_CA_FILE", dir.join("gcp-ca.pem"))
@@ -375,7 +323,7 @@ async fn clouds(world: &World, broker: &Broker) -> anyhow::Result<()> {
         6,
         "Google Secret Manager and Azure Key Vault (HTTPS stand-ins in this process)",
     );
-    let c = start_clouds()?;
+    let c = Clouds::start()?;
     println!(
         "  Secret Manager stand-in {} (project {PROJECT}), GKE metadata server {}, Key Vault + Entra ID stand-in {}",
         c.gcp.api.url,
@@ -385,15 +333,7 @@ async fn clouds(world: &World, broker: &Broker) -> anyhow::Result<()> {
     // The stand-ins' CAs and the federated token: what the cluster provides, mounted into the
     // agent container after admission as the Azure Workload Identity webhook does.
     let creds = tempdir_named("cloud")?;
-    c.gcp.ca_file(&creds);
-    c.azure.ca_file(&creds);
-    c.azure.federated_token_file(&creds);
-    for entry in std::fs::read_dir(&creds)?.flatten() {
-        std::fs::set_permissions(
-            entry.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )?;
-    }
+    c.write_credentials(&creds)?;
     c.gcp
         .add_version("flyte-demo-gcp", random_token(24).as_bytes());
     c.gcp
@@ -496,12 +436,7 @@ async fn clouds(world: &World, broker: &Broker) -> anyhow::Result<()> {
         ],
         &task_dir,
     );
-    let backends = json!([
-        {"type": "gcp", "project": PROJECT, "endpoint": c.gcp.api.url,
-         "caCertFile": format!("{CLOUD_DIR}/gcp-ca.pem")},
-        {"type": "azure", "vaultUrl": c.azure.url(),
-         "caCertFile": format!("{CLOUD_DIR}/azure-ca.pem")},
-    ]);
+    let backends = json!([c.backend("gcp"), c.backend("azure")]);
     println!(
         "  webhook backends: gcp (project {PROJECT}) → azure (vault {})",
         c.azure.url()
@@ -513,9 +448,7 @@ async fn clouds(world: &World, broker: &Broker) -> anyhow::Result<()> {
         .expect("the world's --backends");
     args.drain(i..i + 2);
     args.extend(["--backends".to_string(), backends.to_string()]);
-    for (k, v) in cloud_env(&c, &format!("{CLOUD_DIR}/azure-identity-token")) {
-        args.extend(["--agent-env".to_string(), format!("{k}={v}")]);
-    }
+    args.extend(c.agent_env_args());
     let webhook = Webhook::start(&args)?;
     let admission = webhook.admit(&pod).await?;
     anyhow::ensure!(admission.allowed, "denied: {}", admission.message);
@@ -536,27 +469,6 @@ async fn clouds(world: &World, broker: &Broker) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&task_dir);
     let _ = std::fs::remove_dir_all(&creds);
     Ok(())
-}
-
-/// Mounts the credentials directory read-only into the agent init container.
-fn mount_credentials(pod: &mut Value, dir: &Path) {
-    if let Some(volumes) = pod["spec"]["volumes"].as_array_mut() {
-        volumes.push(json!({
-            "name": "fsa-cloud-demo",
-            "hostPath": {"path": dir.display().to_string(), "type": "Directory"}
-        }));
-    }
-    let agent = pod["spec"]["initContainers"]
-        .as_array_mut()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == "flyte-secret-agent");
-    if let Some(agent) = agent.and_then(Value::as_object_mut) {
-        let mounts = agent.entry("volumeMounts").or_insert_with(|| json!([]));
-        if let Some(m) = mounts.as_array_mut() {
-            m.push(json!({"name": "fsa-cloud-demo", "mountPath": CLOUD_DIR, "readOnly": true}));
-        }
-    }
 }
 
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {
