@@ -99,14 +99,16 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "broker listening");
     let watch_ready = ready.clone();
     let mut on_drain = drain.clone();
     tokio::spawn(async move {
         on_drain.signaled().await;
         watch_ready.set(false);
     });
+    // Ready before the line that says so: whoever waits for "broker listening" (a test, an
+    // operator) finds /ready answering 200.
     ready.set(true);
+    tracing::info!(addr = %listener.local_addr()?, "broker listening");
     let app = Arc::new(serve::App {
         broker: answer::Broker::new(client, settings),
         metrics,

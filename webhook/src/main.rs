@@ -96,7 +96,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("starting the admission server")?;
-    tracing::info!(addr = %bound.local_addr()?, "admission server listening");
 
     let (trigger, drain) = shutdown::channel();
     tokio::spawn(async move {
@@ -110,7 +109,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         on_drain.signaled().await;
         watch_ready.set(false);
     });
+    // Ready before the line that says so: whoever waits for it finds /ready answering 200.
     ready.set(true);
+    tracing::info!(addr = %bound.local_addr()?, "admission server listening");
     let app = Arc::new(server::App { settings, metrics });
     bound
         .serve(app, drain, Duration::from_secs(drain_seconds))
