@@ -6,6 +6,9 @@
 #   BENCH_RUNS=5 bench/run.sh    # fewer repetitions (a quick look; the report says how many)
 #   BENCH_ONLY=broker bench/run.sh   # only section 6, the secret broker (issue 15); see below
 #   BENCH_ONLY=refresh bench/run.sh  # only section 7, the idle refresh sidecar (issue 17)
+#   BENCH_ONLY=webhook BENCH_WEBHOOK_BASELINE=<static webhook> bench/run.sh
+#                                    # only sections 4, 5 and the criterion benches (issue 21),
+#                                    # with a previous build measured in the same run
 #
 # Settings (environment):
 #   BENCH_RUNS           wall-time runs per figure (hyperfine -r), default 20
@@ -23,6 +26,10 @@
 #                        renders that section alone (marked partial)
 #   BENCH_ONLY=refresh   measure only the refresh sidecar (section 7), likewise, with a private
 #                        OpenBao of its own
+#   BENCH_ONLY=webhook   measure only the webhook (sections 4 and 5, criterion), likewise
+#   BENCH_WEBHOOK_BASELINE  another static webhook binary (say, the previous commit's) measured
+#                        in section 4 beside this one, alternating, for before/after figures
+#                        from one run; its answer must be byte for byte the same
 #   BENCH_REFRESH_SECONDS   idle window measured per refresher, default 60
 #   BENCH_REFRESH_INTERVAL  refresh interval of both refreshers, default 30s
 #   BENCH_BURST_PODS     pods started at once in the broker burst, default 50
@@ -53,8 +60,8 @@ QUIET_WAIT=${BENCH_QUIET_WAIT:-600}
 BUILD=${BENCH_BUILD:-1}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  "" | broker | refresh) ;;
-  *) die "BENCH_ONLY=$ONLY: the partial runs are BENCH_ONLY=broker and BENCH_ONLY=refresh" ;;
+  "" | broker | refresh | webhook) ;;
+  *) die "BENCH_ONLY=$ONLY: the partial runs are BENCH_ONLY=broker, refresh and webhook" ;;
 esac
 if [[ -n $ONLY ]]; then
   OUT=${BENCH_OUT:-$LOCAL/bench/report.md}
@@ -71,6 +78,8 @@ MOTO_BENCH_PORT=$(free_port)
 WEBHOOK_PORT=$(free_port)
 WEBHOOK_ADMIN_PORT=$(free_port)
 ECHO_PORT=$(free_port)
+NOCACHE_PORT=$(free_port)
+BASELINE_PORT=$(free_port)
 KUBE_BENCH_PORT=$(free_port)
 BROKER_PORT=$(free_port)
 BROKER_ADMIN_PORT=$(free_port)
@@ -161,13 +170,18 @@ if [[ $BUILD == 1 ]]; then
   section "builds (one at a time; cargo waits for other builds' locks)"
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
   cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-webhook --bin webhook
-  if [[ -z $ONLY ]]; then
+  if [[ -z $ONLY || $ONLY == webhook ]]; then
     cargo build --release --locked --manifest-path bench/tls-echo/Cargo.toml --target-dir "$ECHO_TARGET"
   fi
   cargo build --locked -p flyte-secret-testkit --bin load-test-review --bin kube-standin
 fi
 needed=("$AGENT" "$WEBHOOK" "$KUBE_STANDIN")
-[[ -n $ONLY ]] || needed+=("$TLS_ECHO" "$LOAD_TEST_REVIEW")
+[[ -n $ONLY && $ONLY != webhook ]] || needed+=("$TLS_ECHO" "$LOAD_TEST_REVIEW")
+BASELINE=${BENCH_WEBHOOK_BASELINE:-}
+if [[ -n $BASELINE ]]; then
+  [[ -x $BASELINE ]] || die "BENCH_WEBHOOK_BASELINE=$BASELINE is not an executable"
+  BASELINE=$(realpath "$BASELINE")
+fi
 for b in "${needed[@]}"; do
   [[ -x $b ]] || die "$b is missing (run without BENCH_BUILD=0)"
 done
@@ -197,7 +211,7 @@ wait_quiet() { # the BENCH_QUIET_WAIT budget is shared by every wait of the run
 }
 
 # ---------------------------------------------------------------------------------------------
-if [[ -z $ONLY ]]; then # not in a partial run
+if [[ -z $ONLY || $ONLY == webhook ]]; then # a full run, or BENCH_ONLY=webhook
   section "criterion micro-benchmarks"
   if [[ $BUILD == 1 ]]; then
     wait_quiet
@@ -247,7 +261,7 @@ check_files() { # DIR COUNT
   [[ $got == "$2" ]] || die "expected $2 files under $1, found $got"
 }
 
-# Sections 1-5 (and their servers): a full run only.
+# Sections 1-3 (and their servers): a full run only.
 if [[ -z $ONLY ]]; then
   # -------------------------------------------------------------------------------------------
   section "servers (private to this run)"
@@ -362,30 +376,61 @@ EOF
   hf -w 1 -r 5 --export-json "$RES/scale-disk.hyperfine.json" \
     -n agent-1000-disk "${CMD[*]}" >"$RES/scale-disk.hyperfine.txt"
   printf '{"counts": [%s], "disk": "%s"}\n' "$(IFS=,; echo "${SCALE_COUNTS[*]}")" "$disk_fs" >"$RES/scale.json"
+fi # sections 1-3
 
+# Sections 4-5: a full run, or BENCH_ONLY=webhook.
+if [[ -z $ONLY || $ONLY == webhook ]]; then
   # -------------------------------------------------------------------------------------------
   section "4. Webhook under load (wrk)"
+  for port in $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT $NOCACHE_PORT $BASELINE_PORT; do
+    port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
+  done
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
     -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
   "$LOAD_TEST_REVIEW" 5 >"$WORK/review.json"
-  "${CLEAN_ENV[@]}" "$WEBHOOK" serve --listen "$HOST:$WEBHOOK_PORT" --admin-listen "$HOST:$WEBHOOK_ADMIN_PORT" \
-    --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" >"$WORK/webhook.log" 2>&1 &
-  PIDS+=($!)
-  WEBHOOK_URL=https://$HOST:$WEBHOOK_PORT/mutate--v1-pod
-  ECHO_URL=https://$HOST:$ECHO_PORT/mutate--v1-pod
+  # The servers, each started the same way: `webhook` (defaults: the plan cache on, every
+  # admission after the first a repeat, as the pods of a map task or the runs of a workflow
+  # are), `webhook-nocache` (the same binary with `--plan-cache-entries 0`: every admission
+  # derives its plan, as for a secret set the webhook has not seen), `baseline`
+  # (BENCH_WEBHOOK_BASELINE, defaults), and `tls-echo`.
+  SERVERS=(webhook webhook-nocache)
+  start_webhook() { # NAME BINARY PORT ADMIN_PORT [ARGS...]
+    local name=$1 bin=$2 port=$3 admin=$4
+    shift 4
+    "${CLEAN_ENV[@]}" "$bin" serve --listen "$HOST:$port" --admin-listen "$HOST:$admin" \
+      --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+  }
+  start_webhook webhook "$WEBHOOK" "$WEBHOOK_PORT" "$WEBHOOK_ADMIN_PORT"
+  start_webhook webhook-nocache "$WEBHOOK" "$NOCACHE_PORT" "$(free_port)" --plan-cache-entries 0
+  if [[ -n $BASELINE ]]; then
+    start_webhook baseline "$BASELINE" "$BASELINE_PORT" "$(free_port)"
+    SERVERS+=(baseline)
+  fi
+  declare -A URL=(
+    [webhook]=https://$HOST:$WEBHOOK_PORT/mutate--v1-pod
+    [webhook-nocache]=https://$HOST:$NOCACHE_PORT/mutate--v1-pod
+    [baseline]=https://$HOST:$BASELINE_PORT/mutate--v1-pod
+    [tls-echo]=https://$HOST:$ECHO_PORT/mutate--v1-pod
+  )
   post() { curl -fsS --cacert "$WORK/tls.crt" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" "$1"; }
-  wait_until 30 "the webhook" post "$WEBHOOK_URL" ||
+  wait_until 30 "the webhook" post "${URL[webhook]}" ||
     { log_tail "$WORK/webhook.log"; die "webhook did not start"; }
-  post "$WEBHOOK_URL" >"$WORK/response.json"
+  post "${URL[webhook]}" >"$WORK/response.json"
   { grep -q '"allowed":true' "$WORK/response.json" && grep -q '"patch"' "$WORK/response.json"; } ||
     die "the webhook did not inject the benchmark pod: $(head -c 400 "$WORK/response.json")"
+  for name in "${SERVERS[@]:1}"; do
+    wait_until 30 "$name" post "${URL[$name]}" || { log_tail "$WORK/$name.log"; die "$name did not start"; }
+    cmp <(post "${URL[$name]}") "$WORK/response.json" || die "$name answers differently from the webhook"
+  done
   "$TLS_ECHO" serve --listen "$HOST:$ECHO_PORT" --cert "$WORK/tls.crt" --key "$WORK/tls.key" \
     --body "$WORK/response.json" >"$WORK/tls-echo.log" 2>&1 &
   PIDS+=($!)
-  wait_until 30 "tls-echo" post "$ECHO_URL"
-  cmp <(post "$ECHO_URL") "$WORK/response.json" || die "tls-echo answers differently"
-  cmp <(post "$WEBHOOK_URL") "$WORK/response.json" || die "the webhook's answer is not deterministic"
+  SERVERS+=(tls-echo)
+  wait_until 30 "tls-echo" post "${URL[tls-echo]}"
+  cmp <(post "${URL[tls-echo]}") "$WORK/response.json" || die "tls-echo answers differently"
+  cmp <(post "${URL[webhook]}") "$WORK/response.json" || die "the webhook's answer is not deterministic"
 
   # Fixed rate: RATE_CONNS and RATE_DELAY, set at the top.
   wrk_run() { # NAME MODE URL i
@@ -400,16 +445,19 @@ EOF
     fi
     $PY "$BENCH_PY" wrk-result "$out"
   }
-  # Warm both up, then alternate webhook / ceiling so drift in the machine's load hits both.
-  BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "$WEBHOOK_URL" >/dev/null
-  BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "$ECHO_URL" >/dev/null
+  if [[ $ONLY == webhook ]]; then
+    wait_quiet
+    log "$quiet_note"
+  fi
+  # Warm every server up, then alternate them so drift in the machine's load hits all alike.
+  for name in "${SERVERS[@]}"; do
+    BODY_FILE=$WORK/review.json wrk -t2 -c8 -d2s -s bench/post.lua "${URL[$name]}" >/dev/null
+  done
   : >"$RES/wrk.jsonl"
   for mode in fixed max; do
     for i in $(seq 1 "$WRK_RUNS"); do
-      for name in webhook tls-echo; do
-        url=$WEBHOOK_URL
-        [[ $name == tls-echo ]] && url=$ECHO_URL
-        printf '{"name":"%s","mode":"%s","result":%s}\n' "$name" "$mode" "$(wrk_run "$name" "$mode" "$url" "$i")" >>"$RES/wrk.jsonl"
+      for name in "${SERVERS[@]}"; do
+        printf '{"name":"%s","mode":"%s","result":%s}\n' "$name" "$mode" "$(wrk_run "$name" "$mode" "${URL[$name]}" "$i")" >>"$RES/wrk.jsonl"
       done
     done
   done
@@ -417,9 +465,14 @@ EOF
   curl -fsS "http://$HOST:$WEBHOOK_ADMIN_PORT/metrics" >"$RES/webhook-metrics.txt"
   errors=$(grep -c '"errors": [1-9]' "$RES/wrk.jsonl" || true)
   ((errors == 0)) || die "wrk saw errors in $errors runs (see $RES/wrk-*.txt)"
-  $PY - "$RES" "$WORK" "$RATE" "$RATE_CONNS" "$RATE_DELAY" "$WRK_SECONDS" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)" <<'EOF'
+  baseline_note=
+  if [[ -n $BASELINE ]]; then
+    baseline_note="$(basename "$BASELINE"), $(stat -c %s "$BASELINE") bytes, sha256 $(sha256sum "$BASELINE" | cut -c1-12)"
+  fi
+  $PY - "$RES" "$WORK" "$RATE" "$RATE_CONNS" "$RATE_DELAY" "$WRK_SECONDS" "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)" "${SERVERS[*]}" "$baseline_note" <<'EOF'
 import json, os, sys
-res, work, rate, conns, delay, secs, wrkv = sys.argv[1:8]
+res, work, rate, conns, delay, secs, wrkv, servers, baseline = sys.argv[1:10]
+servers = servers.split()
 runs = [json.loads(l) for l in open(f"{res}/wrk.jsonl")]
 pick = lambda name, mode: [r["result"] for r in runs if r["name"] == name and r["mode"] == mode]
 json.dump({
@@ -439,8 +492,10 @@ json.dump({
         {l.split()[0]: float(l.split()[1]) for l in open(f"{res}/webhook-metrics.txt")
          if l.startswith("flyte_secret_webhook_admission_duration_seconds_")
          and not l.startswith("flyte_secret_webhook_admission_duration_seconds_bucket")}),
-    "fixed": {n: pick(n, "fixed") for n in ("webhook", "tls-echo")},
-    "max": {n: pick(n, "max") for n in ("webhook", "tls-echo")},
+    "servers": servers,
+    "baseline": baseline,
+    "fixed": {n: pick(n, "fixed") for n in servers},
+    "max": {n: pick(n, "max") for n in servers},
 }, open(f"{res}/webhook.json", "w"))
 EOF
 
@@ -631,6 +686,7 @@ fi # section 7
 section "report"
 if [[ -n $ONLY ]]; then
   SECTIONS_JSON="[\"$ONLY\"]"
+  [[ $ONLY != webhook ]] || SECTIONS_JSON='["webhook", "sizes", "criterion"]'
 else
   SECTIONS_JSON='["vault", "aws", "scale", "webhook", "sizes", "broker", "refresh", "criterion"]'
 fi

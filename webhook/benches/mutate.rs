@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the pod mutation and of one whole admission (parse the
 //! AdmissionReview, mutate, serialize the patch and the response): the webhook's work per
-//! request without TLS and HTTP. Run with `cargo bench -p flyte-secret-webhook` (bench/run.sh
+//! request without TLS and HTTP; `review/N` derives every plan (the plan cache off),
+//! `review-cached/N` takes it from the plan cache as the server does for a repeated secret set. Run with `cargo bench -p flyte-secret-webhook` (bench/run.sh
 //! does); never part of `cargo test`.
 
 use std::hint::black_box;
@@ -14,6 +15,12 @@ use tracing_subscriber::layer::SubscriberExt;
 
 fn benches(c: &mut Criterion) {
     let settings = Settings::default();
+    // The server's settings: the plan cache on (`webhook serve` defaults), so every admission
+    // after the first takes its plan from it, as the pods of one map task do.
+    let cached = Settings {
+        plans: mutate::PlanCache::new(mutate::cache::DEFAULT_ENTRIES),
+        ..Settings::default()
+    };
     let mut g = c.benchmark_group("webhook");
     for n in [1usize, 5, 20] {
         // The load test's AdmissionReview (`tls-echo review`, bench/run.sh), so that these
@@ -28,6 +35,9 @@ fn benches(c: &mut Criterion) {
         });
         g.bench_function(format!("review/{n}"), |b| {
             b.iter(|| admission::review(black_box(&body), &settings).expect("answered"))
+        });
+        g.bench_function(format!("review-cached/{n}"), |b| {
+            b.iter(|| admission::review(black_box(&body), &cached).expect("answered"))
         });
         // The same review parsed into k8s-openapi's whole `Pod`, as before the fast path
         // read only what the mutation needs: the difference is what skipping the rest buys.

@@ -87,6 +87,14 @@ pub struct ServeArgs {
     /// How long open connections may finish after SIGTERM, in seconds.
     #[arg(long, env = "FLYTE_SECRET_WEBHOOK_DRAIN_SECONDS", default_value_t = 20)]
     pub drain_seconds: u64,
+    /// Plans kept for pods that repeat another's secret requests (map tasks, reruns): a hit
+    /// skips decoding the annotations and building the plan. 0 turns it off.
+    #[arg(
+        long,
+        env = "FLYTE_SECRET_WEBHOOK_PLAN_CACHE_ENTRIES",
+        default_value_t = crate::mutate::cache::DEFAULT_ENTRIES
+    )]
+    pub plan_cache_entries: usize,
     /// What one client can make the server hold.
     #[command(flatten)]
     pub limits: LimitArgs,

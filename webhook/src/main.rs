@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use flyte_secret_webhook::cli::{Cli, Command, ServeArgs};
+use flyte_secret_webhook::mutate::PlanCache;
 use flyte_secret_webhook::{admin, broker, certs, config, log, metrics, server, shutdown};
 
 /// The static image's allocator. musl's own serialises every thread on one lock and hands
@@ -66,16 +67,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_key,
         admin_listen,
         drain_seconds,
+        plan_cache_entries,
         limits,
         inject,
     } = args;
     let limits = limits.limits().context("server limits")?;
-    let settings = config::Settings::load(&inject).context("loading settings")?;
+    let mut settings = config::Settings::load(&inject).context("loading settings")?;
+    settings.plans = PlanCache::new(plan_cache_entries);
     tracing::info!(
         mount_path = %settings.layout.mount_path,
         env_prefix = %settings.layout.env_prefix,
         backends = ?settings.backends.iter().map(|b| b.kind()).collect::<Vec<_>>(),
         agent_image = %settings.agent.image,
+        plan_cache_entries,
         "settings loaded"
     );
     let metrics = Arc::new(metrics::Metrics::default());

@@ -44,6 +44,7 @@ use thiserror::Error;
 use crate::config::Settings;
 
 mod access;
+pub mod cache;
 mod common;
 mod container;
 mod inject;
@@ -57,6 +58,7 @@ mod wiring;
 pub mod wrap;
 
 pub use access::{BROKER_VOLUME_NAME, SECRET_VOLUME_PREFIX};
+pub use cache::PlanCache;
 pub use patch::{Op, Patch};
 pub use refresh::WATCH_CONTAINER;
 pub use task::PRIMARY_CONTAINER_ANNOTATION;
@@ -181,29 +183,67 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     if !labelled {
         return Ok(Outcome::Skipped(Skip::NotLabelled));
     }
-    let decoded = annotation::decode_all(
-        meta.annotations
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )?;
-    if decoded.is_empty() {
-        return Ok(Outcome::Skipped(Skip::NoSecrets));
-    }
-    let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
     let namespace = namespace.or(meta.namespace.as_deref());
-    let task = task::task_container(meta, spec);
-    let identity = owner::identity(spec, task, settings);
-    let plan = plan::build_plan(pod, namespace, &decoded, &identity, settings)?;
-    // Serialized once: the agent gets it, and so does every container `agent exec` wraps.
-    let plan_json = plan.to_json();
-    plan::check_plan_size(&plan, &plan_json)?;
-    let app = wiring::AppWiring::new(&plan, namespace, settings);
+    // A plan derived before from the same inputs (`cache`): the same annotations decoded,
+    // non-empty, and a spec, so the checks below would pass exactly as they did then.
+    let cached = match &pod.spec {
+        Some(spec) if settings.plans.enabled() => {
+            let task = task::task_container(meta, spec);
+            let identity = owner::identity(spec, task, settings);
+            let key = cache::key(pod, namespace, &identity);
+            let hit = settings.plans.get(&key);
+            Some((spec, task, identity, key, hit))
+        }
+        _ => None,
+    };
+    let (spec, task, identity, planned) = match cached {
+        Some((spec, task, identity, _, Some(hit))) => (spec, task, identity, hit),
+        cached => {
+            let decoded = annotation::decode_all(
+                meta.annotations
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+            if decoded.is_empty() {
+                return Ok(Outcome::Skipped(Skip::NoSecrets));
+            }
+            let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
+            let (task, identity, key) = match cached {
+                Some((_, task, identity, key, None)) => (task, identity, Some(key)),
+                _ => {
+                    let task = task::task_container(meta, spec);
+                    (task, owner::identity(spec, task, settings), None)
+                }
+            };
+            let plan = plan::build_plan(pod, namespace, &decoded, &identity, settings)?;
+            // Serialized once: the agent gets it, and so does every container `agent exec`
+            // wraps.
+            let json = plan.to_json();
+            plan::check_plan_size(&plan, &json)?;
+            let planned = std::sync::Arc::new(cache::Planned::new(plan, json, namespace, settings));
+            if let Some(key) = key {
+                settings.plans.put(key, planned.clone());
+            }
+            (spec, task, identity, planned)
+        }
+    };
+    let (plan, plan_json) = (&planned.plan, &planned.json);
+    let app = wiring::AppWiring::new(&planned, settings);
     if injected_before(meta, spec) {
-        let rewired = rewire::rewire(spec, &plan, &plan_json, &app, settings)?;
+        let rewired = rewire::rewire(spec, plan, plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));
     }
-    inject::inject(pod, &plan, plan_json, &identity, &app, task, settings).map(Outcome::Patched)
+    inject::inject(
+        pod,
+        plan,
+        plan_json.clone(),
+        &identity,
+        &app,
+        task,
+        settings,
+    )
+    .map(Outcome::Patched)
 }
 
 /// Injected before: our volume is there, with our marker or our agent. A marker without the

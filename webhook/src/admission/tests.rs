@@ -535,6 +535,134 @@ fn the_pod_fast_path_answers_exactly_as_the_general_path() {
     );
 }
 
+/// Every parity body answered with the plan cache on, twice (a miss, then a hit or a miss
+/// again after an eviction), gives the bytes the uncached path gives: the cache key holds
+/// everything a plan is derived from.
+#[test]
+fn a_cached_plan_answers_exactly_as_a_fresh_one() {
+    let mut bodies = fixture_bodies();
+    bodies.extend(hostile_bodies());
+    for capacity in [1024, 3] {
+        for settings in parity_settings() {
+            let mut cached = settings.clone();
+            cached.plans = crate::mutate::PlanCache::new(capacity);
+            for round in 0..2 {
+                for (what, body) in &bodies {
+                    let fresh = review(body, &settings).map(|a| (a.verdict, a.body));
+                    let from_cache = review(body, &cached).map(|a| (a.verdict, a.body));
+                    match (fresh, from_cache) {
+                        (Ok((v1, b1)), Ok((v2, b2))) => {
+                            assert_eq!(v1, v2, "{what} (round {round}, capacity {capacity})");
+                            assert_eq!(
+                                String::from_utf8_lossy(&b1),
+                                String::from_utf8_lossy(&b2),
+                                "{what} (round {round}, capacity {capacity})"
+                            );
+                        }
+                        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+                        (a, b) => panic!("{what}: fresh {a:?}, cached {b:?}"),
+                    }
+                }
+            }
+            assert!(!cached.plans.is_empty(), "the cache was used");
+            assert!(cached.plans.len() <= capacity.next_multiple_of(2));
+        }
+    }
+}
+
+/// Pods that differ only in one input of the plan, through one cache: each is answered as it
+/// would be fresh (a key missing an input would hand one pod another's plan); pods that
+/// differ only in what the plan does not read share one entry.
+#[test]
+fn the_plan_cache_tells_apart_every_input_of_the_plan() {
+    use flyte_secret_testkit::fixtures::FlytePod;
+    let secrets = [vector("user-info/user_secret")];
+    let managed = vector("openai_key");
+    let variants: Vec<(&str, Value)> = vec![
+        ("base", FlytePod::new(&secrets).build()),
+        (
+            "namespace",
+            FlytePod::new(&secrets).namespace("other-ns").build(),
+        ),
+        (
+            "another secret",
+            FlytePod::new(&[vector("user-info/user_secret"), vector("db/password@kv2")]).build(),
+        ),
+        (
+            "the owner",
+            FlytePod::new(&secrets)
+                .security_context(json!({"runAsUser": 1234, "runAsGroup": 1234}))
+                .build(),
+        ),
+        (
+            "the aggregate annotation",
+            FlytePod::new(&secrets)
+                .annotation(flyte_secret_spec::aggregate::ANNOTATION, "json")
+                .build(),
+        ),
+        (
+            "a managed secret, project A",
+            FlytePod::new(std::slice::from_ref(&managed))
+                .label("project", "a")
+                .label("domain", "development")
+                .build(),
+        ),
+        (
+            "a managed secret, project B",
+            FlytePod::new(std::slice::from_ref(&managed))
+                .label("project", "b")
+                .label("domain", "development")
+                .build(),
+        ),
+        (
+            "a managed secret, organization",
+            FlytePod::new(std::slice::from_ref(&managed))
+                .label("organization", "acme")
+                .label("project", "b")
+                .label("domain", "development")
+                .build(),
+        ),
+    ];
+    for settings in parity_settings() {
+        let mut cached = settings.clone();
+        cached.plans = crate::mutate::PlanCache::new(64);
+        for _ in 0..2 {
+            for (what, pod) in &variants {
+                let body = review_json("u", "CREATE", pod).to_string();
+                let fresh = review(body.as_bytes(), &settings).unwrap();
+                let hit = review(body.as_bytes(), &cached).unwrap();
+                assert_eq!(
+                    fresh.verdict,
+                    Verdict::Injected,
+                    "{what}: {}",
+                    String::from_utf8_lossy(&fresh.body)
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&fresh.body),
+                    String::from_utf8_lossy(&hit.body),
+                    "{what}"
+                );
+            }
+        }
+        let entries = cached.plans.len();
+        assert_eq!(entries, variants.len(), "one plan per variant");
+        // A label and an annotation the plan does not read: the same entry.
+        let unread = FlytePod::new(&secrets)
+            .label("execution-id", "f1234")
+            .annotation("cluster-autoscaler.kubernetes.io/safe-to-evict", "false")
+            .build();
+        let body = review_json("u", "CREATE", &unread).to_string();
+        let fresh = review(body.as_bytes(), &settings).unwrap();
+        let hit = review(body.as_bytes(), &cached).unwrap();
+        assert_eq!(fresh.body, hit.body);
+        assert_eq!(
+            cached.plans.len(),
+            entries,
+            "no new entry for unread fields"
+        );
+    }
+}
+
 /// The one deliberate difference: a field the mutation does not read is skipped unchecked,
 /// so an object no API server sends (such a field of the wrong type) is answered as the pod it
 /// would be without that field, where the general path refuses it as not a Pod.

@@ -13,9 +13,10 @@ use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, VolumeMount,
 };
 
+use super::cache::Planned;
 use super::common::{plain_env, same_path};
 use super::patch::Op;
-use super::wrap::{self, ContainerWrap, Unserved, Wrapping};
+use super::wrap::{ContainerWrap, Unserved, Wrapping};
 use super::{AGENT_CONTAINER, Denial, VOLUME_NAME};
 use crate::config::Settings;
 
@@ -23,7 +24,7 @@ use crate::config::Settings;
 #[derive(Debug)]
 pub(super) struct AppWiring<'p> {
     /// The env vars, in order, without duplicates.
-    pub(super) env: Vec<EnvVar>,
+    pub(super) env: &'p [EnvVar],
     /// The secrets volume, read-only at the mount path.
     pub(super) mount: VolumeMount,
     /// The ENV_VAR secrets only `agent exec` can deliver.
@@ -31,16 +32,24 @@ pub(super) struct AppWiring<'p> {
 }
 
 impl<'p> AppWiring<'p> {
-    pub(super) fn new(plan: &'p FetchPlan, namespace: Option<&str>, settings: &Settings) -> Self {
+    /// The wiring of a derived plan ([`Planned::new`] derived the env and the unserved).
+    pub(super) fn new(planned: &'p Planned, settings: &Settings) -> Self {
         Self {
-            env: app_env(plan, namespace, settings),
+            env: &planned.app_env,
             mount: VolumeMount {
                 name: VOLUME_NAME.into(),
                 mount_path: settings.layout.mount_path.clone(),
                 read_only: Some(true),
                 ..Default::default()
             },
-            unserved: wrap::unserved(plan, namespace, settings),
+            unserved: planned
+                .unserved
+                .iter()
+                .map(|&(index, by_ref)| Unserved {
+                    planned: &planned.plan.secrets[index],
+                    by_ref,
+                })
+                .collect(),
         }
     }
 }
@@ -50,7 +59,11 @@ impl<'p> AppWiring<'p> {
 /// ([`secret_key_refs`]: a Flyte 2 managed secret gets one per scope, under the same name,
 /// the most specific last so that the kubelet's last definition found wins); [`super::wrap`]
 /// covers the others, and those a later backend may serve instead.
-fn app_env(plan: &FetchPlan, namespace: Option<&str>, settings: &Settings) -> Vec<EnvVar> {
+pub(super) fn app_env(
+    plan: &FetchPlan,
+    namespace: Option<&str>,
+    settings: &Settings,
+) -> Vec<EnvVar> {
     let layout = &settings.layout;
     let mut env: Vec<EnvVar> = Vec::new();
     let mut seen = BTreeSet::new();

@@ -30,6 +30,7 @@
 //! nothing is wrapped, and (as without wrapping) every ENV_VAR secret no `secretKeyRef` can
 //! carry gets that warning.
 
+use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::{Backend, secret_key_refs};
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
 use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
@@ -49,24 +50,25 @@ pub(super) struct Unserved<'p> {
     pub(super) by_ref: bool,
 }
 
-/// The ENV_VAR secrets of `plan` that `agent exec` must deliver.
-pub(super) fn unserved<'p>(
-    plan: &'p FetchPlan,
+/// The ENV_VAR secrets of `plan` that `agent exec` must deliver: `(index in the plan's
+/// secrets, by_ref)` ([`Unserved`]).
+pub(super) fn unserved(
+    plan: &FetchPlan,
     namespace: Option<&str>,
     settings: &Settings,
-) -> Vec<Unserved<'p>> {
+) -> Vec<(usize, bool)> {
     let backends = &settings.backends;
     let scope = plan.scope.as_ref();
-    plan.env_secrets()
-        .filter_map(
-            |planned| match secret_key_refs(backends, &planned.request, namespace, scope) {
+    plan.secrets
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.request.mount_requirement == MountRequirement::EnvVar)
+        .filter_map(|(i, planned)| {
+            match secret_key_refs(backends, &planned.request, namespace, scope) {
                 Some((_, true)) => None,
-                refs => Some(Unserved {
-                    planned,
-                    by_ref: refs.is_some(),
-                }),
-            },
-        )
+                refs => Some((i, refs.is_some())),
+            }
+        })
         .collect()
 }
 

@@ -1,0 +1,258 @@
+//! Plans already derived, by exactly what they were derived from (issue 21).
+//!
+//! A Flyte cluster admits the same secret requests over and over: every pod of a map task,
+//! every run of a workflow, every retry carries the same `flyte.secrets/*` annotations in the
+//! same namespace. Decoding those annotations, building and validating the plan, writing its
+//! JSON and deriving the app containers' env from it was most of an admission's CPU
+//! (bench/notes.md, round 5), and none of it depends on anything but:
+//!
+//! - the namespace (the Vault role template, the scope from the namespace),
+//! - the secret annotations and `flyte-secret-agent/aggregate`,
+//! - the `organization`/`project`/`domain` labels (the Flyte 2 scope),
+//! - who owns the files ([`super::owner::Identity`]'s owner and access),
+//!
+//! and the settings, which never change for the life of a [`PlanCache`]: a clone of the
+//! settings gets an empty cache of its own, so settings changed after cloning can never be
+//! answered from plans of the old ones. [`key`] writes each of those inputs, length-prefixed,
+//! into one string; nothing else is read, so a hit gives the plan the miss would build. Only
+//! successes are kept: a denial is derived again (it is rare and names its annotation).
+//!
+//! Bounded: two generations of at most half the capacity (rounded up) each; a hit in the old generation
+//! moves the entry to the young one, and when the young one is full the old one is dropped
+//! (an approximate LRU in O(1), with no per-entry bookkeeping). `--plan-cache-entries 0`
+//! turns it off. Plans hold request metadata only (names, never values).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use flyte_secret_spec::aggregate;
+use flyte_secret_spec::annotation::is_secret_annotation;
+use flyte_secret_spec::plan::{FetchPlan, FileAccess};
+use k8s_openapi::api::core::v1::{EnvVar, Pod};
+
+use super::owner::Identity;
+use super::{LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
+use crate::config::Settings;
+
+/// Default `--plan-cache-entries`: distinct (namespace, secret set, owner) combinations in use
+/// at once; a plan is a few KiB, so the cache stays in the low MiBs.
+pub const DEFAULT_ENTRIES: usize = 256;
+
+/// A plan and what is derived from it alone: its JSON (the agent's `FLYTE_SECRET_PLAN`), the
+/// env every app container gets and the ENV_VAR secrets only `agent exec` can deliver.
+#[derive(Debug)]
+pub(super) struct Planned {
+    pub(super) plan: FetchPlan,
+    pub(super) json: String,
+    /// [`super::wiring::app_env`].
+    pub(super) app_env: Vec<EnvVar>,
+    /// [`super::wrap::unserved`]: `(index in the plan's secrets, by_ref)`.
+    pub(super) unserved: Vec<(usize, bool)>,
+}
+
+impl Planned {
+    /// Derives the rest from a validated plan and its JSON, for a pod of `namespace`.
+    pub(super) fn new(
+        plan: FetchPlan,
+        json: String,
+        namespace: Option<&str>,
+        settings: &Settings,
+    ) -> Self {
+        let app_env = super::wiring::app_env(&plan, namespace, settings);
+        let unserved = super::wrap::unserved(&plan, namespace, settings);
+        Self {
+            plan,
+            json,
+            app_env,
+            unserved,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    young: HashMap<String, Arc<Planned>>,
+    old: HashMap<String, Arc<Planned>>,
+}
+
+/// The plans of recent admissions (see the module docs). `Default` is off.
+pub struct PlanCache {
+    capacity: usize,
+    entries: Option<Mutex<Generations>>,
+}
+
+impl PlanCache {
+    /// A cache of at most `capacity` plans; 0 is off.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: (capacity > 0).then(Mutex::default),
+        }
+    }
+
+    /// The capacity it was made with.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Plans held now.
+    pub fn len(&self) -> usize {
+        self.with(|g| g.young.len() + g.old.len()).unwrap_or(0)
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Generations) -> R) -> Option<R> {
+        let entries = self.entries.as_ref()?;
+        // A panic elsewhere while holding the lock leaves whole entries only: keep using it.
+        let mut guard = entries.lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut guard))
+    }
+
+    pub(super) fn enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<Arc<Planned>> {
+        let half = self.half();
+        self.with(|g| {
+            if let Some(hit) = g.young.get(key) {
+                return Some(hit.clone());
+            }
+            let (key, hit) = g.old.remove_entry(key)?;
+            g.insert(key, hit.clone(), half);
+            Some(hit)
+        })
+        .flatten()
+    }
+
+    pub(super) fn put(&self, key: String, planned: Arc<Planned>) {
+        let half = self.half();
+        self.with(|g| g.insert(key, planned, half));
+    }
+
+    fn half(&self) -> usize {
+        self.capacity.div_ceil(2)
+    }
+}
+
+impl Generations {
+    fn insert(&mut self, key: String, planned: Arc<Planned>, half: usize) {
+        if self.young.len() >= half && !self.young.contains_key(&key) {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, planned);
+    }
+}
+
+impl Default for PlanCache {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+/// A clone starts empty: its settings may be changed after cloning.
+impl Clone for PlanCache {
+    fn clone(&self) -> Self {
+        Self::new(self.capacity)
+    }
+}
+
+impl std::fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Everything a pod's plan is derived from besides the settings (see the module docs), each
+/// field length-prefixed so that no two different inputs write the same key.
+pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> String {
+    let meta = &pod.metadata;
+    let mut key = String::with_capacity(512);
+    let mut field = |value: Option<&str>| match value {
+        Some(v) => {
+            let _ = write!(key, "{}:", v.len());
+            key.push_str(v);
+        }
+        None => key.push('-'),
+    };
+    field(namespace);
+    let labels = meta.labels.as_ref();
+    for label in [LABEL_ORG, LABEL_PROJECT, LABEL_DOMAIN] {
+        field(labels.and_then(|l| l.get(label)).map(String::as_str));
+    }
+    let annotations = meta.annotations.as_ref();
+    field(
+        annotations
+            .and_then(|a| a.get(aggregate::ANNOTATION))
+            .map(String::as_str),
+    );
+    for (name, value) in annotations.into_iter().flatten() {
+        if is_secret_annotation(name) {
+            field(Some(name));
+            field(Some(value));
+        }
+    }
+    let access = match identity.access {
+        FileAccess::Owner => "o",
+        FileAccess::Group => "g",
+    };
+    let _ = write!(
+        key,
+        "|{}:{}:{access}",
+        identity.owner.uid, identity.owner.gid
+    );
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(n: usize) -> Arc<Planned> {
+        Arc::new(Planned {
+            plan: FetchPlan::new(&Default::default(), Vec::new()),
+            json: n.to_string(),
+            app_env: Vec::new(),
+            unserved: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn holds_at_most_its_capacity_and_keeps_what_is_used() {
+        let cache = PlanCache::new(4);
+        for i in 0..4 {
+            cache.put(format!("k{i}"), planned(i));
+        }
+        assert!(cache.len() <= 4);
+        // k2 and k3 are young; touching k0 (old, if still held) or k3 keeps it.
+        assert_eq!(cache.get("k3").unwrap().json, "3");
+        for i in 4..20 {
+            assert_eq!(cache.get("k3").unwrap().json, "3", "a key in use is kept");
+            cache.put(format!("k{i}"), planned(i));
+            assert!(cache.len() <= 4, "{} entries", cache.len());
+        }
+        assert!(cache.get("k1").is_none(), "an unused key is dropped");
+    }
+
+    #[test]
+    fn off_holds_nothing_and_clones_start_empty() {
+        let off = PlanCache::new(0);
+        off.put("k".into(), planned(1));
+        assert!(off.get("k").is_none());
+        assert!(!off.enabled());
+        let on = PlanCache::new(8);
+        on.put("k".into(), planned(1));
+        assert!(on.get("k").is_some());
+        let clone = on.clone();
+        assert!(clone.get("k").is_none(), "a clone shares no plans");
+        assert_eq!(clone.capacity(), 8);
+    }
+}
