@@ -19,8 +19,11 @@
 //!
 //! Bounded: two generations of at most half the capacity (rounded up) each; a hit in the old generation
 //! moves the entry to the young one, and when the young one is full the old one is dropped
-//! (an approximate LRU in O(1), with no per-entry bookkeeping). `--plan-cache-entries 0`
-//! turns it off. Plans hold request metadata only (names, never values).
+//! (an approximate LRU in O(1), with no per-entry bookkeeping). A plan whose JSON is over
+//! [`MAX_KEPT_JSON`] is not kept, so the cache holds at most ~64 KiB per entry (the plan, its
+//! JSON, the env), ~16 MiB at the default 256 entries (the Deployment's memory limit counts
+//! it). `--plan-cache-entries 0` turns it off. Plans hold request metadata only (names, never
+//! values).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -38,6 +41,10 @@ use crate::config::Settings;
 /// Default `--plan-cache-entries`: distinct (namespace, secret set, owner) combinations in use
 /// at once; a plan is a few KiB, so the cache stays in the low MiBs.
 pub const DEFAULT_ENTRIES: usize = 256;
+
+/// Plans with more JSON than this (a few dozen secrets) are derived for every pod: rare, and
+/// the bound keeps the cache's memory predictable.
+pub const MAX_KEPT_JSON: usize = 16 << 10;
 
 /// A plan and what is derived from it alone: its JSON (the agent's `FLYTE_SECRET_PLAN`), the
 /// env every app container gets and the ENV_VAR secrets only `agent exec` can deliver.
@@ -131,6 +138,9 @@ impl PlanCache {
     }
 
     pub(super) fn put(&self, key: String, planned: Arc<Planned>) {
+        if planned.json.len() > MAX_KEPT_JSON {
+            return;
+        }
         let half = self.half();
         self.with(|g| g.insert(key, planned, half));
     }
@@ -240,6 +250,21 @@ mod tests {
             assert!(cache.len() <= 4, "{} entries", cache.len());
         }
         assert!(cache.get("k1").is_none(), "an unused key is dropped");
+    }
+
+    #[test]
+    fn large_plans_are_not_kept() {
+        let cache = PlanCache::new(8);
+        let big = Planned {
+            plan: FetchPlan::new(&Default::default(), Vec::new()),
+            json: "x".repeat(MAX_KEPT_JSON + 1),
+            app_env: Vec::new(),
+            unserved: Vec::new(),
+        };
+        cache.put("big".into(), Arc::new(big));
+        assert!(cache.get("big").is_none());
+        cache.put("small".into(), planned(2));
+        assert!(cache.get("small").is_some());
     }
 
     #[test]
