@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::Settings;
-use crate::mutate::{self, Outcome, Skip};
+use crate::mutate::{self, Outcome, PlanCache, Skip};
 
 mod fast;
 use fast::FastPod;
@@ -180,24 +180,39 @@ struct ReviewIn<T: kube::Resource> {
 /// fields, images, resources, volume sources…), a large share of an admission's CPU
 /// (bench/notes.md).
 pub fn review(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
-    match fast_review(body, settings) {
+    review_cached(body, settings, &PlanCache::default())
+}
+
+/// [`review`] with the server's plan cache ([`mutate::cache`]): the same answers, byte for
+/// byte; a secret set seen before skips its planning.
+pub fn review_cached(
+    body: &[u8],
+    settings: &Settings,
+    plans: &PlanCache,
+) -> Result<Answer, BadReview> {
+    match fast_review(body, settings, plans) {
         Some(answer) => answer,
-        None => general_review(body, settings),
+        None => general_review(body, settings, plans),
     }
 }
 
 /// The fast path: `None` when it does not take the body.
-fn fast_review(body: &[u8], settings: &Settings) -> Option<Result<Answer, BadReview>> {
-    typed_review(body, settings, |p: FastPod| p.0)
+fn fast_review(
+    body: &[u8],
+    settings: &Settings,
+    plans: &PlanCache,
+) -> Option<Result<Answer, BadReview>> {
+    typed_review(body, settings, plans, |p: FastPod| p.0)
 }
 
 /// [`review`] as it was before [`fast`]: its fast path parsed k8s-openapi's whole [`Pod`].
 /// The same answers, for the parity tests and the benches (which compare both).
 #[doc(hidden)]
 pub fn review_whole_pod(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
-    match typed_review(body, settings, |p: Pod| p) {
+    let plans = PlanCache::default();
+    match typed_review(body, settings, &plans, |p: Pod| p) {
         Some(answer) => answer,
-        None => general_review(body, settings),
+        None => general_review(body, settings, &plans),
     }
 }
 
@@ -206,6 +221,7 @@ pub fn review_whole_pod(body: &[u8], settings: &Settings) -> Result<Answer, BadR
 fn typed_review<T>(
     body: &[u8],
     settings: &Settings,
+    plans: &PlanCache,
     pod: impl FnOnce(T) -> Pod,
 ) -> Option<Result<Answer, BadReview>>
 where
@@ -220,13 +236,17 @@ where
         return None;
     };
     request.types = TypeMeta { api_version, kind };
-    Some(answer(request, settings, |p: T| {
+    Some(answer(request, settings, plans, |p: T| {
         Ok::<Pod, std::convert::Infallible>(pod(p))
     }))
 }
 
 /// The general path: any body.
-fn general_review(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
+fn general_review(
+    body: &[u8],
+    settings: &Settings,
+    plans: &PlanCache,
+) -> Result<Answer, BadReview> {
     let review: AdmissionReview<DynamicObject> =
         serde_json::from_slice(body).map_err(|e| BadReview(e.to_string()))?;
     check_types(&review.types)?;
@@ -236,7 +256,7 @@ fn general_review(body: &[u8], settings: &Settings) -> Result<Answer, BadReview>
     // Re-read the object from bytes: parsing a `Pod` from a JSON value would compile a second
     // copy of all of Pod's serde code (~3 MB of the static binary); this path only runs for
     // bodies the fast path did not take.
-    answer(request, settings, |o: DynamicObject| {
+    answer(request, settings, plans, |o: DynamicObject| {
         serde_json::to_vec(&o).and_then(|bytes| serde_json::from_slice::<Pod>(&bytes))
     })
 }
@@ -256,6 +276,7 @@ fn check_types(types: &TypeMeta) -> Result<String, BadReview> {
 fn answer<T, E>(
     request: AdmissionRequest<T>,
     settings: &Settings,
+    plans: &PlanCache,
     parse: impl FnOnce(T) -> Result<Pod, E>,
 ) -> Result<Answer, BadReview>
 where
@@ -271,7 +292,7 @@ where
         patch_type: None,
         warnings: Vec::new(),
     };
-    let (verdict, secrets) = decide(request, settings, parse, &mut response);
+    let (verdict, secrets) = decide(request, settings, plans, parse, &mut response);
     let out = ReviewOut {
         api_version: &api_version,
         kind: "AdmissionReview",
@@ -287,6 +308,7 @@ where
 fn decide<T, E>(
     request: AdmissionRequest<T>,
     settings: &Settings,
+    plans: &PlanCache,
     parse: impl FnOnce(T) -> Result<Pod, E>,
     response: &mut ResponseOut,
 ) -> (Verdict, usize)
@@ -315,7 +337,7 @@ where
         .as_deref()
         .or(pod.metadata.generate_name.as_deref())
         .unwrap_or_default();
-    match mutate::mutate(&pod, namespace, settings) {
+    match mutate::mutate_cached(&pod, namespace, settings, plans) {
         Ok(Outcome::Skipped(skip)) => {
             let level_info = skip == Skip::AlreadyInjected;
             if level_info {

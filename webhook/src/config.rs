@@ -102,10 +102,6 @@ pub struct Settings {
     pub broker_ca: BrokerCa,
     /// Refresh for every pod (`refreshInterval`), unless its annotation says otherwise.
     pub refresh: Refresh,
-    /// Plans derived from these settings, by what else they were derived from
-    /// ([`crate::mutate::cache`]); off unless set (`webhook serve --plan-cache-entries`). A
-    /// clone starts empty.
-    pub plans: crate::mutate::PlanCache,
 }
 
 impl Default for Settings {
@@ -156,7 +152,6 @@ impl Settings {
             file_env,
             broker_ca,
             refresh,
-            plans: crate::mutate::PlanCache::default(),
         })
     }
 }

@@ -72,8 +72,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         inject,
     } = args;
     let limits = limits.limits().context("server limits")?;
-    let mut settings = config::Settings::load(&inject).context("loading settings")?;
-    settings.plans = PlanCache::new(plan_cache_entries);
+    let settings = config::Settings::load(&inject).context("loading settings")?;
+    let plans = PlanCache::new(plan_cache_entries);
     tracing::info!(
         mount_path = %settings.layout.mount_path,
         env_prefix = %settings.layout.env_prefix,
@@ -116,7 +116,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Ready before the line that says so: whoever waits for it finds /ready answering 200.
     ready.set(true);
     tracing::info!(addr = %bound.local_addr()?, "admission server listening");
-    let app = Arc::new(server::App { settings, metrics });
+    let app = Arc::new(server::App {
+        settings,
+        plans,
+        metrics,
+    });
     bound
         .serve(app, drain, Duration::from_secs(drain_seconds))
         .await;

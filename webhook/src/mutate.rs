@@ -33,6 +33,10 @@
 //! or our init container is not injected again; only containers added since (by another
 //! webhook) that lack the volume are wired (never wrapped when they have only `args`), and
 //! those that cannot read the files the agent will write are named in a warning.
+//!
+//! The server keeps the plans of recent pods ([`mutate_cached`], [`cache`]): a pod whose
+//! secret set, namespace, scope labels and file owner were seen before gets the same plan
+//! without decoding its annotations or building it again; the patch is still made per pod.
 
 use flyte_secret_spec::annotation::{self, AnnotationError};
 use flyte_secret_spec::plan::PlanError;
@@ -174,6 +178,17 @@ pub enum Outcome {
 
 /// The mutation: see the module docs. `namespace` is the request's namespace.
 pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result<Outcome, Denial> {
+    mutate_cached(pod, namespace, settings, &PlanCache::default())
+}
+
+/// [`mutate`], taking plans from and keeping them in `plans` ([`cache`]; the server's, made
+/// beside `settings`, which do not change while it holds plans).
+pub fn mutate_cached(
+    pod: &Pod,
+    namespace: Option<&str>,
+    settings: &Settings,
+    plans: &PlanCache,
+) -> Result<Outcome, Denial> {
     let meta = &pod.metadata;
     let labelled = meta
         .labels
@@ -187,11 +202,11 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
     // A plan derived before from the same inputs (`cache`): the same annotations decoded,
     // non-empty, and a spec, so the checks below would pass exactly as they did then.
     let cached = match &pod.spec {
-        Some(spec) if settings.plans.enabled() => {
+        Some(spec) if plans.enabled() => {
             let task = task::task_container(meta, spec);
             let identity = owner::identity(spec, task, settings);
             let key = cache::key(pod, namespace, &identity);
-            let hit = settings.plans.get(&key);
+            let hit = plans.get(&key);
             Some((spec, task, identity, key, hit))
         }
         _ => None,
@@ -223,13 +238,13 @@ pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result
             plan::check_plan_size(&plan, &json)?;
             let planned = std::sync::Arc::new(cache::Planned::new(plan, json, namespace, settings));
             if let Some(key) = key {
-                settings.plans.put(key, planned.clone());
+                plans.put(key, planned.clone());
             }
             (spec, task, identity, planned)
         }
     };
     let (plan, plan_json) = (&planned.plan, &planned.json);
-    let app = wiring::AppWiring::new(&planned, settings);
+    let app = wiring::AppWiring::new(&planned.plan, &planned.app_env, &planned.unserved, settings);
     if injected_before(meta, spec) {
         let rewired = rewire::rewire(spec, plan, plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));

@@ -123,6 +123,8 @@ impl TlsPaths {
 pub struct App {
     /// Injection settings.
     pub settings: Settings,
+    /// Plans of recent pods ([`crate::mutate::cache`]), derived from `settings`.
+    pub plans: crate::mutate::PlanCache,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }
@@ -161,7 +163,7 @@ fn large_worker() -> std::sync::mpsc::Sender<LargeReview> {
         .name("large-reviews".into())
         .spawn(move || {
             for (body, app, answer) in rx {
-                let _ = answer.send(admission::review(&body, &app.settings));
+                let _ = answer.send(admission::review_cached(&body, &app.settings, &app.plans));
             }
         });
     if let Err(error) = spawned {
@@ -247,7 +249,7 @@ async fn handle(req: Request<Incoming>, app: &Arc<App>, guards: &Guards) -> Resp
         None
     };
     let result = if body.len() <= INLINE_REVIEW {
-        admission::review(&body, &app.settings)
+        admission::review_cached(&body, &app.settings, &app.plans)
     } else {
         // A large review takes a while: off the async workers, so they keep serving others.
         let (tx, rx) = tokio::sync::oneshot::channel();

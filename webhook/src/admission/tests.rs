@@ -128,7 +128,7 @@ fn v1beta1_reviews_are_answered_in_kind() {
 /// else the general path) on one body: the same, byte for byte. Returns whether the fast path
 /// took the body.
 fn assert_parity(body: &[u8], settings: &Settings, what: &str) -> bool {
-    let taken = super::fast_review(body, settings).is_some();
+    let taken = super::fast_review(body, settings, &PlanCache::default()).is_some();
     let fast = review(body, settings);
     let general = super::review_whole_pod(body, settings);
     match (fast, general) {
@@ -544,12 +544,12 @@ fn a_cached_plan_answers_exactly_as_a_fresh_one() {
     bodies.extend(hostile_bodies());
     for capacity in [1024, 3] {
         for settings in parity_settings() {
-            let mut cached = settings.clone();
-            cached.plans = crate::mutate::PlanCache::new(capacity);
+            let plans = PlanCache::new(capacity);
             for round in 0..2 {
                 for (what, body) in &bodies {
                     let fresh = review(body, &settings).map(|a| (a.verdict, a.body));
-                    let from_cache = review(body, &cached).map(|a| (a.verdict, a.body));
+                    let from_cache =
+                        review_cached(body, &settings, &plans).map(|a| (a.verdict, a.body));
                     match (fresh, from_cache) {
                         (Ok((v1, b1)), Ok((v2, b2))) => {
                             assert_eq!(v1, v2, "{what} (round {round}, capacity {capacity})");
@@ -564,8 +564,8 @@ fn a_cached_plan_answers_exactly_as_a_fresh_one() {
                     }
                 }
             }
-            assert!(!cached.plans.is_empty(), "the cache was used");
-            assert!(cached.plans.len() <= capacity.next_multiple_of(2));
+            assert!(!plans.is_empty(), "the cache was used");
+            assert!(plans.len() <= capacity.next_multiple_of(2));
         }
     }
 }
@@ -624,13 +624,12 @@ fn the_plan_cache_tells_apart_every_input_of_the_plan() {
         ),
     ];
     for settings in parity_settings() {
-        let mut cached = settings.clone();
-        cached.plans = crate::mutate::PlanCache::new(64);
+        let plans = PlanCache::new(64);
         for _ in 0..2 {
             for (what, pod) in &variants {
                 let body = review_json("u", "CREATE", pod).to_string();
                 let fresh = review(body.as_bytes(), &settings).unwrap();
-                let hit = review(body.as_bytes(), &cached).unwrap();
+                let hit = review_cached(body.as_bytes(), &settings, &plans).unwrap();
                 assert_eq!(
                     fresh.verdict,
                     Verdict::Injected,
@@ -644,7 +643,7 @@ fn the_plan_cache_tells_apart_every_input_of_the_plan() {
                 );
             }
         }
-        let entries = cached.plans.len();
+        let entries = plans.len();
         assert_eq!(entries, variants.len(), "one plan per variant");
         // A label and an annotation the plan does not read: the same entry.
         let unread = FlytePod::new(&secrets)
@@ -653,13 +652,9 @@ fn the_plan_cache_tells_apart_every_input_of_the_plan() {
             .build();
         let body = review_json("u", "CREATE", &unread).to_string();
         let fresh = review(body.as_bytes(), &settings).unwrap();
-        let hit = review(body.as_bytes(), &cached).unwrap();
+        let hit = review_cached(body.as_bytes(), &settings, &plans).unwrap();
         assert_eq!(fresh.body, hit.body);
-        assert_eq!(
-            cached.plans.len(),
-            entries,
-            "no new entry for unread fields"
-        );
+        assert_eq!(plans.len(), entries, "no new entry for unread fields");
     }
 }
 
@@ -673,11 +668,11 @@ fn the_fast_path_skips_unread_fields_unchecked() {
     let mut body = review_json("u", "CREATE", &pod);
     body["request"]["object"]["spec"]["containers"][0]["image"] = json!(7);
     let body = body.to_string();
-    let fast = super::fast_review(body.as_bytes(), &settings)
+    let fast = super::fast_review(body.as_bytes(), &settings, &PlanCache::default())
         .expect("taken")
         .unwrap();
     assert_eq!(fast.verdict, Verdict::Injected);
-    let general = super::general_review(body.as_bytes(), &settings).unwrap();
+    let general = super::general_review(body.as_bytes(), &settings, &PlanCache::default()).unwrap();
     assert_eq!(general.verdict, Verdict::Denied);
 }
 

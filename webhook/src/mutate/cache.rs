@@ -11,9 +11,10 @@
 //! - the `organization`/`project`/`domain` labels (the Flyte 2 scope),
 //! - who owns the files ([`super::owner::Identity`]'s owner and access),
 //!
-//! and the settings, which never change for the life of a [`PlanCache`]: a clone of the
-//! settings gets an empty cache of its own, so settings changed after cloning can never be
-//! answered from plans of the old ones. [`key`] writes each of those inputs, length-prefixed,
+//! and the settings, which never change for the life of a [`PlanCache`]: the server makes one
+//! beside its settings and hands both to every review ([`crate::admission::review_cached`]);
+//! nothing else holds one, so no plan outlives the settings it came from. [`key`] writes each
+//! of those inputs, length-prefixed,
 //! into one string; nothing else is read, so a hit gives the plan the miss would build. Only
 //! successes are kept: a denial is derived again (it is rare and names its annotation).
 //!
@@ -165,13 +166,6 @@ impl Default for PlanCache {
     }
 }
 
-/// A clone starts empty: its settings may be changed after cloning.
-impl Clone for PlanCache {
-    fn clone(&self) -> Self {
-        Self::new(self.capacity)
-    }
-}
-
 impl std::fmt::Debug for PlanCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlanCache")
@@ -268,16 +262,15 @@ mod tests {
     }
 
     #[test]
-    fn off_holds_nothing_and_clones_start_empty() {
+    fn off_holds_nothing() {
         let off = PlanCache::new(0);
         off.put("k".into(), planned(1));
         assert!(off.get("k").is_none());
         assert!(!off.enabled());
+        assert!(off.is_empty());
         let on = PlanCache::new(8);
         on.put("k".into(), planned(1));
         assert!(on.get("k").is_some());
-        let clone = on.clone();
-        assert!(clone.get("k").is_none(), "a clone shares no plans");
-        assert_eq!(clone.capacity(), 8);
+        assert_eq!(on.capacity(), 8);
     }
 }

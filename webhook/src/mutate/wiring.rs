@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector, VolumeMount,
 };
 
-use super::cache::Planned;
 use super::common::{plain_env, same_path};
 use super::patch::Op;
 use super::wrap::{ContainerWrap, Unserved, Wrapping};
@@ -32,21 +31,27 @@ pub(super) struct AppWiring<'p> {
 }
 
 impl<'p> AppWiring<'p> {
-    /// The wiring of a derived plan ([`Planned::new`] derived the env and the unserved).
-    pub(super) fn new(planned: &'p Planned, settings: &Settings) -> Self {
+    /// The wiring of a derived plan: `env` from [`app_env`], `unserved` from
+    /// [`super::wrap::unserved`] (indices into `plan`'s secrets), both derived once per plan
+    /// ([`super::cache::Planned`]).
+    pub(super) fn new(
+        plan: &'p FetchPlan,
+        env: &'p [EnvVar],
+        unserved: &[(usize, bool)],
+        settings: &Settings,
+    ) -> Self {
         Self {
-            env: &planned.app_env,
+            env,
             mount: VolumeMount {
                 name: VOLUME_NAME.into(),
                 mount_path: settings.layout.mount_path.clone(),
                 read_only: Some(true),
                 ..Default::default()
             },
-            unserved: planned
-                .unserved
+            unserved: unserved
                 .iter()
                 .map(|&(index, by_ref)| Unserved {
-                    planned: &planned.plan.secrets[index],
+                    planned: &plan.secrets[index],
                     by_ref,
                 })
                 .collect(),
