@@ -3,9 +3,13 @@
 //! timeout, an optional private CA, and bodies read up to a limit into buffers that are
 //! wiped when dropped (they hold secret values and access tokens).
 //!
-//! Measured against the official SDKs (issue 18): `google-cloud-secretmanager-v1` pulls in
-//! gRPC/tonic and the `google-cloud-auth` stack, the Azure SDK its own HTTP pipeline and
-//! `azure_core`; this client adds no crate to the lock file and ~0.1 MB to the static agent.
+//! Measured against the official SDKs (issue 18; one-secret probes with the agent's release
+//! profile, static musl, ring as the rustls provider, each built clean on 2 cores beside a
+//! probe doing one reqwest GET): `google-cloud-secretmanager-v1` 1.14 adds 1.45 MB, 52 s of
+//! build and 26 crates (opentelemetry among them); `azure_security_keyvault_secrets` 1.0.1 +
+//! `azure_identity` 1.0 add 0.29 MB, 20 s and 21 crates; both need their default features
+//! off to avoid aws-lc-rs. Together they would take the agent past its 10 MB limit. This
+//! client adds no crate to the lock file and ~0.1 MB.
 
 use std::time::Duration;
 
