@@ -51,6 +51,7 @@ mod access;
 pub mod cache;
 mod common;
 mod container;
+mod identity_env;
 mod inject;
 mod owner;
 pub mod patch;

@@ -165,3 +165,175 @@ fn backends_that_need_a_key_or_a_name_deny_clearly() {
     let err = admit(&bad, &clouds()).unwrap_err().to_string();
     assert!(err.contains("group has an empty path component"), "{err}");
 }
+
+/// A Flyte pod as Azure Workload Identity's webhook leaves it when it runs before ours (its
+/// configuration's name sorts first): the identity's env and token mount in the task container.
+fn azure_wired(requests: &[SecretRequest], annotations: &[(&str, &str)]) -> Value {
+    let mut pod = flyte_pod(requests);
+    for (k, v) in annotations {
+        pod["metadata"]["annotations"][k] = Value::from(*v);
+    }
+    let task = &mut pod["spec"]["containers"][0];
+    let env = task["env"].as_array().cloned().unwrap_or_default();
+    let mut env = env;
+    for (name, value) in [
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("AZURE_TENANT_ID", "66666666-7777-8888-9999-000000000000"),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ),
+        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
+    ] {
+        env.push(serde_json::json!({"name": name, "value": value}));
+    }
+    task["env"] = Value::from(env);
+    let mounts = task["volumeMounts"].as_array().cloned().unwrap_or_default();
+    let mut mounts = mounts;
+    mounts.push(serde_json::json!({
+        "name": "azure-identity-token",
+        "mountPath": "/var/run/secrets/azure/tokens",
+        "readOnly": true
+    }));
+    task["volumeMounts"] = Value::from(mounts);
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut volumes = volumes;
+    volumes.push(serde_json::json!({
+        "name": "azure-identity-token",
+        "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600,
+            "path": "azure-identity-token"}}]}
+    }));
+    pod["spec"]["volumes"] = Value::from(volumes);
+    pod
+}
+
+fn env_of<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+#[test]
+fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
+    let requests = [SecretRequest::new(URI, "")];
+    let refresh = [("flyte-secret-agent/refresh", "5m")];
+    let (out, _) = admit(&azure_wired(&requests, &refresh), &clouds()).unwrap();
+    let spec = out.spec.as_ref().unwrap();
+    let inits = spec.init_containers.as_ref().unwrap();
+    assert_eq!(inits.len(), 2, "the agent and its refresh sidecar");
+    for agent in inits {
+        assert_eq!(
+            env_of(agent, "AZURE_FEDERATED_TOKEN_FILE"),
+            Some("/var/run/secrets/azure/tokens/azure-identity-token"),
+            "{}",
+            agent.name
+        );
+        for name in ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"] {
+            assert_eq!(env_of(agent, name), env_of(task(&out), name), "{name}");
+        }
+        let mount = agent
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "azure-identity-token")
+            .unwrap_or_else(|| panic!("{}: no token mount", agent.name));
+        assert_eq!(mount.mount_path, "/var/run/secrets/azure/tokens");
+        assert_eq!(mount.read_only, Some(true));
+    }
+    // Not for a pod without the identity, nor for an install without an Azure backend.
+    let (plain, _) = admit(&flyte_pod(&requests), &clouds()).unwrap();
+    let agent = &plain
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(env_of(agent, "AZURE_CLIENT_ID"), None);
+    let gcp_only = settings(vec![Backend::Gcp(GcpBackend::default())]);
+    let (other, _) = admit(
+        &azure_wired(&[SecretRequest::new("my-gcp-secret", "")], &[]),
+        &gcp_only,
+    )
+    .unwrap();
+    let agent = &other
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(env_of(agent, "AZURE_FEDERATED_TOKEN_FILE"), None);
+    assert!(
+        !agent
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "azure-identity-token")
+    );
+}
+
+#[test]
+fn the_operators_agent_env_wins_over_a_copied_identity() {
+    let mut s = clouds();
+    s.agent.env.push(k8s_openapi::api::core::v1::EnvVar {
+        name: "AZURE_CLIENT_ID".into(),
+        value: Some("from-agent-env".into()),
+        value_from: None,
+    });
+    let (out, _) = admit(&azure_wired(&[SecretRequest::new(URI, "")], &[]), &s).unwrap();
+    let agent = &out.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    let ids: Vec<_> = agent
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name == "AZURE_CLIENT_ID")
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(ids[0].value.as_deref(), Some("from-agent-env"));
+    assert!(env_of(agent, "AZURE_TENANT_ID").is_some());
+}
+
+#[test]
+fn the_agent_takes_an_aws_web_identity_given_before_ours() {
+    let mut pod = flyte_pod(&[SecretRequest::new("db", "password")]);
+    let task = &mut pod["spec"]["containers"][0];
+    let mut env = task["env"].as_array().cloned().unwrap_or_default();
+    env.push(serde_json::json!({"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::1:role/flyte-ns"}));
+    env.push(serde_json::json!({"name": "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}));
+    task["env"] = Value::from(env);
+    let mut mounts = task["volumeMounts"].as_array().cloned().unwrap_or_default();
+    mounts.push(serde_json::json!({"name": "aws-iam-token",
+        "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}));
+    task["volumeMounts"] = Value::from(mounts);
+    let mut volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    volumes.push(
+        serde_json::json!({"name": "aws-iam-token", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "sts.amazonaws.com", "path": "token"}}]}}),
+    );
+    pod["spec"]["volumes"] = Value::from(volumes);
+    let aws = settings(vec![Backend::Aws(AwsBackend::default())]);
+    let (out, _) = admit(&pod, &aws).unwrap();
+    let agent = &out.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    assert_eq!(
+        env_of(agent, "AWS_ROLE_ARN"),
+        Some("arn:aws:iam::1:role/flyte-ns")
+    );
+    assert!(
+        agent
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "aws-iam-token" && m.read_only == Some(true))
+    );
+}

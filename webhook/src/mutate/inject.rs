@@ -83,6 +83,7 @@ pub(super) fn inject(
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     let mut agent = agent_container(
         spec,
+        task,
         plan_json,
         identity,
         settings,
