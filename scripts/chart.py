@@ -205,7 +205,9 @@ SCHEMA_REJECTS = [
     {"broker": {"managedNamespce": "flyte"}},
     {"broker": {"domains": "development"}},
     {"config": {"envPrefx": "_X_"}},
-    {"config": {"backends": [{"type": "gcp"}]}},
+    {"config": {"backends": [{"type": "gke"}]}},
+    {"config": {"backends": [{"type": "gcp", "projct": "p"}]}},
+    {"config": {"backends": [{"type": "azure", "vaultURI": "https://v.vault.azure.net"}]}},
     {"config": {"backends": [{"type": "aws", "regoin": "us-east-2"}]}},
     {"config": {"backends": [{"type": "vault", "address": "https://v", "auth": {"method": "jwt", "rol": "x"}}]}},
     {"config": {"vaultToken": {"audiance": "vault"}}},
@@ -312,6 +314,23 @@ def check_without_broker(out: Path) -> Path:
     return path
 
 
+def check_refused_renders() -> None:
+    """Values the schema cannot refuse alone, refused by the templates with a reason."""
+    refused = [
+        # Grouped requests are not scoped: the managed namespace would serve every project's
+        # managed secrets (and Flyte's control-plane Secrets) to any task that declares them.
+        ({"broker": {"directNamespace": "flyte"}}, "directNamespace"),
+    ]
+    for values, word in refused:
+        try:
+            render(CHART, values)
+        except helm.HelmError as err:
+            if word not in str(err):
+                fail(f"render {json.dumps(values)} refused without naming {word}: {err}")
+            continue
+        fail(f"render {json.dumps(values)} was not refused")
+
+
 def check_service_monitor(out: Path) -> Path:
     """Helm's offline render has the default capabilities (no monitoring.coreos.com/v1): the
     gate must hold there; the body is then rendered from a copy whose gate is forced open."""
@@ -409,6 +428,7 @@ def main() -> int:
 
     rendered.append(check_knobs(out))
     rendered.append(check_without_broker(out))
+    check_refused_renders()
     rendered.append(check_service_monitor(out))
     validate(args.validator, versions, rendered)
 

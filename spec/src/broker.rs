@@ -30,6 +30,13 @@ pub const SECRETS_PATH: &str = "/v1/secrets";
 pub const DEFAULT_AUDIENCE: &str = "flyte-secret-broker";
 /// The default lifetime of the projected broker token (the kubelet's minimum is 600 s).
 pub const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 600;
+/// The label a Secret of the broker's direct namespace (`--direct-namespace`) must carry, with
+/// [`SHARED_LABEL_VALUE`], to be served: that namespace is readable by every task that
+/// declares one of its Secrets, so its owner marks each Secret meant for that, and nothing
+/// else kept there is served.
+pub const SHARED_LABEL: &str = "flyte-secret-agent/shared";
+/// The value of [`SHARED_LABEL`] that shares a Secret.
+pub const SHARED_LABEL_VALUE: &str = "true";
 /// The TokenReview `user.extra` key holding the name of the pod a token is bound to.
 pub const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
 /// The TokenReview `user.extra` key holding the uid of the pod a token is bound to.

@@ -44,6 +44,16 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let template =
         scope::NamespaceTemplate::new(&args.namespace_template, &args.domains, &args.org)
             .context("--namespace-template")?;
+    // Grouped requests are not scoped: every task that declares a Secret of the direct
+    // namespace gets it. The managed namespace holds every project's managed secrets (and,
+    // in Flyte's default install, its control plane's Secrets), so it must not be one.
+    if args.direct_namespace.as_deref() == Some(args.managed_namespace.as_str()) {
+        anyhow::bail!(
+            "--direct-namespace {0} is the managed namespace: grouped requests from it would \
+             bypass the project scope of its managed secrets; use a namespace of its own",
+            args.managed_namespace
+        );
+    }
     let api_timeout = Duration::from_secs(args.api_timeout_seconds);
     let client = client(&args, api_timeout).await?;
     let settings = answer::Settings {

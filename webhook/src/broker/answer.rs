@@ -13,7 +13,8 @@ use flyte_secret_spec::SecretRequest;
 use flyte_secret_spec::annotation;
 use flyte_secret_spec::backend::{KubernetesBackend, is_dns1123_subdomain};
 use flyte_secret_spec::broker::{
-    Answer, EncodedValue, Outcome, POD_NAME_EXTRA, POD_UID_EXTRA, SecretsRequest, SecretsResponse,
+    Answer, EncodedValue, Outcome, POD_NAME_EXTRA, POD_UID_EXTRA, SHARED_LABEL, SHARED_LABEL_VALUE,
+    SecretsRequest, SecretsResponse,
 };
 use flyte_secret_spec::scoped::{Scope, is_valid_secret_name, k8s_secret_name};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
@@ -377,8 +378,10 @@ impl Broker {
         })
     }
 
-    /// A grouped request: only from the configured direct namespace; Secrets in the pod's own
-    /// namespace are the kubelet's to deliver.
+    /// A grouped request: only from the configured direct namespace, and only a Secret there
+    /// labelled [`SHARED_LABEL`]`=true` (the namespace is open to every task that declares its
+    /// Secrets; the label is its owner's consent, so nothing else kept there is served).
+    /// Secrets in the pod's own namespace are the kubelet's to deliver.
     async fn direct(&self, key: &str, req: &SecretRequest, pod: &str) -> Result<Outcome, Refusal> {
         let Some(ns) = &self.settings.direct_namespace else {
             return Err(Refusal::forbidden(
@@ -396,7 +399,32 @@ impl Broker {
             ));
         }
         let data_key = KubernetesBackend::data_key(req);
-        Ok(match self.read(ns, &req.group, &data_key).await? {
+        let Some(secret) = self.get(ns, &req.group).await? else {
+            return Ok(Outcome::NotFound {
+                reason: format!("no Secret {ns}/{}", req.group),
+            });
+        };
+        let shared = secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SHARED_LABEL))
+            .is_some_and(|v| v == SHARED_LABEL_VALUE);
+        let value = take_key(secret.data, &data_key);
+        if !shared {
+            if let Some(mut value) = value {
+                wipe(&mut value);
+            }
+            return Err(Refusal::forbidden(
+                "not_shared",
+                format!(
+                    "pod {pod}, {key}: Secret {ns}/{} is not labelled {SHARED_LABEL}={SHARED_LABEL_VALUE}; \
+                     the broker serves only the Secrets of {ns} shared with every task",
+                    req.group
+                ),
+            ));
+        }
+        Ok(match value {
             Some(value) => found(value, format!("{ns}/{}", req.group)),
             None => Outcome::NotFound {
                 reason: format!("Secret {ns}/{} has no key {data_key:?}", req.group),
@@ -404,13 +432,17 @@ impl Broker {
         })
     }
 
+    /// One Secret, `None` when absent.
+    async fn get(&self, ns: &str, name: &str) -> Result<Option<Secret>, Refusal> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        self.call(&format!("reading Secret {ns}/{name}"), api.get_opt(name))
+            .await
+    }
+
     /// One data key of one Secret; `None` when the Secret or the key is absent. The Secret's
     /// other values are wiped before they are dropped.
     async fn read(&self, ns: &str, name: &str, data_key: &str) -> Result<Option<Vec<u8>>, Refusal> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let secret = self
-            .call(&format!("reading Secret {ns}/{name}"), api.get_opt(name))
-            .await?;
+        let secret = self.get(ns, name).await?;
         Ok(secret.and_then(|s| take_key(s.data, data_key)))
     }
 

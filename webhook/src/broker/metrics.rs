@@ -19,7 +19,7 @@ pub const OUTCOMES: [&str; 5] = [
 ];
 
 /// Reason labels of `flyte_secret_broker_refusals_total`.
-pub const REASONS: [&str; 17] = [
+pub const REASONS: [&str; 18] = [
     "no_token",
     "token_rejected",
     "not_service_account",
@@ -32,6 +32,7 @@ pub const REASONS: [&str; 17] = [
     "namespace",
     "labels",
     "kubelet_delivered",
+    "not_shared",
     "bad_request",
     "api_unavailable",
     "too_large",

@@ -645,3 +645,111 @@ async fn the_api_down_is_a_503_with_retry_after() {
         "bounded by the API timeout"
     );
 }
+
+/// `--direct-namespace`: grouped requests are served from Secrets there that their owner
+/// labelled shared, and nothing else kept there; the managed namespace cannot be the direct one.
+#[tokio::test]
+async fn the_direct_namespace_serves_only_secrets_labelled_shared() {
+    use flyte_secret_spec::broker::{SHARED_LABEL, SHARED_LABEL_VALUE};
+    use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+    const SHARED_NS: &str = "shared-secrets";
+    let w = world(&["--direct-namespace", SHARED_NS]).await;
+    // The broker's Role there, as the chart renders it for broker.directNamespace.
+    let mut role = Role::default();
+    role.metadata.name = Some(BROKER_SA.into());
+    role.rules = Some(vec![PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["secrets".into()]),
+        verbs: vec!["get".into()],
+        ..PolicyRule::default()
+    }]);
+    Api::<Role>::namespaced(w.admin.clone(), SHARED_NS)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let mut binding = RoleBinding::default();
+    binding.metadata.name = Some(BROKER_SA.into());
+    binding.role_ref = RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: "Role".into(),
+        name: BROKER_SA.into(),
+    };
+    binding.subjects = Some(vec![Subject {
+        kind: "ServiceAccount".into(),
+        name: BROKER_SA.into(),
+        namespace: Some(BROKER_NS.into()),
+        ..Subject::default()
+    }]);
+    Api::<RoleBinding>::namespaced(w.admin.clone(), SHARED_NS)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    for (name, shared) in [("db", true), ("internal", false)] {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some(name.into());
+        if shared {
+            secret.metadata.labels = Some(
+                [(SHARED_LABEL.to_string(), SHARED_LABEL_VALUE.to_string())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
+        secret.data = Some(
+            [(
+                "password".to_string(),
+                ByteString(format!("VALUE-{name}").into_bytes()),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        Api::<Secret>::namespaced(w.admin.clone(), SHARED_NS)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let secrets = [
+        SecretRequest::new("db", "password"),
+        SecretRequest::new("internal", "password"),
+        SecretRequest::new("absent", "password"),
+    ];
+    let pod = task_pod(&w.admin, TASK_NS, "direct", &secrets, &[]).await;
+    let token = pod_token(&w.standin, TASK_NS, &pod);
+    let got = answers(&ask(&w, Some(&token), &["flyte.secrets/s0", "flyte.secrets/s2"]).await);
+    assert_eq!(value(&got.secrets[0].outcome), "VALUE-db");
+    assert!(
+        matches!(&got.secrets[0].outcome, Outcome::Found { source, .. } if source == "shared-secrets/db")
+    );
+    assert!(matches!(got.secrets[1].outcome, Outcome::NotFound { .. }));
+    // Kept there but not shared: refused, named, no value.
+    let message = assert_refused(
+        &ask(&w, Some(&token), &["flyte.secrets/s1"]).await,
+        &[403],
+        &["shared-secrets/internal", SHARED_LABEL, "direct"],
+    );
+    assert!(!message.contains("VALUE"), "{message}");
+    for line in w.broker.logs() {
+        assert!(!line.contains("VALUE-"), "a value in the log: {line}");
+    }
+
+    // The managed namespace as the direct one: the broker refuses to start, saying why.
+    let out = Command::new(env!("CARGO_BIN_EXE_webhook"))
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"])
+        .args(["--direct-namespace", "flyte"])
+        .env_remove("KUBECONFIG")
+        .env_remove("FLYTE_SECRET_BROKER_MANAGED_NAMESPACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--direct-namespace flyte is the managed namespace"),
+        "{stderr}"
+    );
+}
