@@ -1,6 +1,8 @@
-//! The read path of AWS Secrets Manager: unversioned ids batched into `BatchGetSecretValue`
-//! calls (at most 20 ids each, each id once, per region), versioned ids and Flyte 2 managed
-//! secrets with `GetSecretValue`.
+//! The read path of AWS Secrets Manager: unversioned ids and the names of every scope of
+//! every Flyte 2 managed secret batched into `BatchGetSecretValue` calls (at most 20 ids each,
+//! each id once, per region); the managed scope search then runs over the batch's answers, so
+//! a pod's secrets cost ⌈ids/20⌉ calls however many scopes each has. Versioned ids (a
+//! `VersionId` or stage, which the batch call cannot name) with `GetSecretValue`.
 
 use std::collections::BTreeMap;
 
@@ -13,17 +15,33 @@ use crate::backends::{Class, Context, Found, Lookup, Miss, search_scopes, select
 use crate::value::SecretValue;
 
 impl AwsClient {
-    /// Looks up many requests: unversioned ids in batches, the rest one by one.
+    /// Looks up many requests: unversioned ids and managed scopes in batches, versioned ids
+    /// one by one.
     pub async fn fetch_many(&self, ctx: &Context, reqs: &[&SecretRequest]) -> Vec<Lookup> {
         let mut out: Vec<Option<Lookup>> = (0..reqs.len()).map(|_| None).collect();
         // Unversioned, grouped ids → the indexes of the requests that want them, per region.
         let mut batches: BTreeMap<Option<String>, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
         let mut singles = Vec::new();
+        // Managed requests, searched over the batch's answers once they are in.
+        let mut managed = Vec::new();
         // Where each grouped request points (SecretId, version, field): `aws_ref`'s rule.
         let mut refs: Vec<Option<AwsRef>> = Vec::with_capacity(reqs.len());
         for (i, req) in reqs.iter().enumerate() {
             let aws = if req.is_groupless() {
-                None
+                match ctx.managed_scopes(NAME, req) {
+                    Ok(scopes) => {
+                        // Every scope's name into the default region's batch; no request
+                        // index: the search below reads the answers by name.
+                        let names = batches.entry(None).or_default();
+                        for scope in scopes {
+                            names.entry(scope.encode_name(&req.key)).or_default();
+                        }
+                        managed.push(i);
+                    }
+                    Err(miss) => out[i] = Some(Err(miss)),
+                }
+                refs.push(None);
+                continue;
             } else {
                 match aws_ref(req) {
                     Ok(r) => Some(r),
@@ -59,23 +77,45 @@ impl AwsClient {
         });
         let batch_results =
             futures::future::join_all(batch_futures.map(|(region, chunk)| async move {
-                (self.batch(ctx, region.as_deref(), &chunk).await, chunk)
+                let results = self.batch(ctx, region.as_deref(), &chunk).await;
+                ((region, chunk), results)
             }));
-        let single_results = futures::future::join_all(
-            singles
-                .iter()
-                .map(|&i| self.single(ctx, reqs[i], refs[i].as_ref())),
-        );
+        let single_results =
+            futures::future::join_all(singles.iter().map(|&i| self.single(ctx, refs[i].as_ref())));
         let (batch_results, single_results) = futures::join!(batch_results, single_results);
-        for (results, chunk) in batch_results {
-            for ((_, indexes), result) in chunk.iter().zip(results) {
+        // Managed names live in the default region's batches.
+        let mut by_name: BTreeMap<String, Lookup> = BTreeMap::new();
+        for ((region, chunk), results) in batch_results {
+            for ((id, indexes), result) in chunk.iter().zip(results) {
                 for &i in indexes {
                     out[i] = Some(result.clone());
+                }
+                if region.is_none() {
+                    by_name.insert(id.clone(), result);
                 }
             }
         }
         for (&i, result) in singles.iter().zip(single_results) {
             out[i] = Some(result);
+        }
+        for i in managed {
+            let req = reqs[i];
+            let by_name = &by_name;
+            out[i] = Some(
+                search_scopes(NAME, ctx, req, |scope| {
+                    let name = scope.encode_name(&req.key);
+                    let answer = by_name.get(&name).cloned().unwrap_or_else(|| {
+                        Err(Miss {
+                            backend: NAME,
+                            class: Class::Permanent,
+                            message: format!("AWS secret {name:?} was not asked"),
+                            retries: 0,
+                        })
+                    });
+                    async move { answer }
+                })
+                .await,
+            );
         }
         out.into_iter()
             .zip(&refs)
@@ -170,26 +210,16 @@ impl AwsClient {
             .collect()
     }
 
-    /// `GetSecretValue` for a versioned id, or the managed-scope search.
-    async fn single(&self, ctx: &Context, req: &SecretRequest, aws: Option<&AwsRef>) -> Lookup {
-        match aws {
-            Some(r) => {
-                self.get(
-                    ctx,
-                    &r.secret_id,
-                    r.version_stage.as_deref(),
-                    r.version_id.as_deref(),
-                )
-                .await
-            }
-            None => {
-                search_scopes(NAME, ctx, req, |scope| async move {
-                    self.get(ctx, &scope.encode_name(&req.key), None, None)
-                        .await
-                })
-                .await
-            }
-        }
+    /// `GetSecretValue` for a versioned id.
+    async fn single(&self, ctx: &Context, aws: Option<&AwsRef>) -> Lookup {
+        let r = aws.expect("only grouped requests are singles");
+        self.get(
+            ctx,
+            &r.secret_id,
+            r.version_stage.as_deref(),
+            r.version_id.as_deref(),
+        )
+        .await
     }
 
     async fn get(

@@ -178,3 +178,59 @@ async fn versions_and_stages() {
         );
     }
 }
+
+/// Flyte 2 managed secrets: the names of every scope of every request go into one
+/// `BatchGetSecretValue` (the proxy counts the calls that reach moto), the most specific scope
+/// found wins, and a secret found in no scope names the scopes tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_secrets_of_every_scope_in_one_batch() {
+    use flyte_secret_spec::Scope;
+    use flyte_secret_testkit::fault::FaultProxy;
+    let s = Servers::load();
+    let c = client(&s);
+    // A domain of our own: moto is shared between tests and runs.
+    let domain = unique("dev");
+    let project = Scope::new(&domain, "proj");
+    let domain_wide = Scope::new(&domain, "");
+    let (a, b, missing) = ("API_KEY", "DB_PASSWORD", "NOWHERE");
+    create(&c, &project.encode_name(a), "a-project").await;
+    create(&c, &domain_wide.encode_name(a), "a-domain").await;
+    create(&c, &domain_wide.encode_name(b), "b-domain").await;
+    let upstream: std::net::SocketAddr = s
+        .aws
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let backends = vec![Backend::Aws(AwsBackend {
+        region: Some(s.aws.region.clone()),
+        endpoint: Some(proxy.url()),
+    })];
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let requests = [SecretRequest::new("", a), SecretRequest::new("", b)];
+    let p = plan(backends.clone(), Some(project.clone()), &requests);
+    let (out, _) = init(home.path(), &p, root.path(), &[]);
+    assert_ok(&out);
+    assert_eq!(std::fs::read(root.path().join(a)).unwrap(), b"a-project");
+    assert_eq!(std::fs::read(root.path().join(b)).unwrap(), b"b-domain");
+    assert_eq!(proxy.forwarded(), 1, "2 secrets x 3 scopes in one call");
+
+    // Found in no scope: the failure names each scope's secret.
+    let root = tempfile::tempdir().unwrap();
+    let p = plan(
+        backends,
+        Some(project.clone()),
+        &[SecretRequest::new("", missing)],
+    );
+    let (out, termination) = init(home.path(), &p, root.path(), &[]);
+    assert!(!out.status.success());
+    let termination = std::fs::read_to_string(termination).unwrap();
+    for scope in [&project, &domain_wide] {
+        let name = scope.encode_name(missing);
+        assert!(termination.contains(&name), "{name} in {termination}");
+    }
+    assert_eq!(proxy.forwarded(), 2);
+}
