@@ -442,6 +442,91 @@ async fn database_credentials_are_fetched_again_at_ninety_percent_of_their_lease
     assert!(log.contains("fetched again at 90%"), "{log}");
 }
 
+/// Credentials that expired and could not be fetched again are removed, not left stale: with
+/// OpenBao unreachable (a proxy gone down) when the 6s lease is due, the round fails, the
+/// username, password and `.creds` leave the published set once the lease has ended, and the
+/// status records the failed round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_database_credentials_that_cannot_be_fetched_again_are_removed() {
+    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+    use flyte_secret_testkit::fault::FaultProxy;
+    let s = Servers::load();
+    let group = short_lease_role(&s).await;
+    let upstream: std::net::SocketAddr = s
+        .vault
+        .addr
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let mut p = plan(
+        vec![Backend::Vault(VaultBackend {
+            address: proxy.url(),
+            auth: VaultAuth::Token { token_file: None },
+            namespace: None,
+            ca_cert_file: None,
+            default_engine: VaultEngine::Kv2,
+            managed_mount: "secret".into(),
+            allow_insecure_http: false,
+        })],
+        None,
+        &[
+            SecretRequest::new(&group, "username").with_group_version("db"),
+            SecretRequest::new(&group, "password").with_group_version("db"),
+        ],
+    );
+    // A short round: it fails within 2s of the lease falling due (5.4s), before 8s.
+    p.timeouts.request_seconds = 1;
+    p.timeouts.deadline_seconds = 2;
+    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().to_path_buf();
+    let token = [("VAULT_TOKEN", s.vault.token.clone())];
+    let (out, _) = init(home.path(), &p, &root, &pairs(&token));
+    assert_ok(&out);
+    let file = |name: &str| root.join(format!("{group}/{name}"));
+    assert!(file("username").exists() && file(".creds").exists());
+    let watch = Watch::every("1h", home.path(), &p, &root, &token);
+    wait_for("the watcher's first status", Duration::from_secs(5), || {
+        root.join(STATE).join("status").exists()
+    });
+    proxy.set_down(true);
+    let started = Instant::now();
+    let (root2, group2) = (root.clone(), group.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        wait_for(
+            "the expired credentials to be removed",
+            Duration::from_secs(15),
+            || !root2.join(format!("{group2}/username")).exists(),
+        );
+        for name in ["password", ".creds"] {
+            assert!(
+                !root2.join(format!("{group2}/{name}")).exists(),
+                "{name} left"
+            );
+        }
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("{e}\nthe watcher's log:\n{}", watch.log());
+    }
+    // Not before the lease ended (6s after init; the proxy went down a moment later).
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let st = status(&root);
+    assert!(st["consecutive_failures"].as_u64() >= Some(1), "{st}");
+    assert!(!st["last_error"].as_str().unwrap_or("").is_empty(), "{st}");
+    let log = watch.terminate();
+    assert!(
+        log.contains("removed expired database credentials that could not be fetched again"),
+        "{log}"
+    );
+}
+
 /// `agent exec` with `FLYTE_SECRET_ON_CHANGE`: it stays the program's parent, and when the
 /// watcher publishes a new set it restarts the program with the new environment (`restart`)
 /// or sends it the configured signal (`SIGUSR1`); SIGTERM reaches the program, whose exit
