@@ -101,6 +101,25 @@ fn valid_plan() -> Value {
     plan_with(json!([{"request": {"group": "g", "key": "k"}, "files": ["g/k"]}]))
 }
 
+/// `agent init` with one request and one cloud backend whose endpoints are never reached
+/// (GCP: a closed port; Azure: refused before any credential is asked for).
+fn cloud(backend: Value, request: Value) -> Run {
+    Run::Init(json!({
+        "version": 1,
+        "backends": [backend],
+        "timeouts": {"requestSeconds": 1, "deadlineSeconds": 2},
+        "secrets": [secret(request)]
+    }))
+}
+
+fn gcp() -> Value {
+    json!({"type": "gcp", "project": "p1", "endpoint": "http://127.0.0.1:9"})
+}
+
+fn azure() -> Value {
+    json!({"type": "azure", "vaultUrl": "https://v1.vault.azure.net"})
+}
+
 fn fetch(args: &[&str]) -> Run {
     Run::Fetch(args.iter().map(|a| a.to_string()).collect())
 }
@@ -486,6 +505,46 @@ fn cases() -> Vec<Case> {
             )]))),
             2,
             "secret ../x/k: group has a `.` or `..` path component",
+        ),
+        // Google Secret Manager and Azure Key Vault addressing (issue 18).
+        case(
+            "gcp: not a secret id",
+            cloud(gcp(), json!({"group": "bad id!", "key": ""})),
+            2,
+            "secret bad id!: no configured backend can serve it: gcp: GCP secret \"bad id!\" is not a secret id",
+        ),
+        case(
+            "gcp: a version path as the group",
+            cloud(
+                gcp(),
+                json!({"group": "projects/p/secrets/s/versions/1", "key": ""}),
+            ),
+            2,
+            "GCP secret \"s/versions/1\" is not a secret id ([a-zA-Z0-9_-], at most 255) nor projects/<project>/secrets/<id>",
+        ),
+        case(
+            "gcp: not a version",
+            cloud(
+                gcp(),
+                json!({"group": "s", "key": "", "groupVersion": "v 1"}),
+            ),
+            2,
+            "GCP group_version \"v 1\" is not a version (latest, a number or an alias)",
+        ),
+        case(
+            "azure: not a Key Vault secret name",
+            cloud(azure(), json!({"group": "bad_name!", "key": ""})),
+            2,
+            "Azure Key Vault secret name \"bad_name!\" must match [0-9a-zA-Z-]{1,127}",
+        ),
+        case(
+            "azure: a plain-http vault URL",
+            cloud(
+                json!({"type": "azure", "vaultUrl": "http://v1.vault.azure.net"}),
+                json!({"group": "s1", "key": ""}),
+            ),
+            1,
+            "vault URL \"http://v1.vault.azure.net\" is not https://<vault host> (the token is a credential: never plain http)",
         ),
         // The same rules through `agent fetch` flags.
         case(
