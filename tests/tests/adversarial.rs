@@ -187,7 +187,7 @@ async fn a_task_reads_only_what_it_declared() {
     };
     let own_sa_token = json!({"token_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"});
     let leaked = json!({"token_file": "/leaked/broker/token"});
-    let attempts = vec![
+    let mut attempts = vec![
         api(
             "read an undeclared Secret of its namespace through the API",
             secret_path(NAMESPACE, &undeclared),
@@ -255,6 +255,30 @@ async fn a_task_reads_only_what_it_declared() {
             &["flyte.secrets/s0"],
         ),
     ];
+    // Each attempt must be refused for its own reason (a 403 for another one could hide a
+    // hole): the words its refusal must carry, in the order above.
+    let reasons = [
+        "cannot get resource \"secrets\"",
+        "cannot get resource \"secrets\"",
+        "cannot list resource \"secrets\"",
+        "cannot get resource \"secrets\" in API group \"\" in the namespace \"flyte\"",
+        "cannot get resource \"secrets\" in API group \"\" in the namespace \"flyte\"",
+        "cannot get resource \"secrets\" in API group \"\" in the namespace \"flyte\"",
+        "cannot get resource \"secrets\" in API group \"\" in the namespace \"flyte-secret-agent\"",
+        "cannot create resource \"serviceaccounts/token\"",
+        "absent",
+        "absent",
+        "is invalid for the target audiences",
+        "does not declare annotation flyte.secrets/s7",
+        "is delivered by the kubelet, not the broker",
+        "service account token has been invalidated",
+        "service account token has been invalidated",
+        "has finished",
+    ];
+    assert_eq!(reasons.len(), attempts.len());
+    for (attempt, reason) in attempts.iter_mut().zip(reasons) {
+        attempt["expect"] = json!(reason);
+    }
     let plan = json!({
         "broker": broker.url,
         "broker_ca_file": "/e2e/broker-ca.crt",
