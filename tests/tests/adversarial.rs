@@ -345,7 +345,8 @@ async fn a_task_reads_only_what_it_declared() {
             if r["refused"] == true {
                 "refused "
             } else {
-                "ALLOWED "
+                // Allowed, or refused for another reason than its own.
+                "FAILED  "
             },
             r["name"].as_str().unwrap_or("?"),
             r["detail"].as_str().unwrap_or("")
