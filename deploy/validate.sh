@@ -15,7 +15,7 @@ cd "$ROOT"
 
 read -r -a versions <<<"${FSA_K8S_VERSIONS:-1.33.0 1.37.0}"
 # Every directory with a kustomization.yaml, except components (not renderable alone).
-targets=(base overlays/kubernetes overlays/aws overlays/vault overlays/gcp overlays/azure task-namespace)
+targets=(base overlays/kubernetes overlays/aws overlays/vault overlays/gcp overlays/azure task-namespace examples/side-by-side)
 KUSTOMIZE_MIN_MAJOR=5
 OUT=$LOCAL/deploy
 started=$(now_ms)

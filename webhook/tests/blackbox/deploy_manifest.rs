@@ -583,6 +583,48 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     }
 }
 
+/// `deploy/components/namespace-selector` (Flyte 1 and 2 side by side, flyteorg/flyte#7616),
+/// rendered by `deploy/examples/side-by-side`: the selector it gives init-certs, in the
+/// Deployment and the renewal CronJob alike, is exactly what the shipped configuration
+/// carries, as init-certs registers it (the NotIn exclusion kept); nothing else changes.
+#[test]
+fn the_namespace_selector_component_ships_what_init_certs_registers() {
+    let objects = render("examples/side-by-side");
+    let rendered = one(&objects, MWC);
+    assert_eq!(
+        rendered["webhooks"][0]["namespaceSelector"]["matchLabels"],
+        serde_json::json!({"flyte.org/secrets": "agent"})
+    );
+    let deployment = object(&objects, "Deployment", WEBHOOK);
+    let (args, env) = init_certs_invocation(deployment);
+    let cli = Cli::try_parse_from(std::iter::once("webhook".to_string()).chain(args.clone()))
+        .expect("the Deployment's init-certs args parse");
+    let CliCommand::InitCerts(mut parsed) = cli.command else {
+        panic!("not init-certs: {args:?}")
+    };
+    for (k, v) in &env {
+        if k == "POD_NAMESPACE" {
+            parsed.namespace = v.clone();
+        }
+    }
+    assert_same_registration(rendered, &webhook_config(&parsed, "CA"));
+    let cron = one(&objects, "CronJob");
+    let renew = named(
+        &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"],
+        "init-certs",
+    );
+    let init = named(
+        &deployment["spec"]["template"]["spec"]["initContainers"],
+        "init-certs",
+    );
+    assert_eq!(init["args"], renew["args"], "CronJob init-certs args");
+    // Everything but the selector is the Kubernetes overlay's.
+    let mut base = one(&render("overlays/kubernetes"), MWC).clone();
+    base["webhooks"][0]["namespaceSelector"]["matchLabels"] =
+        rendered["webhooks"][0]["namespaceSelector"]["matchLabels"].clone();
+    assert_eq!(&base, rendered);
+}
+
 #[test]
 fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
     for (dir, backend) in [
@@ -590,6 +632,8 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
         ("overlays/kubernetes", "kubernetes"),
         ("overlays/aws", "aws"),
         ("overlays/vault", "vault"),
+        ("overlays/gcp", "gcp"),
+        ("overlays/azure", "azure"),
     ] {
         let file = deploy_dir().join(dir).join("config.json");
         let settings = Settings::load(&InjectArgs {
@@ -621,6 +665,18 @@ fn every_overlay_config_loads_and_is_what_the_configmap_holds() {
                     "{dir}: jwt auth, one role per namespace, the projected token"
                 );
                 assert_eq!(token.audience, "vault", "{dir}: audience");
+            }
+            // Workload identity: no credential in the config, only where the secrets live.
+            ([Backend::Gcp(gcp)], "gcp") => {
+                assert!(gcp.project.is_some(), "{dir}: project");
+                assert!(gcp.credentials_file.is_none(), "{dir}: ADC, no key file");
+            }
+            ([Backend::Azure(azure)], "azure") => {
+                let url = azure.vault_url.as_deref().unwrap_or_default();
+                assert!(
+                    url.starts_with("https://") && url.ends_with(".vault.azure.net"),
+                    "{dir}: vaultUrl {url:?}"
+                );
             }
             (b, _) => panic!("{dir}: backends {b:?}"),
         }
