@@ -765,15 +765,7 @@ fn hostile_plans_and_flags_are_refused_before_any_fetch() {
 }
 
 fn vault(s: &Servers) -> Vec<Backend> {
-    vec![Backend::Vault(VaultBackend {
-        address: s.vault.addr.clone(),
-        auth: VaultAuth::Token { token_file: None },
-        namespace: None,
-        ca_cert_file: None,
-        default_engine: VaultEngine::Kv2,
-        managed_mount: "secret".into(),
-        allow_insecure_http: false,
-    })]
+    vec![vault_token_backend(&s.vault.addr)]
 }
 
 /// Empty and oversized values (over 1 MiB) from real backends fail the whole plan with exit 1

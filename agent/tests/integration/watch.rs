@@ -371,19 +371,10 @@ fn psql_login(s: &Servers, user: &str, password: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_credentials_are_fetched_again_at_ninety_percent_of_their_lease() {
-    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
     let s = Servers::load();
     let group = short_lease_role(&s).await;
     let p = plan(
-        vec![Backend::Vault(VaultBackend {
-            address: s.vault.addr.clone(),
-            auth: VaultAuth::Token { token_file: None },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-            allow_insecure_http: false,
-        })],
+        vec![vault_token_backend(&s.vault.addr)],
         None,
         &[
             SecretRequest::new(&group, "username").with_group_version("db"),
@@ -448,28 +439,12 @@ async fn database_credentials_are_fetched_again_at_ninety_percent_of_their_lease
 /// status records the failed round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_database_credentials_that_cannot_be_fetched_again_are_removed() {
-    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
     use flyte_secret_testkit::fault::FaultProxy;
     let s = Servers::load();
     let group = short_lease_role(&s).await;
-    let upstream: std::net::SocketAddr = s
-        .vault
-        .addr
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.vault.addr)).await.unwrap();
     let mut p = plan(
-        vec![Backend::Vault(VaultBackend {
-            address: proxy.url(),
-            auth: VaultAuth::Token { token_file: None },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-            allow_insecure_http: false,
-        })],
+        vec![vault_token_backend(&proxy.url())],
         None,
         &[
             SecretRequest::new(&group, "username").with_group_version("db"),

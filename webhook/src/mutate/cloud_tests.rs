@@ -43,7 +43,7 @@ fn admit(pod: &Value, settings: &Settings) -> Result<(Pod, Mutation), Denial> {
 }
 
 fn plan_of(pod: &Pod) -> FetchPlan {
-    let agent = &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    let agent = agent_of(pod);
     assert_eq!(agent.name, AGENT_CONTAINER);
     let json = agent
         .env
@@ -166,6 +166,24 @@ fn backends_that_need_a_key_or_a_name_deny_clearly() {
     assert!(err.contains("group has an empty path component"), "{err}");
 }
 
+/// `pod` as a cloud's identity webhook leaves it when it runs before ours: `env` and the token
+/// `mount` in the task container, the projected token `volume` in the pod.
+fn wire_identity(pod: &mut Value, env: &[(&str, &str)], mount: Value, volume: Value) {
+    fn push(list: &mut Value, items: impl IntoIterator<Item = Value>) {
+        let mut all = list.as_array().cloned().unwrap_or_default();
+        all.extend(items);
+        *list = Value::from(all);
+    }
+    let task = &mut pod["spec"]["containers"][0];
+    push(
+        &mut task["env"],
+        env.iter()
+            .map(|(name, value)| serde_json::json!({"name": name, "value": value})),
+    );
+    push(&mut task["volumeMounts"], [mount]);
+    push(&mut pod["spec"]["volumes"], [volume]);
+}
+
 /// A Flyte pod as Azure Workload Identity's webhook leaves it when it runs before ours (its
 /// configuration's name sorts first): the identity's env and token mount in the task container.
 fn azure_wired(requests: &[SecretRequest], annotations: &[(&str, &str)]) -> Value {
@@ -173,42 +191,29 @@ fn azure_wired(requests: &[SecretRequest], annotations: &[(&str, &str)]) -> Valu
     for (k, v) in annotations {
         pod["metadata"]["annotations"][k] = Value::from(*v);
     }
-    let task = &mut pod["spec"]["containers"][0];
-    let env = task["env"].as_array().cloned().unwrap_or_default();
-    let mut env = env;
-    for (name, value) in [
-        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
-        ("AZURE_TENANT_ID", "66666666-7777-8888-9999-000000000000"),
-        (
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "/var/run/secrets/azure/tokens/azure-identity-token",
-        ),
-        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
-    ] {
-        env.push(serde_json::json!({"name": name, "value": value}));
-    }
-    task["env"] = Value::from(env);
-    let mounts = task["volumeMounts"].as_array().cloned().unwrap_or_default();
-    let mut mounts = mounts;
-    mounts.push(serde_json::json!({
-        "name": "azure-identity-token",
-        "mountPath": "/var/run/secrets/azure/tokens",
-        "readOnly": true
-    }));
-    task["volumeMounts"] = Value::from(mounts);
-    let volumes = pod["spec"]["volumes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let mut volumes = volumes;
-    volumes.push(serde_json::json!({
-        "name": "azure-identity-token",
-        "projected": {"sources": [{"serviceAccountToken": {
-            "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600,
-            "path": "azure-identity-token"}}]}
-    }));
-    pod["spec"]["volumes"] = Value::from(volumes);
+    wire_identity(
+        &mut pod,
+        &[
+            ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+            ("AZURE_TENANT_ID", "66666666-7777-8888-9999-000000000000"),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "/var/run/secrets/azure/tokens/azure-identity-token",
+            ),
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
+        ],
+        serde_json::json!({"name": "azure-identity-token",
+            "mountPath": "/var/run/secrets/azure/tokens", "readOnly": true}),
+        serde_json::json!({"name": "azure-identity-token", "projected": {"sources": [
+            {"serviceAccountToken": {"audience": "api://AzureADTokenExchange",
+                "expirationSeconds": 3600, "path": "azure-identity-token"}}]}}),
+    );
     pod
+}
+
+/// The agent init container of an admitted pod.
+fn agent_of(pod: &Pod) -> &Container {
+    &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
 }
 
 fn env_of<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
@@ -248,13 +253,7 @@ fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
     }
     // Not for a pod without the identity, nor for an install without an Azure backend.
     let (plain, _) = admit(&flyte_pod(&requests), &clouds()).unwrap();
-    let agent = &plain
-        .spec
-        .as_ref()
-        .unwrap()
-        .init_containers
-        .as_ref()
-        .unwrap()[0];
+    let agent = agent_of(&plain);
     assert_eq!(env_of(agent, "AZURE_CLIENT_ID"), None);
     let gcp_only = settings(vec![Backend::Gcp(GcpBackend::default())]);
     let (other, _) = admit(
@@ -262,13 +261,7 @@ fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
         &gcp_only,
     )
     .unwrap();
-    let agent = &other
-        .spec
-        .as_ref()
-        .unwrap()
-        .init_containers
-        .as_ref()
-        .unwrap()[0];
+    let agent = agent_of(&other);
     assert_eq!(env_of(agent, "AZURE_FEDERATED_TOKEN_FILE"), None);
     assert!(
         !agent
@@ -288,7 +281,7 @@ fn the_operators_agent_env_wins_over_a_copied_identity() {
         value_from: None,
     });
     let (out, _) = admit(&azure_wired(&[SecretRequest::new(URI, "")], &[]), &s).unwrap();
-    let agent = &out.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    let agent = agent_of(&out);
     let ids: Vec<_> = agent
         .env
         .iter()
@@ -303,28 +296,23 @@ fn the_operators_agent_env_wins_over_a_copied_identity() {
 #[test]
 fn the_agent_takes_an_aws_web_identity_given_before_ours() {
     let mut pod = flyte_pod(&[SecretRequest::new("db", "password")]);
-    let task = &mut pod["spec"]["containers"][0];
-    let mut env = task["env"].as_array().cloned().unwrap_or_default();
-    env.push(serde_json::json!({"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::1:role/flyte-ns"}));
-    env.push(serde_json::json!({"name": "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}));
-    task["env"] = Value::from(env);
-    let mut mounts = task["volumeMounts"].as_array().cloned().unwrap_or_default();
-    mounts.push(serde_json::json!({"name": "aws-iam-token",
-        "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}));
-    task["volumeMounts"] = Value::from(mounts);
-    let mut volumes = pod["spec"]["volumes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    volumes.push(
+    wire_identity(
+        &mut pod,
+        &[
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/flyte-ns"),
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+            ),
+        ],
+        serde_json::json!({"name": "aws-iam-token",
+            "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}),
         serde_json::json!({"name": "aws-iam-token", "projected": {"sources": [
-        {"serviceAccountToken": {"audience": "sts.amazonaws.com", "path": "token"}}]}}),
+            {"serviceAccountToken": {"audience": "sts.amazonaws.com", "path": "token"}}]}}),
     );
-    pod["spec"]["volumes"] = Value::from(volumes);
     let aws = settings(vec![Backend::Aws(AwsBackend::default())]);
     let (out, _) = admit(&pod, &aws).unwrap();
-    let agent = &out.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    let agent = agent_of(&out);
     assert_eq!(
         env_of(agent, "AWS_ROLE_ARN"),
         Some("arn:aws:iam::1:role/flyte-ns")

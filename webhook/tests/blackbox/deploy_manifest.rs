@@ -167,6 +167,25 @@ fn init_certs_invocation(deployment: &Value) -> (Vec<String>, Vec<(String, Strin
     (args, env)
 }
 
+/// The init-certs flags of a Deployment, parsed as the binary parses them, with the namespace
+/// its env resolves to.
+fn parse_init_certs(
+    args: &[String],
+    env: &[(String, String)],
+) -> flyte_secret_webhook::certs::InitCertsArgs {
+    let cli = Cli::try_parse_from(std::iter::once("webhook".to_string()).chain(args.to_vec()))
+        .expect("the Deployment's init-certs args parse");
+    let CliCommand::InitCerts(mut parsed) = cli.command else {
+        panic!("not init-certs: {args:?}")
+    };
+    for (k, v) in env {
+        if k == "POD_NAMESPACE" {
+            parsed.namespace = v.clone();
+        }
+    }
+    *parsed
+}
+
 /// One RBAC rule granted to the webhook's service account.
 #[derive(Debug)]
 struct Grant {
@@ -394,16 +413,7 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     assert_eq!(s(job, "/serviceAccountName"), service_account);
 
     // What the Deployment's init-certs flags describe is what the manifest ships.
-    let cli = Cli::try_parse_from(std::iter::once("webhook".to_string()).chain(args.clone()))
-        .expect("the Deployment's init-certs args parse");
-    let CliCommand::InitCerts(mut parsed) = cli.command else {
-        panic!("not init-certs: {args:?}")
-    };
-    for (k, v) in &env {
-        if k == "POD_NAMESPACE" {
-            parsed.namespace = v.clone();
-        }
-    }
+    let parsed = parse_init_certs(&args, &env);
     assert_same_registration(rendered, &webhook_config(&parsed, "CA"));
 
     let grants = grants(&objects, namespace, service_account);
@@ -597,16 +607,7 @@ fn the_namespace_selector_component_ships_what_init_certs_registers() {
     );
     let deployment = object(&objects, "Deployment", WEBHOOK);
     let (args, env) = init_certs_invocation(deployment);
-    let cli = Cli::try_parse_from(std::iter::once("webhook".to_string()).chain(args.clone()))
-        .expect("the Deployment's init-certs args parse");
-    let CliCommand::InitCerts(mut parsed) = cli.command else {
-        panic!("not init-certs: {args:?}")
-    };
-    for (k, v) in &env {
-        if k == "POD_NAMESPACE" {
-            parsed.namespace = v.clone();
-        }
-    }
+    let parsed = parse_init_certs(&args, &env);
     assert_same_registration(rendered, &webhook_config(&parsed, "CA"));
     let cron = one(&objects, "CronJob");
     let renew = named(

@@ -148,13 +148,6 @@ struct Setup {
     _standin: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
-fn addr(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap()
-}
-
 async fn kube_setup() -> Setup {
     let standin = StandIn::start().await.unwrap();
     let client = standin.client(standin.admin_token()).await.unwrap();
@@ -231,7 +224,7 @@ async fn vault_setup(s: &Servers) -> Setup {
     let token = s.vault.token.clone();
     Setup {
         kind: Kind::Vault,
-        upstream: addr(&s.vault.addr),
+        upstream: http_addr(&s.vault.addr),
         upstream_ca: None,
         requests: [
             SecretRequest::new(format!("secret/{name}/a"), "k"),
@@ -279,7 +272,7 @@ async fn aws_setup(s: &Servers) -> Setup {
     let region = s.aws.region.clone();
     Setup {
         kind: Kind::Aws,
-        upstream: addr(&s.aws.endpoint),
+        upstream: http_addr(&s.aws.endpoint),
         upstream_ca: None,
         // A version stage each: one GetSecretValue per secret (unversioned ids would share
         // one BatchGetSecretValue, with nothing "between" them).

@@ -3,21 +3,13 @@
 //! a backend that stays down fails cleanly within the plan's deadline, writing nothing.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::backend::AwsBackend;
 use flyte_secret_spec::{Backend, SecretRequest};
 use flyte_secret_testkit::fault::{Fault, FaultProxy};
 use flyte_secret_testkit::servers::Servers;
-
-fn addr(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap()
-}
 
 fn aws_via(s: &Servers, proxy: &FaultProxy) -> Vec<Backend> {
     vec![Backend::Aws(AwsBackend {
@@ -27,15 +19,7 @@ fn aws_via(s: &Servers, proxy: &FaultProxy) -> Vec<Backend> {
 }
 
 fn vault_via(proxy: &FaultProxy) -> Vec<Backend> {
-    vec![Backend::Vault(VaultBackend {
-        address: proxy.url(),
-        auth: VaultAuth::Token { token_file: None },
-        namespace: None,
-        ca_cert_file: None,
-        default_engine: VaultEngine::Kv2,
-        managed_mount: "secret".into(),
-        allow_insecure_http: false,
-    })]
+    vec![vault_token_backend(&proxy.url())]
 }
 
 async fn aws_secret(s: &Servers, name: &str, value: &str) {
@@ -53,7 +37,7 @@ async fn aws_throttling_and_5xx_are_retried_and_recover() {
     let s = Servers::load();
     let group = unique("throttled");
     aws_secret(&s, &format!("{group}:k"), "recovered").await;
-    let proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.aws.endpoint)).await.unwrap();
     proxy.fail_next(2, Fault::aws_throttling());
     proxy.fail_next(1, Fault::server_error(503));
     let home = tempfile::tempdir().unwrap();
@@ -77,7 +61,7 @@ async fn aws_throttling_and_5xx_are_retried_and_recover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_access_denied_fails_at_once() {
     let s = Servers::load();
-    let proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.aws.endpoint)).await.unwrap();
     proxy.fail_next(
         10,
         Fault::aws_error(400, "AccessDeniedException", "not allowed"),
@@ -109,7 +93,7 @@ async fn vault_5xx_and_slow_answers_are_retried() {
             .await
             .unwrap();
     }
-    let proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.vault.addr)).await.unwrap();
     proxy.fail_next(1, Fault::server_error(503));
     proxy.fail_next(1, Fault::Delay(Duration::from_secs(8)));
     proxy.fail_next(1, Fault::Drop);
@@ -138,7 +122,7 @@ async fn vault_5xx_and_slow_answers_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_stays_down_fails_within_the_deadline() {
     let s = Servers::load();
-    let proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.vault.addr)).await.unwrap();
     proxy.set_down(true);
     let home = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
@@ -182,7 +166,7 @@ async fn an_unreachable_store_fails_only_the_secrets_it_serves() {
     )
     .await
     .unwrap();
-    let vault_proxy = FaultProxy::start(addr(&s.vault.addr)).await.unwrap();
+    let vault_proxy = FaultProxy::start(http_addr(&s.vault.addr)).await.unwrap();
     let mut backends = vec![Backend::Aws(AwsBackend {
         region: Some(s.aws.region.clone()),
         endpoint: Some(format!(
@@ -279,7 +263,7 @@ async fn fields_are_retried_like_any_read_and_a_missing_field_is_not() {
     let s = Servers::load();
     let name = unique("json-throttled");
     aws_secret(&s, &name, r#"{"user": "u", "password": "recovered"}"#).await;
-    let proxy = FaultProxy::start(addr(&s.aws.endpoint)).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.aws.endpoint)).await.unwrap();
     proxy.fail_next(2, Fault::aws_throttling());
     proxy.fail_next(1, Fault::server_error(503));
     let home = tempfile::tempdir().unwrap();

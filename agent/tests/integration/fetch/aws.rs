@@ -196,14 +196,7 @@ async fn managed_secrets_of_every_scope_in_one_batch() {
     create(&c, &project.encode_name(a), "a-project").await;
     create(&c, &domain_wide.encode_name(a), "a-domain").await;
     create(&c, &domain_wide.encode_name(b), "b-domain").await;
-    let upstream: std::net::SocketAddr = s
-        .aws
-        .endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let proxy = FaultProxy::start(http_addr(&s.aws.endpoint)).await.unwrap();
     let backends = vec![Backend::Aws(AwsBackend {
         region: Some(s.aws.region.clone()),
         endpoint: Some(proxy.url()),

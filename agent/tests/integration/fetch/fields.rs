@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::common::*;
-use flyte_secret_spec::backend::{
-    AwsBackend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine,
-};
+use flyte_secret_spec::backend::{AwsBackend, KubernetesBackend};
 use flyte_secret_spec::{Backend, Layout, SecretRequest};
 use flyte_secret_testkit::servers::Servers;
 
@@ -21,15 +19,7 @@ fn aws(s: &Servers) -> Vec<Backend> {
 }
 
 fn vault(s: &Servers) -> Vec<Backend> {
-    vec![Backend::Vault(VaultBackend {
-        address: s.vault.addr.clone(),
-        auth: VaultAuth::Token { token_file: None },
-        namespace: None,
-        ca_cert_file: None,
-        default_engine: VaultEngine::Kv2,
-        managed_mount: "secret".into(),
-        allow_insecure_http: false,
-    })]
+    vec![vault_token_backend(&s.vault.addr)]
 }
 
 /// The primary file of `req`, read back.

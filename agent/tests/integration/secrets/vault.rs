@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use crate::common::*;
 use crate::manage_support::*;
-use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
 use flyte_secret_spec::{Backend, Scope, SecretRequest};
 use flyte_secret_testkit::servers::Servers;
 use vaultrs::client::VaultClient;
@@ -22,15 +21,7 @@ fn target(s: &Servers) -> Target {
 }
 
 fn backends(s: &Servers) -> Vec<Backend> {
-    vec![Backend::Vault(VaultBackend {
-        address: s.vault.addr.clone(),
-        auth: VaultAuth::Token { token_file: None },
-        namespace: None,
-        ca_cert_file: None,
-        default_engine: VaultEngine::Kv2,
-        managed_mount: "secret".into(),
-        allow_insecure_http: false,
-    })]
+    vec![vault_token_backend(&s.vault.addr)]
 }
 
 /// `agent init` for a pod of `project` in `domain` asking for `name`: what it wrote (and no
