@@ -13,6 +13,7 @@ use flyte_secret_testkit::fixtures::flyte_pod;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::Value;
 
+use super::common::env_value;
 use super::tests::apply;
 use super::*;
 
@@ -216,14 +217,6 @@ fn agent_of(pod: &Pod) -> &Container {
     &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
 }
 
-fn env_of<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
-    c.env
-        .iter()
-        .flatten()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.as_deref())
-}
-
 #[test]
 fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
     let requests = [SecretRequest::new(URI, "")];
@@ -234,13 +227,17 @@ fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
     assert_eq!(inits.len(), 2, "the agent and its refresh sidecar");
     for agent in inits {
         assert_eq!(
-            env_of(agent, "AZURE_FEDERATED_TOKEN_FILE"),
+            env_value(agent, "AZURE_FEDERATED_TOKEN_FILE"),
             Some("/var/run/secrets/azure/tokens/azure-identity-token"),
             "{}",
             agent.name
         );
         for name in ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST"] {
-            assert_eq!(env_of(agent, name), env_of(task(&out), name), "{name}");
+            assert_eq!(
+                env_value(agent, name),
+                env_value(task(&out), name),
+                "{name}"
+            );
         }
         let mount = agent
             .volume_mounts
@@ -254,7 +251,7 @@ fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
     // Not for a pod without the identity, nor for an install without an Azure backend.
     let (plain, _) = admit(&flyte_pod(&requests), &clouds()).unwrap();
     let agent = agent_of(&plain);
-    assert_eq!(env_of(agent, "AZURE_CLIENT_ID"), None);
+    assert_eq!(env_value(agent, "AZURE_CLIENT_ID"), None);
     let gcp_only = settings(vec![Backend::Gcp(GcpBackend::default())]);
     let (other, _) = admit(
         &azure_wired(&[SecretRequest::new("my-gcp-secret", "")], &[]),
@@ -262,7 +259,7 @@ fn the_agent_takes_the_azure_workload_identity_its_webhook_gave_the_task() {
     )
     .unwrap();
     let agent = agent_of(&other);
-    assert_eq!(env_of(agent, "AZURE_FEDERATED_TOKEN_FILE"), None);
+    assert_eq!(env_value(agent, "AZURE_FEDERATED_TOKEN_FILE"), None);
     assert!(
         !agent
             .volume_mounts
@@ -290,7 +287,7 @@ fn the_operators_agent_env_wins_over_a_copied_identity() {
         .collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert_eq!(ids[0].value.as_deref(), Some("from-agent-env"));
-    assert!(env_of(agent, "AZURE_TENANT_ID").is_some());
+    assert!(env_value(agent, "AZURE_TENANT_ID").is_some());
 }
 
 #[test]
@@ -314,7 +311,7 @@ fn the_agent_takes_an_aws_web_identity_given_before_ours() {
     let (out, _) = admit(&pod, &aws).unwrap();
     let agent = agent_of(&out);
     assert_eq!(
-        env_of(agent, "AWS_ROLE_ARN"),
+        env_value(agent, "AWS_ROLE_ARN"),
         Some("arn:aws:iam::1:role/flyte-ns")
     );
     assert!(

@@ -1,8 +1,9 @@
 //! Small helpers shared by the container-building modules ([`super::container`],
-//! [`super::wiring`], [`super::wrap`]): literal env vars, the kubelet's `$(VAR)` escaping and
-//! path comparison. It imports none of them, so their imports flow one way.
+//! [`super::wiring`], [`super::wrap`], [`super::identity_env`]): literal env vars and reading
+//! one back, the kubelet's `$(VAR)` escaping and path comparison. It imports none of them, so
+//! their imports flow one way.
 
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 /// An env var whose value the container sees exactly as given: `$` is escaped as `$$`
 /// ([`escape_expansion`]), so no `$(NAME)` in a path or in the plan (request-derived text)
@@ -32,6 +33,15 @@ pub(super) fn escape_expansion(value: String) -> String {
 /// container sees.
 pub(super) fn unescape_expansion(value: &str) -> String {
     value.replace("$$", "$")
+}
+
+/// The value `c`'s env gives `name` (`None` for a reference or an absent var).
+pub(super) fn env_value<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
 }
 
 /// Whether two paths name the same directory (trailing slashes aside).

@@ -20,12 +20,9 @@ use crate::config::Settings;
 
 /// The agent container; `wraps`: some container runs under `agent exec`, so the agent copies
 /// itself into the binary's volume. A warning is added when the agent will need the pod's
-/// token and the pod mounts none. `task`: the task container, whose cloud workload identity
-/// the agent takes ([`super::identity_env`]).
-#[allow(clippy::too_many_arguments)]
+/// token and the pod mounts none.
 pub(super) fn agent_container(
     spec: &PodSpec,
-    task: Option<&str>,
     plan_json: String,
     identity: &Identity,
     settings: &Settings,
@@ -46,9 +43,6 @@ pub(super) fn agent_container(
     }
     env.extend(access.env.iter().cloned());
     env.extend(agent.env.iter().cloned());
-    let (identity_env, identity_mounts) =
-        super::identity_env::workload_identity(spec, task, settings, &env);
-    env.extend(identity_env);
 
     let mut mounts = vec![VolumeMount {
         name: VOLUME_NAME.into(),
@@ -75,14 +69,6 @@ pub(super) fn agent_container(
         None => {}
     }
     mounts.extend(access.mounts.iter().cloned());
-    for m in identity_mounts {
-        if !mounts
-            .iter()
-            .any(|have| have.name == m.name || same_path(&have.mount_path, &m.mount_path))
-        {
-            mounts.push(m);
-        }
-    }
     if let Some(t) = &settings.vault_token {
         mounts.push(VolumeMount {
             name: TOKEN_VOLUME_NAME.into(),

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, VolumeMount};
 
 use flyte_secret_spec::backend::Backend;
 
+use super::common::{env_value, same_path};
 use crate::config::Settings;
 
 /// One kind of workload identity: the env var naming its token file, and every env var its
@@ -61,45 +62,45 @@ const KINDS: [Kind; 3] = [
     },
 ];
 
-/// What the agent container gets of the identities a configured backend reads, taken from
-/// the task container (`task`), else from the first app container that has the identity:
-/// the identity's env vars it sets with plain values, and the read-only mount holding its
-/// token file. Names in `taken` (the agent's own env, the operator's `agentEnv`) are left.
-pub(super) fn workload_identity(
+/// Gives `agent` the identities a configured backend reads, taken from the task container
+/// (`task`), else from the first app container that has the identity: the identity's env
+/// vars that container sets with plain values, and the read-only mount holding its token
+/// file. A name the agent already sets (its own env, the operator's `agentEnv`) is left, and
+/// so is a mount whose volume or path the agent already uses.
+pub(super) fn hand_to(
+    agent: &mut Container,
     spec: &PodSpec,
     task: Option<&str>,
     settings: &Settings,
-    taken: &[EnvVar],
-) -> (Vec<EnvVar>, Vec<VolumeMount>) {
-    let mut env = Vec::new();
-    let mut mounts: Vec<VolumeMount> = Vec::new();
+) {
     for kind in KINDS
         .iter()
         .filter(|k| settings.backends.iter().any(k.used_by))
     {
-        let has = |c: &&Container| plain(c, kind.token_file_env).is_some();
-        let source = spec
+        let with_token = |c| token_file(c, kind.token_file_env);
+        let Some((source, file)) = spec
             .containers
             .iter()
             .filter(|c| Some(c.name.as_str()) == task)
-            .find(has)
-            .or_else(|| spec.containers.iter().find(has));
-        let Some(source) = source else { continue };
-        let Some(token_file) = plain(source, kind.token_file_env) else {
+            .find_map(with_token)
+            .or_else(|| spec.containers.iter().find_map(with_token))
+        else {
             continue;
         };
+        // A token file no mount holds cannot be read in the agent either.
         let Some(mount) = source
             .volume_mounts
             .iter()
             .flatten()
-            .find(|m| holds(&m.mount_path, token_file))
+            .find(|m| holds(&m.mount_path, file))
         else {
-            // A token file no mount holds cannot be read in the agent either.
             continue;
         };
+        let env = agent.env.get_or_insert_default();
         for name in kind.names {
-            let already = taken.iter().chain(&env).any(|e| e.name == *name);
-            if let Some(value) = plain(source, name).filter(|_| !already) {
+            if let Some(value) = env_value(source, name).filter(|v| !v.is_empty())
+                && !env.iter().any(|e| e.name == *name)
+            {
                 env.push(EnvVar {
                     name: (*name).to_string(),
                     value: Some(value.to_string()),
@@ -107,24 +108,22 @@ pub(super) fn workload_identity(
                 });
             }
         }
-        if !mounts.iter().any(|m| m.mount_path == mount.mount_path) {
+        let mounts = agent.volume_mounts.get_or_insert_default();
+        if !mounts
+            .iter()
+            .any(|have| have.name == mount.name || same_path(&have.mount_path, &mount.mount_path))
+        {
             mounts.push(VolumeMount {
                 read_only: Some(true),
                 ..mount.clone()
             });
         }
     }
-    (env, mounts)
 }
 
-/// The plain value of `name` in `c`'s env (webhooks set these as values, not references).
-fn plain<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
-    c.env
-        .iter()
-        .flatten()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.as_deref())
-        .filter(|v| !v.is_empty())
+/// `c` and the token file its env names in `env`, when it names one.
+fn token_file<'c>(c: &'c Container, env: &str) -> Option<(&'c Container, &'c str)> {
+    env_value(c, env).filter(|f| !f.is_empty()).map(|f| (c, f))
 }
 
 /// Whether a mount at `dir` holds `file` (a path strictly below it).

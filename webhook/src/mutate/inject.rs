@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 use super::access::{self, kube_access};
 use super::common::plain_env;
 use super::container::agent_container;
+use super::identity_env;
 use super::owner::{Identity, add_supplemental_group};
 use super::patch::Op;
 use super::refresh;
@@ -83,7 +84,6 @@ pub(super) fn inject(
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     let mut agent = agent_container(
         spec,
-        task,
         plan_json,
         identity,
         settings,
@@ -91,6 +91,8 @@ pub(super) fn inject(
         wraps,
         &mut warnings,
     );
+    // The task's cloud workload identity, which its webhook could not give the agent.
+    identity_env::hand_to(&mut agent, spec, task, settings);
     // Flyte 2's run/action/attempt/task-name labels, for the agent's log lines.
     let labels = pod.metadata.labels.as_ref();
     if let Some(value) = pod_labels_value(|k| labels?.get(k).map(String::as_str)) {

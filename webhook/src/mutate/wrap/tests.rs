@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::*;
 use crate::config::{FileConfig, Settings};
+use crate::mutate::common::env_value;
 use crate::mutate::tests::apply;
 use crate::mutate::{AGENT_CONTAINER, Mutation, Outcome, mutate};
 
@@ -63,14 +64,6 @@ fn container<'a>(pod: &'a Pod, name: &str) -> &'a Container {
 
 fn agent(pod: &Pod) -> &Container {
     container(pod, AGENT_CONTAINER)
-}
-
-fn env_value<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
-    c.env
-        .iter()
-        .flatten()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.as_deref())
 }
 
 fn mount<'a>(c: &'a Container, volume: &str) -> Option<&'a VolumeMount> {
