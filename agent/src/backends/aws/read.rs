@@ -27,7 +27,7 @@ impl AwsClient {
         // Where each grouped request points (SecretId, version, field): `aws_ref`'s rule.
         let mut refs: Vec<Option<AwsRef>> = Vec::with_capacity(reqs.len());
         for (i, req) in reqs.iter().enumerate() {
-            let aws = if req.is_groupless() {
+            if req.is_groupless() {
                 match ctx.managed_scopes(NAME, req) {
                     Ok(scopes) => {
                         // Every scope's name into the default region's batch; no request
@@ -42,32 +42,30 @@ impl AwsClient {
                 }
                 refs.push(None);
                 continue;
-            } else {
-                match aws_ref(req) {
-                    Ok(r) => Some(r),
-                    Err(message) => {
-                        out[i] = Some(Err(Miss::permanent(
-                            NAME,
-                            format!("secret {}: {message}", req.name()),
-                        )));
-                        refs.push(None);
-                        continue;
-                    }
+            }
+            let r = match aws_ref(req) {
+                Ok(r) => r,
+                Err(message) => {
+                    out[i] = Some(Err(Miss::permanent(
+                        NAME,
+                        format!("secret {}: {message}", req.name()),
+                    )));
+                    refs.push(None);
+                    continue;
                 }
             };
-            match &aws {
-                Some(r) if r.version_stage.is_none() && r.version_id.is_none() => {
-                    let region = arn_region(&r.secret_id).map(str::to_string);
-                    batches
-                        .entry(region)
-                        .or_default()
-                        .entry(r.secret_id.clone())
-                        .or_default()
-                        .push(i);
-                }
-                _ => singles.push(i),
+            if r.version_stage.is_none() && r.version_id.is_none() {
+                let region = arn_region(&r.secret_id).map(str::to_string);
+                batches
+                    .entry(region)
+                    .or_default()
+                    .entry(r.secret_id.clone())
+                    .or_default()
+                    .push(i);
+            } else {
+                singles.push(i);
             }
-            refs.push(aws);
+            refs.push(Some(r));
         }
         let batch_futures = batches.into_iter().flat_map(|(region, ids)| {
             let ids: Vec<(String, Vec<usize>)> = ids.into_iter().collect();
@@ -80,8 +78,12 @@ impl AwsClient {
                 let results = self.batch(ctx, region.as_deref(), &chunk).await;
                 ((region, chunk), results)
             }));
-        let single_results =
-            futures::future::join_all(singles.iter().map(|&i| self.single(ctx, refs[i].as_ref())));
+        let single_results = futures::future::join_all(singles.iter().map(|&i| {
+            let r = refs[i]
+                .as_ref()
+                .expect("a single is a grouped request with its ref");
+            self.single(ctx, r)
+        }));
         let (batch_results, single_results) = futures::join!(batch_results, single_results);
         // Managed names live in the default region's batches.
         let mut by_name: BTreeMap<String, Lookup> = BTreeMap::new();
@@ -101,21 +103,31 @@ impl AwsClient {
         for i in managed {
             let req = reqs[i];
             let by_name = &by_name;
-            out[i] = Some(
-                search_scopes(NAME, ctx, req, |scope| {
-                    let name = scope.encode_name(&req.key);
-                    let answer = by_name.get(&name).cloned().unwrap_or_else(|| {
-                        Err(Miss {
-                            backend: NAME,
-                            class: Class::Permanent,
-                            message: format!("AWS secret {name:?} was not asked"),
-                            retries: 0,
-                        })
-                    });
-                    async move { answer }
-                })
-                .await,
-            );
+            // Its scopes' answers came from the same batch calls: their retries count once
+            // for the request, not once per scope the search went through.
+            let mut retries = 0;
+            let lookup = search_scopes(NAME, ctx, req, |scope| {
+                let name = scope.encode_name(&req.key);
+                let mut answer = by_name.get(&name).cloned().unwrap_or_else(|| {
+                    Err(Miss {
+                        backend: NAME,
+                        class: Class::Permanent,
+                        message: format!("AWS secret {name:?} was not asked"),
+                        retries: 0,
+                    })
+                });
+                let of_batch = match &mut answer {
+                    Ok(found) => &mut found.retries,
+                    Err(miss) => &mut miss.retries,
+                };
+                retries = retries.max(std::mem::take(of_batch));
+                async move { answer }
+            })
+            .await;
+            out[i] = Some(match lookup {
+                Ok(found) => Ok(Found { retries, ..found }),
+                Err(miss) => Err(Miss { retries, ..miss }),
+            });
         }
         out.into_iter()
             .zip(&refs)
@@ -211,8 +223,7 @@ impl AwsClient {
     }
 
     /// `GetSecretValue` for a versioned id.
-    async fn single(&self, ctx: &Context, aws: Option<&AwsRef>) -> Lookup {
-        let r = aws.expect("only grouped requests are singles");
+    async fn single(&self, ctx: &Context, r: &AwsRef) -> Lookup {
         self.get(
             ctx,
             &r.secret_id,

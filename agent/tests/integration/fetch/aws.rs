@@ -185,7 +185,7 @@ async fn versions_and_stages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_secrets_of_every_scope_in_one_batch() {
     use flyte_secret_spec::Scope;
-    use flyte_secret_testkit::fault::FaultProxy;
+    use flyte_secret_testkit::fault::{Fault, FaultProxy};
     let s = Servers::load();
     let c = client(&s);
     // A domain of our own: moto is shared between tests and runs.
@@ -211,6 +211,18 @@ async fn managed_secrets_of_every_scope_in_one_batch() {
     assert_eq!(std::fs::read(root.path().join(b)).unwrap(), b"b-domain");
     assert_eq!(proxy.forwarded(), 1, "2 secrets x 3 scopes in one call");
 
+    // One throttled batch call, retried once: each secret reports that one retry, however
+    // many of its scopes the search went through (b's domain scope is its second).
+    proxy.fail_next(1, Fault::aws_throttling());
+    let root = tempfile::tempdir().unwrap();
+    let (out, _) = init(home.path(), &p, root.path(), &[]);
+    assert_ok(&out);
+    assert_eq!(std::fs::read(root.path().join(b)).unwrap(), b"b-domain");
+    assert_eq!((proxy.faulted(), proxy.forwarded()), (1, 2));
+    let log = printed(&out);
+    assert_eq!(log.matches("retries=1").count(), 2, "{log}");
+    assert!(!log.contains("retries=2"), "{log}");
+
     // Found in no scope: the failure names each scope's secret.
     let root = tempfile::tempdir().unwrap();
     let p = plan(
@@ -225,5 +237,5 @@ async fn managed_secrets_of_every_scope_in_one_batch() {
         let name = scope.encode_name(missing);
         assert!(termination.contains(&name), "{name} in {termination}");
     }
-    assert_eq!(proxy.forwarded(), 2);
+    assert_eq!(proxy.forwarded(), 3);
 }
