@@ -429,6 +429,21 @@ pub fn plan(
     plan
 }
 
+/// The Vault backend the suites use: `address`, a `VAULT_TOKEN` login, kv2 by default,
+/// Flyte 2 managed secrets under `secret/`, plain http refused off loopback.
+pub fn vault_token_backend(address: &str) -> flyte_secret_spec::backend::VaultBackend {
+    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+    VaultBackend {
+        address: address.to_string(),
+        auth: VaultAuth::Token { token_file: None },
+        namespace: None,
+        ca_cert_file: None,
+        default_engine: VaultEngine::Kv2,
+        managed_mount: "secret".into(),
+        allow_insecure_http: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use flyte_secret_e2e::agent::{agent_bin, plan, unique};
 use flyte_secret_e2e::world::{aws_admin, vault_admin};
-use flyte_secret_spec::backend::{AwsBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::backend::AwsBackend;
 use flyte_secret_spec::{Backend, SecretRequest};
+use flyte_secret_testkit::fixtures::vault_token_backend;
 use flyte_secret_testkit::servers::Servers;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -64,15 +65,7 @@ async fn two_hundred_agents_at_once() {
     eprintln!("seeded {} secrets in {:.1?}", 2 * n, seeded.elapsed());
 
     let backends = vec![
-        Backend::Vault(VaultBackend {
-            address: s.vault.addr.clone(),
-            auth: VaultAuth::Token { token_file: None },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-            allow_insecure_http: false,
-        }),
+        Backend::Vault(vault_token_backend(&s.vault.addr)),
         Backend::Aws(AwsBackend {
             region: Some(s.aws.region.clone()),
             endpoint: Some(s.aws.endpoint.clone()),

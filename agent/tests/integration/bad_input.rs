@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::*;
-use flyte_secret_spec::backend::{KubernetesBackend, VaultAuth, VaultBackend, VaultEngine};
+use flyte_secret_spec::backend::KubernetesBackend;
 use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_BYTES};
 use flyte_secret_spec::{Backend, Layout, SecretRequest};
@@ -765,7 +765,7 @@ fn hostile_plans_and_flags_are_refused_before_any_fetch() {
 }
 
 fn vault(s: &Servers) -> Vec<Backend> {
-    vec![vault_token_backend(&s.vault.addr)]
+    vec![Backend::Vault(vault_token_backend(&s.vault.addr))]
 }
 
 /// Empty and oversized values (over 1 MiB) from real backends fail the whole plan with exit 1
@@ -903,15 +903,7 @@ async fn empty_values_are_delivered_as_empty_files_with_a_warning() {
 fn plain_http_vault_off_loopback_is_refused() {
     let home = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let mut backend = VaultBackend {
-        address: "http://vault.vault.svc:8200".into(),
-        auth: VaultAuth::Token { token_file: None },
-        namespace: None,
-        ca_cert_file: None,
-        default_engine: VaultEngine::Kv2,
-        managed_mount: "secret".into(),
-        allow_insecure_http: false,
-    };
+    let mut backend = vault_token_backend("http://vault.vault.svc:8200");
     let requests = [SecretRequest::new("secret/app", "token")];
     // Built without `plan()`, which validates: the agent must refuse this plan itself.
     let mut p = FetchPlan::new(&Layout::default(), vec![Backend::Vault(backend.clone())]);

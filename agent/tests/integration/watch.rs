@@ -355,6 +355,18 @@ async fn short_lease_role(s: &Servers) -> String {
     format!("{}/creds/{role}", s.vault.db_mount)
 }
 
+/// A plan for the username and password of the database credentials at `group` from `vault`.
+fn db_plan(vault: flyte_secret_spec::backend::VaultBackend, group: &str) -> FetchPlan {
+    plan(
+        vec![Backend::Vault(vault)],
+        None,
+        &[
+            SecretRequest::new(group, "username").with_group_version("db"),
+            SecretRequest::new(group, "password").with_group_version("db"),
+        ],
+    )
+}
+
 fn psql_login(s: &Servers, user: &str, password: &str) -> Result<(), String> {
     let out = std::process::Command::new(&s.tools.psql)
         .args(["-h", &s.postgres.host, "-p", &s.postgres.port.to_string()])
@@ -373,14 +385,7 @@ fn psql_login(s: &Servers, user: &str, password: &str) -> Result<(), String> {
 async fn database_credentials_are_fetched_again_at_ninety_percent_of_their_lease() {
     let s = Servers::load();
     let group = short_lease_role(&s).await;
-    let p = plan(
-        vec![vault_token_backend(&s.vault.addr)],
-        None,
-        &[
-            SecretRequest::new(&group, "username").with_group_version("db"),
-            SecretRequest::new(&group, "password").with_group_version("db"),
-        ],
-    );
+    let p = db_plan(vault_token_backend(&s.vault.addr), &group);
     let home = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
     let root = root.path().to_path_buf();
@@ -443,14 +448,7 @@ async fn expired_database_credentials_that_cannot_be_fetched_again_are_removed()
     let s = Servers::load();
     let group = short_lease_role(&s).await;
     let proxy = FaultProxy::start(http_addr(&s.vault.addr)).await.unwrap();
-    let mut p = plan(
-        vec![vault_token_backend(&proxy.url())],
-        None,
-        &[
-            SecretRequest::new(&group, "username").with_group_version("db"),
-            SecretRequest::new(&group, "password").with_group_version("db"),
-        ],
-    );
+    let mut p = db_plan(vault_token_backend(&proxy.url()), &group);
     // A short round: it fails within 2s of the lease falling due (5.4s), before 8s.
     p.timeouts.request_seconds = 1;
     p.timeouts.deadline_seconds = 2;
@@ -605,7 +603,7 @@ while :; do sleep 0.1; done"#;
 /// (the user is dropped at once). The token appears in no log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handed_over_lease_is_renewed_and_revoked_on_exit() {
-    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
+    use flyte_secret_spec::backend::{VaultAuth, VaultBackend};
     use std::os::unix::fs::PermissionsExt;
     let s = Servers::load();
     let home = tempfile::tempdir().unwrap();
@@ -617,25 +615,16 @@ async fn the_handed_over_lease_is_renewed_and_revoked_on_exit() {
     )
     .unwrap();
     let group = format!("{}/creds/flyte-db-short", s.vault.db_mount);
-    let p = plan(
-        vec![Backend::Vault(VaultBackend {
-            address: s.vault.addr.clone(),
+    let p = db_plan(
+        VaultBackend {
             auth: VaultAuth::Kubernetes {
                 role: s.vault.role.clone(),
                 mount: s.vault.k8s_auth_mount.clone(),
                 token_file: sa_token.display().to_string(),
             },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-            allow_insecure_http: false,
-        })],
-        None,
-        &[
-            SecretRequest::new(&group, "username").with_group_version("db"),
-            SecretRequest::new(&group, "password").with_group_version("db"),
-        ],
+            ..vault_token_backend(&s.vault.addr)
+        },
+        &group,
     );
     let handover = home.path().join("handover");
     std::fs::create_dir(&handover).unwrap();

@@ -4,8 +4,8 @@
 
 use flyte_secret_spec::SecretPath;
 use flyte_secret_spec::backend::{
-    AwsBackend, Backend, KubernetesBackend, VaultAuth, VaultBackend, VaultEngine, arn_region,
-    aws_secret_id, is_dns1123_subdomain, is_secret_data_key,
+    AwsBackend, Backend, KubernetesBackend, arn_region, aws_secret_id, is_dns1123_subdomain,
+    is_secret_data_key,
 };
 use flyte_secret_spec::naming::{EnvValue, Layout, go_lower, go_upper};
 use flyte_secret_spec::plan::FetchPlan;
@@ -126,15 +126,9 @@ pub fn request_rules(req: &SecretRequest) {
     let backends = [
         Backend::Kubernetes(KubernetesBackend::default()),
         Backend::Aws(AwsBackend::default()),
-        Backend::Vault(VaultBackend {
-            address: "http://127.0.0.1:8200".into(),
-            auth: VaultAuth::Token { token_file: None },
-            namespace: None,
-            ca_cert_file: None,
-            default_engine: VaultEngine::Kv2,
-            managed_mount: "secret".into(),
-            allow_insecure_http: false,
-        }),
+        Backend::Vault(flyte_secret_testkit::fixtures::vault_token_backend(
+            "http://127.0.0.1:8200",
+        )),
     ];
     for b in &backends {
         if b.check(req).is_ok() && matches!(b, Backend::Kubernetes(_)) && !req.is_groupless() {

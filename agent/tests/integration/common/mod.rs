@@ -47,7 +47,7 @@ fn fastrand_u32() -> u32 {
     (t as u32) ^ ((t >> 32) as u32).rotate_left(13)
 }
 
-pub use flyte_secret_testkit::fixtures::plan;
+pub use flyte_secret_testkit::fixtures::{plan, vault_token_backend};
 
 /// A Secret laid out under `dir` as the kubelet publishes a `secret` volume mounted at
 /// `<dir>/<secret>` (`..data` layout). Returns the volume.
@@ -225,21 +225,6 @@ pub fn aws_admin(s: &flyte_secret_testkit::servers::Servers) -> aws_sdk_secretsm
         ))
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
-}
-
-/// The Vault backend every suite uses: `address`, `VAULT_TOKEN` login, kv2 by default,
-/// Flyte 2 managed secrets under `secret/`.
-pub fn vault_token_backend(address: &str) -> flyte_secret_spec::Backend {
-    use flyte_secret_spec::backend::{VaultAuth, VaultBackend, VaultEngine};
-    flyte_secret_spec::Backend::Vault(VaultBackend {
-        address: address.to_string(),
-        auth: VaultAuth::Token { token_file: None },
-        namespace: None,
-        ca_cert_file: None,
-        default_engine: VaultEngine::Kv2,
-        managed_mount: "secret".into(),
-        allow_insecure_http: false,
-    })
 }
 
 /// The socket address of a server's `http://host:port` URL (what a fault proxy forwards to).

@@ -19,7 +19,7 @@ fn aws_via(s: &Servers, proxy: &FaultProxy) -> Vec<Backend> {
 }
 
 fn vault_via(proxy: &FaultProxy) -> Vec<Backend> {
-    vec![vault_token_backend(&proxy.url())]
+    vec![Backend::Vault(vault_token_backend(&proxy.url()))]
 }
 
 async fn aws_secret(s: &Servers, name: &str, value: &str) {

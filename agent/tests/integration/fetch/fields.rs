@@ -19,7 +19,7 @@ fn aws(s: &Servers) -> Vec<Backend> {
 }
 
 fn vault(s: &Servers) -> Vec<Backend> {
-    vec![vault_token_backend(&s.vault.addr)]
+    vec![Backend::Vault(vault_token_backend(&s.vault.addr))]
 }
 
 /// The primary file of `req`, read back.

@@ -21,7 +21,7 @@ fn target(s: &Servers) -> Target {
 }
 
 fn backends(s: &Servers) -> Vec<Backend> {
-    vec![vault_token_backend(&s.vault.addr)]
+    vec![Backend::Vault(vault_token_backend(&s.vault.addr))]
 }
 
 /// `agent init` for a pod of `project` in `domain` asking for `name`: what it wrote (and no
