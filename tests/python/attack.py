@@ -13,9 +13,9 @@ The plan lists attempts; each is one of
       a file the agent saw (a kubelet Secret volume, the broker token).
 
 One JSON line per attempt on stdout: {"name", "refused": bool, "detail"}. Refused means the
-server said 401/403 (or the file is not there) and the refusal carries the attempt's
-`expect` words (its own reason: a 403 for another reason could hide a hole); anything else — 2xx, 404 on a Secret that
-exists, an error — is not a refusal. Then the declared secrets are read with flytekit, the
+server said 401/403 (or the file is not there) and the refusal carries the attempt's `expect`
+words (its own reason: a 403 for another reason could hide a hole); anything else — 2xx, 404
+on a Secret that exists, an error — is not a refusal. Then the declared secrets are read with flytekit, the
 way the task would, to prove the pod itself works: "declared-ok" lines. Never prints a value.
 """
 

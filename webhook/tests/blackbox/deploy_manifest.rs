@@ -186,6 +186,21 @@ fn parse_init_certs(
     *parsed
 }
 
+/// The renewal CronJob runs the very same init-certs as the Deployment (image, args, env);
+/// its pod spec.
+fn assert_renewal_runs_init_certs<'a>(objects: &'a [Value], deployment: &Value) -> &'a Value {
+    let job = &one(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let init = named(
+        &deployment["spec"]["template"]["spec"]["initContainers"],
+        "init-certs",
+    );
+    let renew = named(&job["containers"], "init-certs");
+    for field in ["image", "args", "env"] {
+        assert_eq!(init[field], renew[field], "CronJob init-certs {field}");
+    }
+    job
+}
+
 /// One RBAC rule granted to the webhook's service account.
 #[derive(Debug)]
 struct Grant {
@@ -399,17 +414,7 @@ async fn the_manifest_registration_is_what_init_certs_registers_under_the_manife
     let user = format!("system:serviceaccount:{namespace}:{service_account}");
     let (args, env) = init_certs_invocation(deployment);
 
-    // The renewal CronJob runs the very same command.
-    let cron = one(&objects, "CronJob");
-    let job = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
-    let init = named(
-        &deployment["spec"]["template"]["spec"]["initContainers"],
-        "init-certs",
-    );
-    let renew = named(&job["containers"], "init-certs");
-    for field in ["image", "args", "env"] {
-        assert_eq!(init[field], renew[field], "CronJob init-certs {field}");
-    }
+    let job = assert_renewal_runs_init_certs(&objects, deployment);
     assert_eq!(s(job, "/serviceAccountName"), service_account);
 
     // What the Deployment's init-certs flags describe is what the manifest ships.
@@ -609,16 +614,7 @@ fn the_namespace_selector_component_ships_what_init_certs_registers() {
     let (args, env) = init_certs_invocation(deployment);
     let parsed = parse_init_certs(&args, &env);
     assert_same_registration(rendered, &webhook_config(&parsed, "CA"));
-    let cron = one(&objects, "CronJob");
-    let renew = named(
-        &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"],
-        "init-certs",
-    );
-    let init = named(
-        &deployment["spec"]["template"]["spec"]["initContainers"],
-        "init-certs",
-    );
-    assert_eq!(init["args"], renew["args"], "CronJob init-certs args");
+    assert_renewal_runs_init_certs(&objects, deployment);
     // Everything but the selector is the Kubernetes overlay's.
     let mut base = one(&render("overlays/kubernetes"), MWC).clone();
     base["webhooks"][0]["namespaceSelector"]["matchLabels"] =
