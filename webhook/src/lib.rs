@@ -4,7 +4,7 @@
 //!
 //! - [`config`]: injection settings (file + flags/env), validated at startup;
 //! - [`mutate`]: the pure mutation, pod → JSONPatch + warnings, or a denial;
-//! - [`admission`]: AdmissionReview in and out;
+//! - [`admission`]: AdmissionReview in and out; [`json`]: the JSON it writes;
 //! - [`server`]: HTTPS with per-connection TLS reload; [`admin`]: `/live`, `/ready`, `/metrics`;
 //! - [`metrics`], [`shutdown`], [`log`];
 //! - [`certs`]: `webhook init-certs`;
@@ -14,9 +14,11 @@
 pub mod admin;
 pub mod admission;
 pub mod broker;
+pub mod bytes;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod json;
 pub mod log;
 pub mod metrics;
 pub mod mutate;

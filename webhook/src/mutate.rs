@@ -250,16 +250,7 @@ pub fn mutate_cached(
         let rewired = rewire::rewire(spec, plan, plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));
     }
-    inject::inject(
-        pod,
-        plan,
-        plan_json.clone(),
-        &identity,
-        &app,
-        task,
-        settings,
-    )
-    .map(Outcome::Patched)
+    inject::inject(pod, &planned, &identity, &app, task, settings).map(Outcome::Patched)
 }
 
 /// Injected before: our volume is there, with our marker or our agent. A marker without the

@@ -22,7 +22,7 @@
 //! moves the entry to the young one, and when the young one is full the old one is dropped
 //! (an approximate LRU in O(1), with no per-entry bookkeeping). A plan whose JSON is over
 //! [`MAX_KEPT_JSON`] is not kept, so the cache holds at most ~64 KiB per entry (the plan, its
-//! JSON, the env), ~16 MiB at the default 256 entries (the Deployment's memory limit counts
+//! JSON twice, the env), ~16 MiB at the default 256 entries (the Deployment's memory limit counts
 //! it). `--plan-cache-entries 0` turns it off. Plans hold request metadata only (names, never
 //! values).
 
@@ -53,6 +53,9 @@ pub const MAX_KEPT_JSON: usize = 16 << 10;
 pub(super) struct Planned {
     pub(super) plan: FetchPlan,
     pub(super) json: String,
+    /// `json` as a JSON string: the agent's env value, escaped once per plan
+    /// ([`crate::json::Memo`]).
+    pub(super) quoted: Vec<u8>,
     /// [`super::wiring::app_env`].
     pub(super) app_env: Vec<EnvVar>,
     /// [`super::wrap::unserved`]: `(index in the plan's secrets, by_ref)`.
@@ -70,19 +73,44 @@ impl Planned {
         let app_env = super::wiring::app_env(&plan, namespace, settings);
         let unserved = super::wrap::unserved(&plan, namespace, settings);
         Self {
+            quoted: crate::json::quoted(&json),
             plan,
             json,
             app_env,
             unserved,
         }
     }
+
+    /// The plan's JSON and its quoted form, for the serializer of the containers carrying it.
+    pub(super) fn memo(&self) -> crate::json::Memo<'_> {
+        crate::json::Memo::new(&self.json, &self.quoted)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Generations {
-    young: HashMap<String, Arc<Planned>>,
-    old: HashMap<String, Arc<Planned>>,
+    young: HashMap<Key, Arc<Planned>>,
+    old: HashMap<Key, Arc<Planned>>,
 }
+
+/// A cache key ([`key`]): compared eight bytes at a time ([`crate::bytes`]), as every
+/// lookup compares the whole key (a few hundred bytes) once its hash matches.
+#[derive(Debug, Clone)]
+pub(super) struct Key(String);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        crate::bytes::eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Key {}
 
 /// The plans of recent admissions (see the module docs). `Default` is off.
 pub struct PlanCache {
@@ -125,7 +153,7 @@ impl PlanCache {
         self.entries.is_some()
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<Arc<Planned>> {
+    pub(super) fn get(&self, key: &Key) -> Option<Arc<Planned>> {
         let half = self.half();
         self.with(|g| {
             if let Some(hit) = g.young.get(key) {
@@ -138,7 +166,7 @@ impl PlanCache {
         .flatten()
     }
 
-    pub(super) fn put(&self, key: String, planned: Arc<Planned>) {
+    pub(super) fn put(&self, key: Key, planned: Arc<Planned>) {
         if planned.json.len() > MAX_KEPT_JSON {
             return;
         }
@@ -152,7 +180,7 @@ impl PlanCache {
 }
 
 impl Generations {
-    fn insert(&mut self, key: String, planned: Arc<Planned>, half: usize) {
+    fn insert(&mut self, key: Key, planned: Arc<Planned>, half: usize) {
         if self.young.len() >= half && !self.young.contains_key(&key) {
             self.old = std::mem::take(&mut self.young);
         }
@@ -177,7 +205,7 @@ impl std::fmt::Debug for PlanCache {
 
 /// Everything a pod's plan is derived from besides the settings (see the module docs), each
 /// field length-prefixed so that no two different inputs write the same key.
-pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> String {
+pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> Key {
     let meta = &pod.metadata;
     let mut key = String::with_capacity(512);
     let mut field = |value: Option<&str>| match value {
@@ -213,17 +241,22 @@ pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> St
         "|{}:{}:{access}",
         identity.owner.uid, identity.owner.gid
     );
-    key
+    Key(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn k(key: impl Into<String>) -> Key {
+        Key(key.into())
+    }
+
     fn planned(n: usize) -> Arc<Planned> {
         Arc::new(Planned {
             plan: FetchPlan::new(&Default::default(), Vec::new()),
             json: n.to_string(),
+            quoted: crate::json::quoted(&n.to_string()),
             app_env: Vec::new(),
             unserved: Vec::new(),
         })
@@ -233,17 +266,21 @@ mod tests {
     fn holds_at_most_its_capacity_and_keeps_what_is_used() {
         let cache = PlanCache::new(4);
         for i in 0..4 {
-            cache.put(format!("k{i}"), planned(i));
+            cache.put(k(format!("k{i}")), planned(i));
         }
         assert!(cache.len() <= 4);
         // k2 and k3 are young; touching k0 (old, if still held) or k3 keeps it.
-        assert_eq!(cache.get("k3").unwrap().json, "3");
+        assert_eq!(cache.get(&k("k3")).unwrap().json, "3");
         for i in 4..20 {
-            assert_eq!(cache.get("k3").unwrap().json, "3", "a key in use is kept");
-            cache.put(format!("k{i}"), planned(i));
+            assert_eq!(
+                cache.get(&k("k3")).unwrap().json,
+                "3",
+                "a key in use is kept"
+            );
+            cache.put(k(format!("k{i}")), planned(i));
             assert!(cache.len() <= 4, "{} entries", cache.len());
         }
-        assert!(cache.get("k1").is_none(), "an unused key is dropped");
+        assert!(cache.get(&k("k1")).is_none(), "an unused key is dropped");
     }
 
     #[test]
@@ -252,25 +289,26 @@ mod tests {
         let big = Planned {
             plan: FetchPlan::new(&Default::default(), Vec::new()),
             json: "x".repeat(MAX_KEPT_JSON + 1),
+            quoted: Vec::new(),
             app_env: Vec::new(),
             unserved: Vec::new(),
         };
-        cache.put("big".into(), Arc::new(big));
-        assert!(cache.get("big").is_none());
-        cache.put("small".into(), planned(2));
-        assert!(cache.get("small").is_some());
+        cache.put(k("big"), Arc::new(big));
+        assert!(cache.get(&k("big")).is_none());
+        cache.put(k("small"), planned(2));
+        assert!(cache.get(&k("small")).is_some());
     }
 
     #[test]
     fn off_holds_nothing() {
         let off = PlanCache::new(0);
-        off.put("k".into(), planned(1));
-        assert!(off.get("k").is_none());
+        off.put(k("k"), planned(1));
+        assert!(off.get(&k("k")).is_none());
         assert!(!off.enabled());
         assert!(off.is_empty());
         let on = PlanCache::new(8);
-        on.put("k".into(), planned(1));
-        assert!(on.get("k").is_some());
+        on.put(k("k"), planned(1));
+        assert!(on.get(&k("k")).is_some());
         assert_eq!(on.capacity(), 8);
     }
 }

@@ -5,13 +5,13 @@
 //! followed by the refresh sidecar when the pod asks for one ([`super::refresh`]).
 
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
-use flyte_secret_spec::plan::FetchPlan;
 use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
     Volume, VolumeProjection,
 };
 
 use super::access::{self, kube_access};
+use super::cache::Planned;
 use super::common::plain_env;
 use super::container::agent_container;
 use super::identity_env;
@@ -29,14 +29,14 @@ use flyte_secret_spec::backend::{Backend, aws_ambiguity};
 /// The patch injecting the agent into a pod seen for the first time.
 pub(super) fn inject(
     pod: &Pod,
-    plan: &FetchPlan,
-    plan_json: String,
+    planned: &Planned,
     identity: &Identity,
     app: &AppWiring<'_>,
     task: Option<&str>,
     settings: &Settings,
 ) -> Result<Mutation, Denial> {
     let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
+    let (plan, plan_json) = (&planned.plan, &planned.json);
     check_conflicts(spec, settings)?;
     let mut ops = vec![Op::add(
         &["metadata", "annotations", INJECTED_ANNOTATION],
@@ -66,7 +66,7 @@ pub(super) fn inject(
     if hands_over {
         volumes.push(refresh::handover_volume());
     }
-    let plan_env = Wrapping::plan_env(&plan_json);
+    let plan_env = Wrapping::plan_env(plan_json);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Vec::new();
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
@@ -84,7 +84,7 @@ pub(super) fn inject(
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     let mut agent = agent_container(
         spec,
-        plan_json,
+        plan_json.clone(),
         identity,
         settings,
         &access,
@@ -108,16 +108,22 @@ pub(super) fn inject(
         refresh::hand_over(&mut agent);
     }
     let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
+    // Both carry the plan: written from its JSON quoted once per plan.
+    let memo = planned.memo();
     match (spec.init_containers.is_some(), watch) {
         (true, watch) => {
-            ops.push(Op::add(&["spec", "initContainers", "0"], &agent));
+            ops.push(Op::add_with(&["spec", "initContainers", "0"], &agent, memo));
             if let Some(watch) = watch {
-                ops.push(Op::add(&["spec", "initContainers", "1"], &watch));
+                ops.push(Op::add_with(&["spec", "initContainers", "1"], &watch, memo));
             }
         }
-        (false, None) => ops.push(Op::add(&["spec", "initContainers"], &[agent])),
+        (false, None) => ops.push(Op::add_with(&["spec", "initContainers"], &[agent], memo)),
         (false, Some(watch)) => {
-            ops.push(Op::add(&["spec", "initContainers"], &[agent, watch]));
+            ops.push(Op::add_with(
+                &["spec", "initContainers"],
+                &[agent, watch],
+                memo,
+            ));
         }
     }
     Ok(Mutation {

@@ -1,9 +1,11 @@
 //! The JSONPatch (RFC 6902) the webhook answers with. It only ever adds and removes, so it is
 //! its own small type: each value is serialized once, straight from its typed object, when
-//! the operation is made. (Building `serde_json::Value` trees for `json_patch` and then
+//! the operation is made ([`crate::json`]). (Building `serde_json::Value` trees for `json_patch` and then
 //! serializing those was a sixth of an admission's CPU; bench/notes.md.)
 
 use serde::Serialize;
+
+use crate::json::{self, Memo};
 
 /// One operation; the value is already JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +14,8 @@ pub enum Op {
     Add {
         /// JSON Pointer (RFC 6901), escaped.
         path: String,
-        /// The value, serialized.
-        value: String,
+        /// The value, serialized (JSON, UTF-8).
+        value: Vec<u8>,
     },
     /// `{"op":"remove","path":…}`.
     Remove {
@@ -27,7 +29,15 @@ impl Op {
     pub fn add<T: Serialize + ?Sized>(tokens: &[&str], value: &T) -> Self {
         Self::Add {
             path: pointer(tokens),
-            value: serde_json::to_string(value).expect("Kubernetes types serialize"),
+            value: json::to_vec(value).expect("Kubernetes types serialize"),
+        }
+    }
+
+    /// [`Op::add`], with the string `memo` holds written from its JSON (the agent's plan).
+    pub fn add_with<T: Serialize + ?Sized>(tokens: &[&str], value: &T, memo: Memo<'_>) -> Self {
+        Self::Add {
+            path: pointer(tokens),
+            value: json::to_vec_with(value, memo).expect("Kubernetes types serialize"),
         }
     }
 
@@ -74,10 +84,10 @@ impl Patch {
             out.extend_from_slice(b"{\"op\":\"");
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\",\"path\":");
-            serde_json::to_writer(&mut out, path.as_str()).expect("a string serializes");
+            json::write_str(&mut out, path);
             if let Some(value) = value {
                 out.extend_from_slice(b",\"value\":");
-                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(value);
             }
             out.push(b'}');
         }
