@@ -96,62 +96,38 @@ fn write_with<T: Serialize + ?Sized>(
     Ok(())
 }
 
-/// `s` as a JSON string, quotes included.
+/// `s` as a JSON string, quotes included: eight bytes at a time up to the first that holds a
+/// byte to escape, then byte by byte. Nearly every string of a patch is short and has none
+/// (the one long string with many, the plan, comes from a [`Memo`]). The bytes are copied in
+/// fixed-size pieces the compiler inlines: an `extend_from_slice` of a length known only at
+/// run time calls libc's `memcpy`, which in the static (musl) build costs more than the copy
+/// for a few bytes and was the largest single symbol of an admission in `perf`
+/// (bench/notes.md).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    while let Some(at) = next_escape(bytes, start) {
-        push_run(out, &bytes[start..at]);
-        escape(out, bytes[at]);
-        start = at + 1;
+    let mut plain = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word: [u8; 8] = chunk.try_into().expect("8 bytes");
+        if needs_escape(u64::from_ne_bytes(word)) {
+            break;
+        }
+        out.extend_from_slice(&word);
+        plain += 8;
     }
-    push_run(out, &bytes[start..]);
+    for &b in &bytes[plain..] {
+        if escapes(b) {
+            escape(out, b);
+        } else {
+            out.push(b);
+        }
+    }
     out.push(b'"');
-}
-
-/// Appends `run`, copying short runs (nearly all of a patch's) in fixed-size pieces the
-/// compiler inlines: an `extend_from_slice` of a length known only at run time is a call to
-/// libc's `memcpy`, which in the static (musl) build costs more than the copy for a few
-/// bytes and was the largest single symbol of an admission in `perf` (bench/notes.md).
-#[inline]
-fn push_run(out: &mut Vec<u8>, run: &[u8]) {
-    if run.len() >= 64 {
-        out.extend_from_slice(run);
-        return;
-    }
-    let mut chunks = run.chunks_exact(8);
-    for chunk in chunks.by_ref() {
-        out.extend_from_slice(&<[u8; 8]>::try_from(chunk).expect("8 bytes"));
-    }
-    for &b in chunks.remainder() {
-        out.push(b);
-    }
 }
 
 const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
 const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-
-/// The index of the first byte at or after `from` that JSON escapes.
-#[inline]
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    let rest = &bytes[from..];
-    let mut chunks = rest.chunks_exact(8);
-    let mut offset = from;
-    for chunk in chunks.by_ref() {
-        let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-        if needs_escape(word) {
-            return chunk.iter().position(|&b| escapes(b)).map(|i| offset + i);
-        }
-        offset += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| escapes(b))
-        .map(|i| offset + i)
-}
 
 /// Whether any byte of `word` is a control character, `"` or `\` (the exact "has a byte
 /// less than n" and "has a zero byte" tests, which give no false positives).

@@ -4,7 +4,8 @@
 //!
 //! - [`config`]: injection settings (file + flags/env), validated at startup;
 //! - [`mutate`]: the pure mutation, pod → JSONPatch + warnings, or a denial;
-//! - [`admission`]: AdmissionReview in and out; [`json`]: the JSON it writes;
+//! - [`admission`]: AdmissionReview in and out; [`json`]: the JSON it writes; [`bytes`]:
+//!   byte-string equality for its long keys;
 //! - [`server`]: HTTPS with per-connection TLS reload; [`admin`]: `/live`, `/ready`, `/metrics`;
 //! - [`metrics`], [`shutdown`], [`log`];
 //! - [`certs`]: `webhook init-certs`;

@@ -38,23 +38,31 @@ pub const BROKER_VOLUME_NAME: &str = "flyte-secret-agent-broker";
 const SECRET_FILE_MODE: i32 = 0o444;
 
 /// What the agent container needs for its Kubernetes requests.
+/// What the plan alone decides, so derived once per plan ([`super::cache::Planned`]): the
+/// Secret volumes and their mounts, and the broker's token volume and mount with the first
+/// annotation it serves.
 #[derive(Debug, Default)]
-pub(super) struct KubeAccess {
-    /// Pod volumes to add.
+pub(super) struct KubeVolumes {
     pub volumes: Vec<Volume>,
-    /// Their mounts in the agent container.
     pub mounts: Vec<VolumeMount>,
-    /// The broker's CA for the agent's env.
+    /// The annotation that names the broker in a denial when its CA cannot be read.
+    broker: Option<String>,
+}
+
+/// One admission's access: the plan's [`KubeVolumes`] and the env they need, the broker's
+/// CA, read for every admission (the file is rotated under a running webhook).
+#[derive(Debug)]
+pub(super) struct KubeAccess<'p> {
+    pub kube: &'p KubeVolumes,
     pub env: Vec<EnvVar>,
 }
 
-/// Whether a pod volume name is one this module adds.
 pub(super) fn is_ours(volume: &str) -> bool {
     volume == BROKER_VOLUME_NAME || volume.starts_with(SECRET_VOLUME_PREFIX)
 }
 
 /// The volumes, mounts and env for `plan`'s Kubernetes requests.
-pub(super) fn kube_access(plan: &FetchPlan, settings: &Settings) -> Result<KubeAccess, Denial> {
+pub(super) fn kube_volumes(plan: &FetchPlan) -> KubeVolumes {
     // Secret name → data keys; BTreeMap/Set: the same pod always gets the same patch.
     let mut secrets: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut broker: Option<(&BrokerRef, &str)> = None;
@@ -82,7 +90,7 @@ pub(super) fn kube_access(plan: &FetchPlan, settings: &Settings) -> Result<KubeA
             }
         }
     }
-    let mut access = KubeAccess::default();
+    let mut access = KubeVolumes::default();
     for (i, (name, keys)) in secrets.into_iter().enumerate() {
         let volume = format!("{SECRET_VOLUME_PREFIX}{i}");
         access.volumes.push(Volume {
@@ -111,10 +119,7 @@ pub(super) fn kube_access(plan: &FetchPlan, settings: &Settings) -> Result<KubeA
         });
     }
     if let Some((b, annotation)) = broker {
-        let pem = settings.broker_ca.pem().map_err(|e| Denial::Request {
-            annotation: annotation.to_string(),
-            reason: format!("served by the secret broker, but {e}"),
-        })?;
+        access.broker = Some(annotation.to_string());
         access.volumes.push(Volume {
             name: BROKER_VOLUME_NAME.into(),
             projected: Some(ProjectedVolumeSource {
@@ -136,7 +141,22 @@ pub(super) fn kube_access(plan: &FetchPlan, settings: &Settings) -> Result<KubeA
             read_only: Some(true),
             ..Default::default()
         });
-        access.env.push(plain_env(BROKER_CA_ENV, pem.to_string()));
     }
-    Ok(access)
+    access
+}
+
+/// The access of one admission to `kube`: the broker's CA, read now, when it serves some secret.
+pub(super) fn kube_access<'p>(
+    kube: &'p KubeVolumes,
+    settings: &Settings,
+) -> Result<KubeAccess<'p>, Denial> {
+    let mut env = Vec::new();
+    if let Some(annotation) = &kube.broker {
+        let pem = settings.broker_ca.pem().map_err(|e| Denial::Request {
+            annotation: annotation.clone(),
+            reason: format!("served by the secret broker, but {e}"),
+        })?;
+        env.push(plain_env(BROKER_CA_ENV, pem.to_string()));
+    }
+    Ok(KubeAccess { kube, env })
 }

@@ -60,6 +60,8 @@ pub(super) struct Planned {
     pub(super) app_env: Vec<EnvVar>,
     /// [`super::wrap::unserved`]: `(index in the plan's secrets, by_ref)`.
     pub(super) unserved: Vec<(usize, bool)>,
+    /// [`super::access::kube_volumes`].
+    pub(super) kube: super::access::KubeVolumes,
 }
 
 impl Planned {
@@ -72,7 +74,9 @@ impl Planned {
     ) -> Self {
         let app_env = super::wiring::app_env(&plan, namespace, settings);
         let unserved = super::wrap::unserved(&plan, namespace, settings);
+        let kube = super::access::kube_volumes(&plan);
         Self {
+            kube,
             quoted: crate::json::quoted(&json),
             plan,
             json,
@@ -259,6 +263,7 @@ mod tests {
             quoted: crate::json::quoted(&n.to_string()),
             app_env: Vec::new(),
             unserved: Vec::new(),
+            kube: Default::default(),
         })
     }
 
@@ -292,6 +297,7 @@ mod tests {
             quoted: Vec::new(),
             app_env: Vec::new(),
             unserved: Vec::new(),
+            kube: Default::default(),
         };
         cache.put(k("big"), Arc::new(big));
         assert!(cache.get(&k("big")).is_none());

@@ -26,7 +26,7 @@ pub(super) fn agent_container(
     plan_json: String,
     identity: &Identity,
     settings: &Settings,
-    access: &KubeAccess,
+    access: &KubeAccess<'_>,
     wraps: bool,
     warnings: &mut Vec<String>,
 ) -> Container {
@@ -68,7 +68,7 @@ pub(super) fn agent_container(
         )),
         None => {}
     }
-    mounts.extend(access.mounts.iter().cloned());
+    mounts.extend(access.kube.mounts.iter().cloned());
     if let Some(t) = &settings.vault_token {
         mounts.push(VolumeMount {
             name: TOKEN_VOLUME_NAME.into(),

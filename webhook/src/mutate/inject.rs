@@ -4,6 +4,8 @@
 //! containers, last in the patch (with the pod's Flyte 2 run labels for its log lines),
 //! followed by the refresh sidecar when the pod asks for one ([`super::refresh`]).
 
+use std::borrow::Cow;
+
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
 use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
@@ -58,13 +60,14 @@ pub(super) fn inject(
                 .filter_map(|s| aws_ambiguity(&s.request)),
         );
     }
-    let access = kube_access(plan, settings)?;
-    let mut volumes = volumes(settings);
-    volumes.extend(access.volumes.iter().cloned());
+    let access = kube_access(&planned.kube, settings)?;
+    // The plan's volumes by reference: they are cached with it, and only serialized here.
+    let mut volumes: Vec<Cow<'_, Volume>> = volumes(settings).into_iter().map(Cow::Owned).collect();
+    volumes.extend(access.kube.volumes.iter().map(Cow::Borrowed));
     let refresh = refresh::requested(pod, settings)?;
     let hands_over = refresh::hands_over(plan, refresh);
     if hands_over {
-        volumes.push(refresh::handover_volume());
+        volumes.push(Cow::Owned(refresh::handover_volume()));
     }
     let plan_env = Wrapping::plan_env(plan_json);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
@@ -72,7 +75,7 @@ pub(super) fn inject(
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
     let wraps = !wrapping.wrapped.is_empty();
     if wraps {
-        volumes.push(wrap::bin_volume(settings));
+        volumes.push(Cow::Owned(wrap::bin_volume(settings)));
     }
     append_all(
         &mut ops,

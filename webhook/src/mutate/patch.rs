@@ -101,7 +101,7 @@ fn pointer(tokens: &[&str]) -> String {
     let mut out = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
     for t in tokens {
         out.push('/');
-        if t.contains(['~', '/']) {
+        if t.bytes().any(|b| b == b'~' || b == b'/') {
             out.push_str(&t.replace('~', "~0").replace('/', "~1"));
         } else {
             out.push_str(t);

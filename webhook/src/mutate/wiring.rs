@@ -189,7 +189,8 @@ pub(super) fn wire_all(
                 check_mounts(c, settings)?;
             }
             let w = wrapping.decide(c, settings);
-            let base = ["spec", field, &i.to_string()];
+            let mut index = itoa::Buffer::new();
+            let base = ["spec", field, index.format(i)];
             // References, not copies: the plan env var holds the whole plan.
             let mut env: Vec<&EnvVar> = app.env.iter().collect();
             if w.wraps() {
@@ -232,13 +233,14 @@ fn wire_container(
         None => ops.push(Op::add(&at(base, &["env"]), env)),
         Some(existing) => {
             let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
+            let mut index = itoa::Buffer::new();
             for (i, e) in existing.iter().enumerate().rev() {
                 if ours.contains(e.name.as_str()) {
-                    ops.push(Op::remove(&at(base, &["env", &i.to_string()])));
+                    ops.push(Op::remove(&at(base, &["env", index.format(i)])));
                 }
             }
             for (i, e) in env.iter().enumerate() {
-                ops.push(Op::add(&at(base, &["env", &i.to_string()]), e));
+                ops.push(Op::add(&at(base, &["env", index.format(i)]), e));
             }
         }
     }
