@@ -191,8 +191,10 @@ struct Writer<'a> {
 struct Compound<'w, 'a> {
     writer: &'w mut Writer<'a>,
     first: bool,
-    /// What closes it beyond its own bracket (`}` for the `{"variant":…}` wrappers).
-    close: &'static [u8],
+    /// Its closing bracket.
+    close: u8,
+    /// Whether a `{"variant":…}` wrapper is closed too.
+    variant: bool,
 }
 
 impl Compound<'_, '_> {
@@ -203,18 +205,22 @@ impl Compound<'_, '_> {
     }
 
     fn end(self) -> Result {
-        self.writer.out.extend_from_slice(self.close);
+        self.writer.out.push(self.close);
+        if self.variant {
+            self.writer.out.push(b'}');
+        }
         Ok(())
     }
 }
 
 impl<'w, 'a> Writer<'a> {
-    fn open(&'w mut self, bracket: u8, close: &'static [u8]) -> Compound<'w, 'a> {
+    fn open(&'w mut self, bracket: u8, variant: bool) -> Compound<'w, 'a> {
         self.out.push(bracket);
         Compound {
             writer: self,
             first: true,
-            close,
+            close: if bracket == b'[' { b']' } else { b'}' },
+            variant,
         }
     }
 
@@ -280,7 +286,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result {
-        let mut seq = self.open(b'[', b"]");
+        let mut seq = self.open(b'[', false);
         for b in v {
             ser::SerializeSeq::serialize_element(&mut seq, b)?;
         }
@@ -326,7 +332,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq> {
-        Ok(self.open(b'[', b"]"))
+        Ok(self.open(b'[', false))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple> {
@@ -349,11 +355,11 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant> {
         self.variant(variant);
-        Ok(self.open(b'[', b"]}"))
+        Ok(self.open(b'[', true))
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap> {
-        Ok(self.open(b'{', b"}"))
+        Ok(self.open(b'{', false))
     }
 
     fn serialize_struct(self, _: &'static str, len: usize) -> Result<Self::SerializeStruct> {
@@ -368,7 +374,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         _len: usize,
     ) -> Result<Self::SerializeStructVariant> {
         self.variant(variant);
-        Ok(self.open(b'{', b"}}"))
+        Ok(self.open(b'{', true))
     }
 }
 

@@ -212,9 +212,11 @@ impl std::fmt::Debug for PlanCache {
 pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> Key {
     let meta = &pod.metadata;
     let mut key = String::with_capacity(512);
+    let mut len = itoa::Buffer::new();
     let mut field = |value: Option<&str>| match value {
         Some(v) => {
-            let _ = write!(key, "{}:", v.len());
+            key.push_str(len.format(v.len()));
+            key.push(':');
             key.push_str(v);
         }
         None => key.push('-'),
