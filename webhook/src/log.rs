@@ -5,9 +5,16 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 pub use flyte_secret_spec::env::LogFormat;
+use tracing::Subscriber;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+
+mod line;
 
 /// The clap parser of `--log-format`: `--help` lists the formats.
 pub fn format_parser() -> impl TypedValueParser<Value = LogFormat> {
@@ -24,13 +31,29 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
     let filter: Targets = filter
         .parse()
         .map_err(|e| format!("invalid --log filter: {e}"))?;
-    let registry = tracing_subscriber::registry().with(filter);
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Plain => registry.with(layer.with_ansi(false)).try_init(),
-        LogFormat::Json => registry
-            .with(layer.json().flatten_event(true).with_current_span(false))
-            .try_init(),
-    };
-    result.map_err(|e| e.to_string())
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer(format, std::io::stderr))
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+/// The layer writing `format`'s lines to `writer`: tracing-subscriber's plain (`Full`, no
+/// ANSI) and flattened JSON lines, written by [`line`].
+fn layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
+    match format {
+        LogFormat::Plain => Box::new(layer.event_format(line::Plain::default())),
+        LogFormat::Json => Box::new(
+            layer
+                .fmt_fields(JsonFields::new())
+                .event_format(line::JsonLine::default()),
+        ),
+    }
 }
