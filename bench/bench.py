@@ -889,8 +889,13 @@ def report_webhook(R, meta, w, goals):
     w("")
     w(f"**Fixed rate {wh['rate']} req/s** ({wh['rate_method']}):")
     w("")
-    w("| server | achieved req/s | p50 latency | p99 latency | max |")
-    w("|---|---|---|---|---|")
+    # CPU per request (the server's own user + system time / requests), when the run has it.
+    cpu = wh.get("cpu_us")
+    cpu_cell = lambda mode, name: (
+        f" {statistics.median(cpu[mode][name]):.1f} µs |" if cpu and cpu[mode].get(name) else " – |"
+    )
+    w("| server | achieved req/s | p50 latency | p99 latency | max | CPU per request |")
+    w("|---|---|---|---|---|---|")
     for name in servers:
         runs = wh["fixed"][name]
         p50 = summary([r["p50_us"] for r in runs])
@@ -900,15 +905,15 @@ def report_webhook(R, meta, w, goals):
         us = lambda s: f"**{s['median']:.0f} µs** ({s['min']:.0f}–{s['max']:.0f})"
         w(
             f"| {labels.get(name, name)} | {rps['median']:.0f} ({rps['min']:.0f}–{rps['max']:.0f}) | {us(p50)} | "
-            f"{us(p99)} | {mx['median']:.0f} µs |"
+            f"{us(p99)} | {mx['median']:.0f} µs |" + cpu_cell("fixed", name)
         )
     w("")
     w(f"Medians over {len(wh['fixed']['webhook'])} runs of {wh['fixed_seconds']} s each, min–max in brackets.")
     w("")
     w(f"**Maximum throughput** ({wh['max_method']}):")
     w("")
-    w("| server | req/s | p50 latency | p99 latency |")
-    w("|---|---|---|---|")
+    w("| server | req/s | p50 latency | p99 latency | CPU per request |")
+    w("|---|---|---|---|---|")
     thr = {}
     for name in servers:
         runs = wh["max"][name]
@@ -918,16 +923,26 @@ def report_webhook(R, meta, w, goals):
         thr[name] = rps["median"]
         w(
             f"| {labels.get(name, name)} | **{rps['median']:.0f}** ({rps['min']:.0f}–{rps['max']:.0f}, n={rps['n']}) | "
-            f"{p50['median']:.0f} µs | {p99['median']:.0f} µs |"
+            f"{p50['median']:.0f} µs | {p99['median']:.0f} µs |" + cpu_cell("max", name)
         )
     share = thr["webhook"] / thr["tls-echo"]
-    w(f"| **webhook / ceiling** | **{share:.2f}×** | | |")
+    w(f"| **webhook / ceiling** | **{share:.2f}×** | | | |")
     for name in servers:
         if name not in ("webhook", "tls-echo"):
-            w(f"| {labels.get(name, name)} / ceiling | {thr[name] / thr['tls-echo']:.2f}× | | |")
+            w(f"| {labels.get(name, name)} / ceiling | {thr[name] / thr['tls-echo']:.2f}× | | | |")
     if "baseline" in thr:
-        w(f"| **webhook / baseline** | **{thr['webhook'] / thr['baseline']:.2f}×** | | |")
+        cpu_ratio = ""
+        if cpu and cpu["max"].get("baseline") and cpu["max"].get("webhook"):
+            ratio = statistics.median(cpu["max"]["webhook"]) / statistics.median(cpu["max"]["baseline"])
+            cpu_ratio = f" **{ratio:.2f}×** CPU per request"
+        w(f"| **webhook / baseline** | **{thr['webhook'] / thr['baseline']:.2f}×** | | |{cpu_ratio} |")
     w("")
+    if cpu:
+        w(
+            "CPU per request: the server's own user + system time over each run "
+            "(`/proc/PID/stat`), divided by the requests it answered; median over the runs."
+        )
+        w("")
     if "server_mean_us" in wh:
         w(
             f"Inside the webhook (its own `/metrics`, all runs): **{wh['server_mean_us']:.0f} µs** "
@@ -944,6 +959,13 @@ def report_webhook(R, meta, w, goals):
         goal(p99w < 1.5 * p99e),
     ))
     goals.append(("Webhook throughput ≥ 0.35× the bare-TLS ceiling (issue 21)", f"{share:.2f}×", goal(share >= 0.35)))
+    if cpu and cpu["max"].get("baseline") and cpu["max"].get("webhook"):
+        mine, base = statistics.median(cpu["max"]["webhook"]), statistics.median(cpu["max"]["baseline"])
+        goals.append((
+            "Webhook CPU per admission ≤ half the baseline's (issue 21)",
+            f"{mine / base:.2f}× ({mine:.1f} / {base:.1f} µs)",
+            goal(mine <= 0.5 * base),
+        ))
     if "webhook-nocache" in thr:
         cold = thr["webhook-nocache"] / thr["tls-echo"]
         goals.append((

@@ -395,12 +395,18 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
   # derives its plan, as for a secret set the webhook has not seen), `baseline`
   # (BENCH_WEBHOOK_BASELINE, defaults), and `tls-echo`.
   SERVERS=(webhook webhook-nocache)
+  # Each server's own CPU (user + system, /proc/PID/stat) over each run, per request served:
+  # the CPU an admission costs, which throughput alone hides behind the shared cores.
+  declare -A PID_OF=()
+  CLK_TCK=$(getconf CLK_TCK)
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   start_webhook() { # NAME BINARY PORT ADMIN_PORT [ARGS...]
     local name=$1 bin=$2 port=$3 admin=$4
     shift 4
     "${CLEAN_ENV[@]}" "$bin" serve --listen "$HOST:$port" --admin-listen "$HOST:$admin" \
       --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key" "$@" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
+    PID_OF[$name]=$!
   }
   start_webhook webhook "$WEBHOOK" "$WEBHOOK_PORT" "$WEBHOOK_ADMIN_PORT"
   start_webhook webhook-nocache "$WEBHOOK" "$NOCACHE_PORT" "$(free_port)" --plan-cache-entries 0
@@ -427,6 +433,7 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
   "$TLS_ECHO" serve --listen "$HOST:$ECHO_PORT" --cert "$WORK/tls.crt" --key "$WORK/tls.key" \
     --body "$WORK/response.json" >"$WORK/tls-echo.log" 2>&1 &
   PIDS+=($!)
+  PID_OF[tls-echo]=$!
   SERVERS+=(tls-echo)
   wait_until 30 "tls-echo" post "${URL[tls-echo]}"
   cmp <(post "${URL[tls-echo]}") "$WORK/response.json" || die "tls-echo answers differently"
@@ -457,7 +464,11 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
   for mode in fixed max; do
     for i in $(seq 1 "$WRK_RUNS"); do
       for name in "${SERVERS[@]}"; do
-        printf '{"name":"%s","mode":"%s","result":%s}\n' "$name" "$mode" "$(wrk_run "$name" "$mode" "${URL[$name]}" "$i")" >>"$RES/wrk.jsonl"
+        t0=$(cpu_ticks "${PID_OF[$name]}")
+        result=$(wrk_run "$name" "$mode" "${URL[$name]}" "$i")
+        t1=$(cpu_ticks "${PID_OF[$name]}")
+        printf '{"name":"%s","mode":"%s","result":%s,"cpu_s":%s}\n' "$name" "$mode" "$result" \
+          "$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" 'BEGIN{print (b - a) / h}')" >>"$RES/wrk.jsonl"
       done
     done
   done
@@ -475,6 +486,9 @@ res, work, rate, conns, delay, secs, wrkv, servers, baseline = sys.argv[1:10]
 servers = servers.split()
 runs = [json.loads(l) for l in open(f"{res}/wrk.jsonl")]
 pick = lambda name, mode: [r["result"] for r in runs if r["name"] == name and r["mode"] == mode]
+# CPU µs per request of each run (the server's user + system time over the run / requests).
+cpu = lambda name, mode: [1e6 * r["cpu_s"] / r["result"]["requests"]
+                          for r in runs if r["name"] == name and r["mode"] == mode and r["result"]["requests"]]
 json.dump({
     "rate": int(rate),
     "rate_method": f"{wrkv}, {conns} threads with one connection each, started {delay}/{conns} ms apart, "
@@ -496,6 +510,7 @@ json.dump({
     "baseline": baseline,
     "fixed": {n: pick(n, "fixed") for n in servers},
     "max": {n: pick(n, "max") for n in servers},
+    "cpu_us": {mode: {n: cpu(n, mode) for n in servers} for mode in ("fixed", "max")},
 }, open(f"{res}/webhook.json", "w"))
 EOF
 
