@@ -37,13 +37,14 @@ pub const BROKER_VOLUME_NAME: &str = "flyte-secret-agent-broker";
 /// Mode of the files of a Secret volume: see the module docs.
 const SECRET_FILE_MODE: i32 = 0o444;
 
-/// What the agent container needs for its Kubernetes requests.
-/// What the plan alone decides, so derived once per plan ([`super::cache::Planned`]): the
-/// Secret volumes and their mounts, and the broker's token volume and mount with the first
-/// annotation it serves.
+/// What the agent container needs for its Kubernetes requests, as far as the plan alone
+/// decides it, so derived once per plan ([`super::cache::Planned`]): the Secret volumes and
+/// their mounts, and the broker's token volume and mount with the first annotation it serves.
 #[derive(Debug, Default)]
 pub(super) struct KubeVolumes {
+    /// Pod volumes to add.
     pub volumes: Vec<Volume>,
+    /// Their mounts in the agent container.
     pub mounts: Vec<VolumeMount>,
     /// The annotation that names the broker in a denial when its CA cannot be read.
     broker: Option<String>,
@@ -53,15 +54,18 @@ pub(super) struct KubeVolumes {
 /// CA, read for every admission (the file is rotated under a running webhook).
 #[derive(Debug)]
 pub(super) struct KubeAccess<'p> {
+    /// The plan's volumes and mounts.
     pub kube: &'p KubeVolumes,
+    /// The broker's CA for the agent's env.
     pub env: Vec<EnvVar>,
 }
 
+/// Whether a pod volume name is one this module adds.
 pub(super) fn is_ours(volume: &str) -> bool {
     volume == BROKER_VOLUME_NAME || volume.starts_with(SECRET_VOLUME_PREFIX)
 }
 
-/// The volumes, mounts and env for `plan`'s Kubernetes requests.
+/// The volumes and mounts for `plan`'s Kubernetes requests.
 pub(super) fn kube_volumes(plan: &FetchPlan) -> KubeVolumes {
     // Secret name → data keys; BTreeMap/Set: the same pod always gets the same patch.
     let mut secrets: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();

@@ -22,9 +22,9 @@
 //! moves the entry to the young one, and when the young one is full the old one is dropped
 //! (an approximate LRU in O(1), with no per-entry bookkeeping). A plan whose JSON is over
 //! [`MAX_KEPT_JSON`] is not kept, so the cache holds at most ~64 KiB per entry (the plan, its
-//! JSON twice, the env), ~16 MiB at the default 256 entries (the Deployment's memory limit counts
-//! it). `--plan-cache-entries 0` turns it off. Plans hold request metadata only (names, never
-//! values).
+//! JSON plain and quoted, the env, the volumes), ~16 MiB at the default 256 entries (the
+//! Deployment's memory limit counts it). `--plan-cache-entries 0` turns it off. Plans hold
+//! request metadata only (names, never values).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -48,7 +48,8 @@ pub const DEFAULT_ENTRIES: usize = 256;
 pub const MAX_KEPT_JSON: usize = 16 << 10;
 
 /// A plan and what is derived from it alone: its JSON (the agent's `FLYTE_SECRET_PLAN`), the
-/// env every app container gets and the ENV_VAR secrets only `agent exec` can deliver.
+/// env every app container gets, the ENV_VAR secrets only `agent exec` can deliver and the
+/// Kubernetes Secret volumes.
 #[derive(Debug)]
 pub(super) struct Planned {
     pub(super) plan: FetchPlan,

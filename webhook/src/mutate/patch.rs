@@ -1,7 +1,8 @@
 //! The JSONPatch (RFC 6902) the webhook answers with. It only ever adds and removes, so it is
 //! its own small type: each value is serialized once, straight from its typed object, when
-//! the operation is made ([`crate::json`]). (Building `serde_json::Value` trees for `json_patch` and then
-//! serializing those was a sixth of an admission's CPU; bench/notes.md.)
+//! the operation is made ([`crate::json`]). (Building `serde_json::Value` trees for
+//! `json_patch` and then serializing those was a sixth of an admission's CPU;
+//! bench/notes.md.)
 
 use serde::Serialize;
 
