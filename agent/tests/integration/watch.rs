@@ -367,6 +367,31 @@ fn db_plan(vault: flyte_secret_spec::backend::VaultBackend, group: &str) -> Fetc
     )
 }
 
+/// A directory `agent init` has published into with the suites' Vault token: its home, the
+/// root (kept by `_dir`) and the token env the watcher needs too.
+struct TokenInit {
+    home: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    token: [(&'static str, String); 1],
+}
+
+/// `agent init` of `p` with the suites' Vault token, asserted to succeed.
+fn init_with_token(s: &Servers, p: &FetchPlan) -> TokenInit {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let token = [("VAULT_TOKEN", s.vault.token.clone())];
+    let (out, _) = init(home.path(), p, &root, &pairs(&token));
+    assert_ok(&out);
+    TokenInit {
+        home,
+        _dir: dir,
+        root,
+        token,
+    }
+}
+
 fn psql_login(s: &Servers, user: &str, password: &str) -> Result<(), String> {
     let out = std::process::Command::new(&s.tools.psql)
         .args(["-h", &s.postgres.host, "-p", &s.postgres.port.to_string()])
@@ -386,12 +411,12 @@ async fn database_credentials_are_fetched_again_at_ninety_percent_of_their_lease
     let s = Servers::load();
     let group = short_lease_role(&s).await;
     let p = db_plan(vault_token_backend(&s.vault.addr), &group);
-    let home = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path().to_path_buf();
-    let token = [("VAULT_TOKEN", s.vault.token.clone())];
-    let (out, _) = init(home.path(), &p, &root, &pairs(&token));
-    assert_ok(&out);
+    let TokenInit {
+        home,
+        _dir,
+        root,
+        token,
+    } = init_with_token(&s, &p);
     let read = |name: &str| std::fs::read_to_string(root.join(format!("{group}/{name}"))).unwrap();
     let first_user = read("username");
     // An hour between rounds: only the lease (6s, due at 5.4s) makes the watcher fetch.
@@ -452,12 +477,12 @@ async fn expired_database_credentials_that_cannot_be_fetched_again_are_removed()
     // A short round: it fails within 2s of the lease falling due (5.4s), before 8s.
     p.timeouts.request_seconds = 1;
     p.timeouts.deadline_seconds = 2;
-    let home = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let root = root.path().to_path_buf();
-    let token = [("VAULT_TOKEN", s.vault.token.clone())];
-    let (out, _) = init(home.path(), &p, &root, &pairs(&token));
-    assert_ok(&out);
+    let TokenInit {
+        home,
+        _dir,
+        root,
+        token,
+    } = init_with_token(&s, &p);
     let file = |name: &str| root.join(format!("{group}/{name}"));
     assert!(file("username").exists() && file(".creds").exists());
     let watch = Watch::every("1h", home.path(), &p, &root, &token);
