@@ -1,4 +1,5 @@
-//! AdmissionReview in, AdmissionReview out: parses the request with kube's admission types,
+//! AdmissionReview in, AdmissionReview out: parses the request (the fast path: [`envelope`]
+//! and [`fast`], only what an answer reads; anything they refuse: kube's admission types),
 //! runs [`crate::mutate`] on pod CREATEs, and writes the response with its own struct, because
 //! kube-core 5 serialises `patch` as a number array instead of the base64 string the API
 //! documents (kube-rs#1781).
@@ -18,7 +19,9 @@ use thiserror::Error;
 use crate::config::Settings;
 use crate::mutate::{self, Outcome, PlanCache, Skip};
 
+mod envelope;
 mod fast;
+use envelope::Admission;
 use fast::FastPod;
 
 /// The body is not an AdmissionReview the webhook can answer.
@@ -196,20 +199,35 @@ pub fn review_cached(
 }
 
 /// The fast path: `None` when it does not take the body.
+/// The fast path: the review's envelope ([`envelope`]) and pod ([`fast`]) parsed to what the
+/// answer reads. `None` for a body it refuses, which the general path then answers.
 fn fast_review(
     body: &[u8],
     settings: &Settings,
     plans: &PlanCache,
 ) -> Option<Result<Answer, BadReview>> {
-    typed_review(body, settings, plans, |p: FastPod| p.0)
+    let envelope::Review {
+        api_version,
+        kind,
+        request: Some(request),
+    } = serde_json::from_str::<envelope::Review<'_, FastPod>>(std::str::from_utf8(body).ok()?)
+        .ok()?
+    else {
+        return None;
+    };
+    let request = request.admission(TypeMeta { api_version, kind });
+    Some(answer(request, settings, plans, |p: FastPod| {
+        Ok::<Pod, std::convert::Infallible>(p.0)
+    }))
 }
 
-/// [`review`] as it was before [`fast`]: its fast path parsed k8s-openapi's whole [`Pod`].
-/// The same answers, for the parity tests and the benches (which compare both).
+/// [`review`] as it was before [`fast`] and [`envelope`]: its fast path parsed kube's whole
+/// `AdmissionRequest` and k8s-openapi's whole [`Pod`]. The same answers, for the parity tests
+/// and the benches (which compare both).
 #[doc(hidden)]
 pub fn review_whole_pod(body: &[u8], settings: &Settings) -> Result<Answer, BadReview> {
     let plans = PlanCache::default();
-    match typed_review(body, settings, &plans, |p: Pod| p) {
+    match typed_review(body, settings, &plans) {
         Some(answer) => answer,
         None => general_review(body, settings, &plans),
     }
@@ -219,26 +237,23 @@ pub fn review_whole_pod(body: &[u8], settings: &Settings) -> Result<Answer, BadR
 /// not parse. The body's UTF-8 is checked once, whole, instead of string by string as
 /// `from_slice` does (a twentieth of an admission's instructions); a body that is not UTF-8
 /// takes the general path, which reports it as before.
-fn typed_review<T>(
+/// kube's envelope and k8s-openapi's whole pod: [`review_whole_pod`]'s fast path.
+fn typed_review(
     body: &[u8],
     settings: &Settings,
     plans: &PlanCache,
-    pod: impl FnOnce(T) -> Pod,
-) -> Option<Result<Answer, BadReview>>
-where
-    T: kube::Resource + serde::de::DeserializeOwned,
-{
+) -> Option<Result<Answer, BadReview>> {
     let ReviewIn {
         api_version,
         kind,
         request: Some(mut request),
-    } = serde_json::from_str::<ReviewIn<T>>(std::str::from_utf8(body).ok()?).ok()?
+    } = serde_json::from_str::<ReviewIn<Pod>>(std::str::from_utf8(body).ok()?).ok()?
     else {
         return None;
     };
     request.types = TypeMeta { api_version, kind };
-    Some(answer(request, settings, plans, |p: T| {
-        Ok::<Pod, std::convert::Infallible>(pod(p))
+    Some(answer(request.into(), settings, plans, |p: Pod| {
+        Ok::<Pod, std::convert::Infallible>(p)
     }))
 }
 
@@ -257,7 +272,7 @@ fn general_review(
     // Re-read the object from bytes: parsing a `Pod` from a JSON value would compile a second
     // copy of all of Pod's serde code (~3 MB of the static binary); this path only runs for
     // bodies the fast path did not take.
-    answer(request, settings, plans, |o: DynamicObject| {
+    answer(request.into(), settings, plans, |o: DynamicObject| {
         serde_json::to_vec(&o).and_then(|bytes| serde_json::from_slice::<Pod>(&bytes))
     })
 }
@@ -275,13 +290,12 @@ fn check_types(types: &TypeMeta) -> Result<String, BadReview> {
 }
 
 fn answer<T, E>(
-    request: AdmissionRequest<T>,
+    request: Admission<'_, T>,
     settings: &Settings,
     plans: &PlanCache,
     parse: impl FnOnce(T) -> Result<Pod, E>,
 ) -> Result<Answer, BadReview>
 where
-    T: kube::Resource,
     E: std::fmt::Display,
 {
     let api_version = check_types(&request.types)?;
@@ -307,20 +321,19 @@ where
 }
 
 fn decide<T, E>(
-    request: AdmissionRequest<T>,
+    request: Admission<'_, T>,
     settings: &Settings,
     plans: &PlanCache,
     parse: impl FnOnce(T) -> Result<Pod, E>,
     response: &mut ResponseOut,
 ) -> (Verdict, usize)
 where
-    T: kube::Resource,
     E: std::fmt::Display,
 {
-    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
+    let is_pod = request.kind_group.is_empty() && request.kind == "Pod";
     let is_create = request.operation == Operation::Create && request.sub_resource.is_none();
     let (Some(object), true, true) = (request.object, is_pod, is_create) else {
-        tracing::debug!(uid = %request.uid, kind = %request.kind.kind, "not a pod CREATE: allowed");
+        tracing::debug!(uid = %request.uid, kind = %request.kind, "not a pod CREATE: allowed");
         return (Verdict::Skipped, 0);
     };
     let namespace = request.namespace.as_deref();

@@ -43,13 +43,6 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `value` as compact JSON, with `memo`'s string written from its JSON wherever it occurs.
-pub fn to_vec_with<T: Serialize + ?Sized>(value: &T, memo: Memo<'_>) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1024 + memo.json.len());
-    write_with(&mut out, value, Some(memo))?;
-    Ok(out)
-}
-
 /// A string and its JSON, written once: the agent's plan (~1.4 KB with ~150 quotes, the
 /// longest string of a patch) is the same for every pod of a cached plan
 /// ([`crate::mutate::cache`]), so it is escaped once per plan, not once per admission. Any
@@ -67,6 +60,11 @@ impl<'a> Memo<'a> {
         debug_assert_eq!(json, quoted(raw), "a memo holds its string's own JSON");
         Self { raw, json }
     }
+
+    /// The length of the string's JSON.
+    pub fn json_len(&self) -> usize {
+        self.json.len()
+    }
 }
 
 /// `s` as a JSON string, quotes included.
@@ -76,7 +74,9 @@ pub fn quoted(s: &str) -> Vec<u8> {
     out
 }
 
-fn write_with<T: Serialize + ?Sized>(
+/// `value` as compact JSON appended to `out`, with `memo`'s string (if any) written from its
+/// JSON wherever it occurs.
+pub fn write_with<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     value: &T,
     memo: Option<Memo<'_>>,
@@ -104,9 +104,16 @@ fn write_with<T: Serialize + ?Sized>(
 /// for a few bytes and was the largest single symbol of an admission in `perf`
 /// (bench/notes.md).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    write_str_body(out, s);
+    out.push(b'"');
+}
+
+/// `s` as the inside of a JSON string, without its quotes: for a string written in pieces
+/// (a JSONPatch path, token by token).
+pub fn write_str_body(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
     let mut plain = 0;
     for chunk in bytes.chunks_exact(8) {
         let word: [u8; 8] = chunk.try_into().expect("8 bytes");
@@ -123,7 +130,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             out.push(b);
         }
     }
-    out.push(b'"');
 }
 
 const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
@@ -762,7 +768,8 @@ mod tests {
         let json = quoted(plan);
         let memo = Memo::new(plan, &json);
         let value = json!([plan, same_len, {"k": plan}, "other"]);
-        let with = to_vec_with(&value, memo).unwrap();
+        let mut with = Vec::new();
+        write_with(&mut with, &value, Some(memo)).unwrap();
         assert_eq!(with, to_vec(&value).unwrap());
         assert_eq!(with, serde_json::to_vec(&value).unwrap());
         // The memo is used: a memo whose JSON differs from its string shows where it went.

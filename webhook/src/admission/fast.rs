@@ -30,27 +30,6 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug)]
 pub(super) struct FastPod(pub(super) Pod);
 
-impl k8s_openapi::Resource for FastPod {
-    const API_VERSION: &'static str = <Pod as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <Pod as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <Pod as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <Pod as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str = <Pod as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = <Pod as k8s_openapi::Resource>::Scope;
-}
-
-impl k8s_openapi::Metadata for FastPod {
-    type Ty = ObjectMeta;
-
-    fn metadata(&self) -> &ObjectMeta {
-        &self.0.metadata
-    }
-
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.0.metadata
-    }
-}
-
 impl<'de> Deserialize<'de> for FastPod {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let MapOnly(raw) = MapOnly::<RawPod>::deserialize(deserializer)?;
@@ -82,7 +61,7 @@ impl<'de> Deserialize<'de> for FastPod {
 
 /// A struct that, as in k8s-openapi, only a JSON object gives: serde's derived visitors also
 /// take an array of the fields in order, which k8s-openapi's refuse.
-struct MapOnly<T>(T);
+pub(super) struct MapOnly<T>(pub(super) T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -446,6 +446,129 @@ fn hostile_bodies() -> Vec<(String, Vec<u8>)> {
                 b["request"]["object"]["spec"]["containers"][0]["name"] = json!("a\u{0}\n\t")
             }),
         ),
+        // The envelope: what kube's AdmissionRequest refuses, the fast path's must refuse
+        // too (fields an answer never reads included).
+        (
+            "resource a number",
+            Box::new(|b| b["request"]["resource"] = json!(5)),
+        ),
+        (
+            "no resource",
+            Box::new(|b| {
+                b["request"].as_object_mut().unwrap().remove("resource");
+            }),
+        ),
+        (
+            "resource without a version",
+            Box::new(|b| b["request"]["resource"] = json!({"group": "", "resource": "pods"})),
+        ),
+        (
+            "resource with api_version a number",
+            Box::new(|b| b["request"]["resource"]["api_version"] = json!(1)),
+        ),
+        (
+            "resource as an array",
+            Box::new(|b| b["request"]["resource"] = json!(["", "v1", "pods"])),
+        ),
+        (
+            "requestKind null",
+            Box::new(|b| b["request"]["requestKind"] = Value::Null),
+        ),
+        (
+            "requestKind without kind",
+            Box::new(|b| b["request"]["requestKind"] = json!({"group": "", "version": "v1"})),
+        ),
+        (
+            "requestResource a string",
+            Box::new(|b| b["request"]["requestResource"] = json!("pods")),
+        ),
+        (
+            "requestSubResource a number",
+            Box::new(|b| b["request"]["requestSubResource"] = json!(1)),
+        ),
+        (
+            "name null",
+            Box::new(|b| b["request"]["name"] = Value::Null),
+        ),
+        (
+            "name a number",
+            Box::new(|b| b["request"]["name"] = json!(3)),
+        ),
+        (
+            "no userInfo",
+            Box::new(|b| {
+                b["request"].as_object_mut().unwrap().remove("userInfo");
+            }),
+        ),
+        (
+            "userInfo null",
+            Box::new(|b| b["request"]["userInfo"] = Value::Null),
+        ),
+        (
+            "userInfo an array",
+            Box::new(|b| b["request"]["userInfo"] = json!([null, ["g"], "u", "name"])),
+        ),
+        (
+            "userInfo groups with null",
+            Box::new(|b| b["request"]["userInfo"]["groups"] = json!(["a", null])),
+        ),
+        (
+            "userInfo members null, extra and unknown ones",
+            Box::new(|b| {
+                b["request"]["userInfo"] = json!({"username": null, "groups": null,
+                    "extra": {"scopes": ["a", "b"], "x": []}, "other": {"deep": [1, {"a": null}]}})
+            }),
+        ),
+        (
+            "userInfo extra not lists",
+            Box::new(|b| b["request"]["userInfo"]["extra"] = json!({"scopes": "a"})),
+        ),
+        (
+            "kind without group",
+            Box::new(|b| b["request"]["kind"] = json!({"version": "v1", "kind": "Pod"})),
+        ),
+        (
+            "kind in another group",
+            Box::new(|b| b["request"]["kind"]["group"] = json!("apps")),
+        ),
+        (
+            "kind as an array",
+            Box::new(|b| b["request"]["kind"] = json!(["", "v1", "Pod"])),
+        ),
+        (
+            "options any value",
+            Box::new(|b| {
+                b["request"]["options"] =
+                    json!({"a": [1, -2, 3.5, true, null, "s", {"b": {}}], "kind": 7})
+            }),
+        ),
+        (
+            "options null",
+            Box::new(|b| b["request"]["options"] = Value::Null),
+        ),
+        (
+            "oldObject not a pod",
+            Box::new(|b| {
+                b["request"]["oldObject"] = json!({"apiVersion": "v1", "kind": "Service"})
+            }),
+        ),
+        (
+            "dryRun a string",
+            Box::new(|b| b["request"]["dryRun"] = json!("true")),
+        ),
+        (
+            "dryRun true",
+            Box::new(|b| b["request"]["dryRun"] = json!(true)),
+        ),
+        ("uid a number", Box::new(|b| b["request"]["uid"] = json!(9))),
+        (
+            "operation lowercase",
+            Box::new(|b| b["request"]["operation"] = json!("create")),
+        ),
+        (
+            "subResource set",
+            Box::new(|b| b["request"]["subResource"] = json!("status")),
+        ),
         (
             "big ignored fields",
             Box::new(|b| {
@@ -491,6 +614,31 @@ fn hostile_bodies() -> Vec<(String, Vec<u8>)> {
             "duplicate volume name",
             "\"volumes\":[{",
             "\"volumes\":[{\"name\":\"a\",",
+        ),
+        (
+            "options out of a number's range",
+            "\"options\":{",
+            "\"options\":{\"n\":1e400,",
+        ),
+        (
+            "duplicate userInfo member",
+            "\"userInfo\":{",
+            "\"userInfo\":{\"uid\":\"x\",\"uid\":\"y\",",
+        ),
+        (
+            "duplicate uid",
+            "\"uid\":\"u\"",
+            "\"uid\":\"u\",\"uid\":\"v\"",
+        ),
+        (
+            "escaped kind",
+            "\"kind\":{\"group\":\"\",\"kind\":\"Pod\"",
+            "\"kind\":{\"group\":\"\",\"kind\":\"\\u0050od\"",
+        ),
+        (
+            "escaped resource group",
+            "\"resource\":{\"group\":\"\",",
+            "\"resource\":{\"group\":\"\\n\",",
         ),
         (
             "duplicate apiVersion",

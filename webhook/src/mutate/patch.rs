@@ -1,114 +1,113 @@
 //! The JSONPatch (RFC 6902) the webhook answers with. It only ever adds and removes, so it is
-//! its own small type: each value is serialized once, straight from its typed object, when
-//! the operation is made ([`crate::json`]). (Building `serde_json::Value` trees for
-//! `json_patch` and then serializing those was a sixth of an admission's CPU;
-//! bench/notes.md.)
+//! its own small type: each operation is written as its JSON object, value included, once,
+//! straight from its typed object, when it is made ([`crate::json`]), into one buffer (a path
+//! and a value of their own were two allocations per operation, 28 of an admission's ~200;
+//! bench/notes.md, round 7). (Building `serde_json::Value` trees for `json_patch` and then
+//! serializing those was a sixth of an admission's CPU; bench/notes.md.)
 
 use serde::Serialize;
 
 use crate::json::{self, Memo};
 
-/// One operation; the value is already JSON.
+/// One operation: its JSON object, `{"op":…,"path":…}` and for an add `,"value":…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// `{"op":"add","path":…,"value":…}`.
-    Add {
-        /// JSON Pointer (RFC 6901), escaped.
-        path: String,
-        /// The value, serialized (JSON, UTF-8).
-        value: Vec<u8>,
-    },
-    /// `{"op":"remove","path":…}`.
-    Remove {
-        /// JSON Pointer (RFC 6901), escaped.
-        path: String,
-    },
-}
+pub struct Op(Vec<u8>);
 
 impl Op {
-    /// Adds `value` at the pointer made of `tokens`.
     pub fn add<T: Serialize + ?Sized>(tokens: &[&str], value: &T) -> Self {
-        Self::Add {
-            path: pointer(tokens),
-            value: json::to_vec(value).expect("Kubernetes types serialize"),
-        }
+        Self::add_memo([tokens, &[]], value, None, 256)
     }
 
-    /// [`Op::add`], with the string `memo` holds written from its JSON (the agent's plan).
+    /// [`Op::add`] at `base` followed by `tail` (a container's path and a field of it).
+    pub fn add_in<T: Serialize + ?Sized>(base: &[&str], tail: &[&str], value: &T) -> Self {
+        Self::add_memo([base, tail], value, None, 256)
+    }
+
+    /// [`Op::add`], with `memo`'s string written from its JSON wherever it occurs.
     pub fn add_with<T: Serialize + ?Sized>(tokens: &[&str], value: &T, memo: Memo<'_>) -> Self {
-        Self::Add {
-            path: pointer(tokens),
-            value: json::to_vec_with(value, memo).expect("Kubernetes types serialize"),
-        }
+        Self::add_memo([tokens, &[]], value, Some(memo), 1024 + memo.json_len())
     }
 
-    /// Removes what the pointer made of `tokens` addresses.
+    fn add_memo<T: Serialize + ?Sized>(
+        tokens: [&[&str]; 2],
+        value: &T,
+        memo: Option<Memo<'_>>,
+        capacity: usize,
+    ) -> Self {
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(b"{\"op\":\"add\",\"path\":");
+        pointer(&mut out, tokens);
+        out.extend_from_slice(b",\"value\":");
+        json::write_with(&mut out, value, memo).expect("Kubernetes types serialize");
+        out.push(b'}');
+        Self(out)
+    }
+
     pub fn remove(tokens: &[&str]) -> Self {
-        Self::Remove {
-            path: pointer(tokens),
-        }
+        Self::remove_in(tokens, &[])
     }
 
-    /// The operation's JSON Pointer.
-    pub fn path(&self) -> &str {
-        match self {
-            Self::Add { path, .. } | Self::Remove { path } => path,
+    /// [`Op::remove`] at `base` followed by `tail`.
+    pub fn remove_in(base: &[&str], tail: &[&str]) -> Self {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"op\":\"remove\",\"path\":");
+        pointer(&mut out, [base, tail]);
+        out.push(b'}');
+        Self(out)
+    }
+
+    /// The operation's JSON Pointer, read back from its JSON (for tests and debugging).
+    pub fn path(&self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Path {
+            path: String,
         }
+        serde_json::from_slice::<Path>(&self.0)
+            .expect("an op holds its own JSON")
+            .path
     }
 }
 
-/// A whole patch, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Patch(pub Vec<Op>);
 
 impl Patch {
-    /// The patch as a JSON array.
     pub fn to_json(&self) -> Vec<u8> {
-        let size: usize = self
-            .0
-            .iter()
-            .map(|op| match op {
-                Op::Add { path, value } => path.len() + value.len() + 32,
-                Op::Remove { path } => path.len() + 32,
-            })
-            .sum();
+        let size: usize = self.0.iter().map(|op| op.0.len() + 1).sum();
         let mut out = Vec::with_capacity(size + 2);
         out.push(b'[');
         for (i, op) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let (name, path, value) = match op {
-                Op::Add { path, value } => ("add", path, Some(value)),
-                Op::Remove { path } => ("remove", path, None),
-            };
-            out.extend_from_slice(b"{\"op\":\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\",\"path\":");
-            json::write_str(&mut out, path);
-            if let Some(value) = value {
-                out.extend_from_slice(b",\"value\":");
-                out.extend_from_slice(value);
-            }
-            out.push(b'}');
+            out.extend_from_slice(&op.0);
         }
         out.push(b']');
         out
     }
 }
 
-/// A JSON Pointer from unescaped reference tokens (`~` → `~0`, `/` → `~1`).
-fn pointer(tokens: &[&str]) -> String {
-    let mut out = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
-    for t in tokens {
-        out.push('/');
-        if t.bytes().any(|b| b == b'~' || b == b'/') {
-            out.push_str(&t.replace('~', "~0").replace('/', "~1"));
-        } else {
-            out.push_str(t);
+/// `tokens` as a JSON Pointer (RFC 6901: `~` as `~0`, `/` as `~1`), written as a JSON string.
+/// The paths the mutation makes (field names, indices, our annotation's name) need neither,
+/// and are copied as they are.
+fn pointer(out: &mut Vec<u8>, [base, tail]: [&[&str]; 2]) {
+    let tokens = || base.iter().chain(tail);
+    out.push(b'"');
+    let plain = |b: u8| !(b == b'~' || b == b'/' || b < 0x20 || b == b'"' || b == b'\\');
+    if tokens().all(|t| t.bytes().all(plain)) {
+        for t in tokens() {
+            out.push(b'/');
+            out.extend_from_slice(t.as_bytes());
         }
+    } else {
+        let mut path = String::new();
+        for t in tokens() {
+            path.push('/');
+            path.push_str(&t.replace('~', "~0").replace('/', "~1"));
+        }
+        json::write_str_body(out, &path);
     }
-    out
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -118,6 +117,11 @@ mod tests {
 
     #[test]
     fn pointers_escape_tilde_and_slash() {
+        let pointer = |tokens: &[&str]| {
+            let mut out = Vec::new();
+            pointer(&mut out, [tokens, &[]]);
+            serde_json::from_slice::<String>(&out).expect("a JSON string")
+        };
         assert_eq!(pointer(&[]), "");
         assert_eq!(pointer(&["spec", "containers", "0"]), "/spec/containers/0");
         assert_eq!(
@@ -125,6 +129,16 @@ mod tests {
             "/metadata/annotations/flyte-secret-agent~1injected"
         );
         assert_eq!(pointer(&["a~/b", "~1"]), "/a~0~1b/~01");
+        assert_eq!(
+            pointer(&["q\"\\", "\n"]),
+            "/q\"\\/\n",
+            "JSON-escaped as a whole"
+        );
+        assert_eq!(
+            Op::remove(&["a\"b"]).path(),
+            "/a\"b",
+            "the path reads back from the op's JSON"
+        );
     }
 
     #[test]

@@ -213,34 +213,26 @@ fn wire_container(
     mounts: &[&VolumeMount],
     wrap: &ContainerWrap,
 ) {
-    fn at<'a>(base: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
-        [base, tail].concat()
-    }
-    append_all(
-        ops,
-        &at(base, &["volumeMounts"]),
-        c.volume_mounts.is_some(),
-        mounts,
-    );
+    append_in(ops, base, "volumeMounts", c.volume_mounts.is_some(), mounts);
     // `add` replaces an existing member: command and exec commands are set whole.
     if let Some(command) = &wrap.command {
-        ops.push(Op::add(&at(base, &["command"]), command));
+        ops.push(Op::add_in(base, &["command"], command));
     }
     for (path, command) in &wrap.hooks {
-        ops.push(Op::add(&at(base, path), command));
+        ops.push(Op::add_in(base, path, command));
     }
     match &c.env {
-        None => ops.push(Op::add(&at(base, &["env"]), env)),
+        None => ops.push(Op::add_in(base, &["env"], env)),
         Some(existing) => {
             let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
             let mut index = itoa::Buffer::new();
             for (i, e) in existing.iter().enumerate().rev() {
                 if ours.contains(e.name.as_str()) {
-                    ops.push(Op::remove(&at(base, &["env", index.format(i)])));
+                    ops.push(Op::remove_in(base, &["env", index.format(i)]));
                 }
             }
             for (i, e) in env.iter().enumerate() {
-                ops.push(Op::add(&at(base, &["env", index.format(i)]), e));
+                ops.push(Op::add_in(base, &["env", index.format(i)], e));
             }
         }
     }
@@ -254,11 +246,27 @@ pub(super) fn append_all<T: serde::Serialize>(
     items: &[T],
 ) {
     if exists {
-        let end = [array, &["-"]].concat();
         for item in items {
-            ops.push(Op::add(&end, item));
+            ops.push(Op::add_in(array, &["-"], item));
         }
     } else {
         ops.push(Op::add(array, items));
+    }
+}
+
+/// [`append_all`] to the array `field` of the object at `base`.
+fn append_in<T: serde::Serialize>(
+    ops: &mut Vec<Op>,
+    base: &[&str],
+    field: &str,
+    exists: bool,
+    items: &[T],
+) {
+    if exists {
+        for item in items {
+            ops.push(Op::add_in(base, &[field, "-"], item));
+        }
+    } else {
+        ops.push(Op::add_in(base, &[field], items));
     }
 }
