@@ -245,7 +245,12 @@ pub fn mutate_cached(
         }
     };
     let (plan, plan_json) = (&planned.plan, &planned.json);
-    let app = wiring::AppWiring::new(&planned.plan, &planned.app_env, &planned.unserved, settings);
+    let app = wiring::AppWiring::new(
+        &planned.plan,
+        &planned.app_env,
+        &planned.unserved,
+        &planned.app_mount,
+    );
     if injected_before(meta, spec) {
         let rewired = rewire::rewire(spec, plan, plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));

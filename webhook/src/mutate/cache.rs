@@ -32,9 +32,11 @@ use std::sync::{Arc, Mutex};
 
 use flyte_secret_spec::aggregate;
 use flyte_secret_spec::annotation::is_secret_annotation;
+use flyte_secret_spec::env::LOG_FORMAT_ENV;
 use flyte_secret_spec::plan::{FetchPlan, FileAccess};
-use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use k8s_openapi::api::core::v1::{EnvVar, Pod, Volume, VolumeMount};
 
+use super::common::plain_env;
 use super::owner::Identity;
 use super::{LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
 use crate::config::Settings;
@@ -63,6 +65,17 @@ pub(super) struct Planned {
     pub(super) unserved: Vec<(usize, bool)>,
     /// [`super::access::kube_volumes`].
     pub(super) kube: super::access::KubeVolumes,
+    /// The agent's plan env var (`json`), which wrapped containers get too.
+    pub(super) plan_env: EnvVar,
+    /// The agent's log-format env var and its read-write mount of the secrets volume, both
+    /// from the settings: with the plan, so that every agent container borrows them
+    /// ([`super::container`]).
+    pub(super) log_env: EnvVar,
+    pub(super) agent_mount: VolumeMount,
+    /// The secrets volume's read-only mount in app containers ([`super::wiring::app_mount`])
+    /// and the volumes every injection adds ([`super::inject::volumes`]), from the settings.
+    pub(super) app_mount: VolumeMount,
+    pub(super) volumes: Vec<Volume>,
 }
 
 impl Planned {
@@ -79,6 +92,15 @@ impl Planned {
         Self {
             kube,
             quoted: crate::json::quoted(&json),
+            plan_env: super::wrap::Wrapping::plan_env(&json),
+            log_env: plain_env(LOG_FORMAT_ENV, settings.agent.log_format.to_string()),
+            agent_mount: VolumeMount {
+                name: super::VOLUME_NAME.into(),
+                mount_path: settings.layout.mount_path.clone(),
+                ..Default::default()
+            },
+            app_mount: super::wiring::app_mount(settings),
+            volumes: super::inject::volumes(settings),
             plan,
             json,
             app_env,
@@ -259,15 +281,14 @@ mod tests {
         Key(key.into())
     }
 
+    /// A plan of no secrets whose JSON is `json`.
+    fn planned_json(json: String) -> Planned {
+        let plan = FetchPlan::new(&Default::default(), Vec::new());
+        Planned::new(plan, json, None, &Settings::default())
+    }
+
     fn planned(n: usize) -> Arc<Planned> {
-        Arc::new(Planned {
-            plan: FetchPlan::new(&Default::default(), Vec::new()),
-            json: n.to_string(),
-            quoted: crate::json::quoted(&n.to_string()),
-            app_env: Vec::new(),
-            unserved: Vec::new(),
-            kube: Default::default(),
-        })
+        Arc::new(planned_json(n.to_string()))
     }
 
     #[test]
@@ -294,14 +315,7 @@ mod tests {
     #[test]
     fn large_plans_are_not_kept() {
         let cache = PlanCache::new(8);
-        let big = Planned {
-            plan: FetchPlan::new(&Default::default(), Vec::new()),
-            json: "x".repeat(MAX_KEPT_JSON + 1),
-            quoted: Vec::new(),
-            app_env: Vec::new(),
-            unserved: Vec::new(),
-            kube: Default::default(),
-        };
+        let big = planned_json("x".repeat(MAX_KEPT_JSON + 1));
         cache.put(k("big"), Arc::new(big));
         assert!(cache.get(&k("big")).is_none());
         cache.put(k("small"), planned(2));

@@ -10,11 +10,14 @@
 //! after, and wires our container itself; a copy is then absent and harmless). Only names
 //! and paths are copied, never a credential: the token stays a file the kubelet projects.
 
+use std::borrow::Cow;
+
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, VolumeMount};
 
 use flyte_secret_spec::backend::Backend;
 
 use super::common::{env_value, same_path};
+use super::container::Agent;
 use crate::config::Settings;
 
 /// One kind of workload identity: the env var naming its token file, and every env var its
@@ -68,7 +71,7 @@ const KINDS: [Kind; 3] = [
 /// file. A name the agent already sets (its own env, the operator's `agentEnv`) is left, and
 /// so is a mount whose volume or path the agent already uses.
 pub(super) fn hand_to(
-    agent: &mut Container,
+    agent: &mut Agent<'_>,
     spec: &PodSpec,
     task: Option<&str>,
     settings: &Settings,
@@ -96,27 +99,27 @@ pub(super) fn hand_to(
         else {
             continue;
         };
-        let env = agent.env.get_or_insert_default();
+        let env = &mut agent.env;
         for name in kind.names {
             if let Some(value) = env_value(source, name).filter(|v| !v.is_empty())
                 && !env.iter().any(|e| e.name == *name)
             {
-                env.push(EnvVar {
+                env.push(Cow::Owned(EnvVar {
                     name: (*name).to_string(),
                     value: Some(value.to_string()),
                     value_from: None,
-                });
+                }));
             }
         }
-        let mounts = agent.volume_mounts.get_or_insert_default();
+        let mounts = &mut agent.mounts;
         if !mounts
             .iter()
             .any(|have| have.name == mount.name || same_path(&have.mount_path, &mount.mount_path))
         {
-            mounts.push(VolumeMount {
+            mounts.push(Cow::Owned(VolumeMount {
                 read_only: Some(true),
                 ..mount.clone()
-            });
+            }));
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
+use flyte_secret_spec::refresh::Refresh;
 use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
     Volume, VolumeProjection,
@@ -38,7 +39,7 @@ pub(super) fn inject(
     settings: &Settings,
 ) -> Result<Mutation, Denial> {
     let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
-    let (plan, plan_json) = (&planned.plan, &planned.json);
+    let plan = &planned.plan;
     check_conflicts(spec, settings)?;
     let mut ops = vec![Op::add(
         &["metadata", "annotations", INJECTED_ANNOTATION],
@@ -62,14 +63,14 @@ pub(super) fn inject(
     }
     let access = kube_access(&planned.kube, settings)?;
     // The plan's volumes by reference: they are cached with it, and only serialized here.
-    let mut volumes: Vec<Cow<'_, Volume>> = volumes(settings).into_iter().map(Cow::Owned).collect();
+    let mut volumes: Vec<Cow<'_, Volume>> = planned.volumes.iter().map(Cow::Borrowed).collect();
     volumes.extend(access.kube.volumes.iter().map(Cow::Borrowed));
     let refresh = refresh::requested(pod, settings)?;
     let hands_over = refresh::hands_over(plan, refresh);
     if hands_over {
         volumes.push(Cow::Owned(refresh::handover_volume()));
     }
-    let plan_env = Wrapping::plan_env(plan_json);
+    let plan_env = Cow::Borrowed(&planned.plan_env);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Vec::new();
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
@@ -87,7 +88,7 @@ pub(super) fn inject(
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     let mut agent = agent_container(
         spec,
-        plan_json.clone(),
+        planned,
         identity,
         settings,
         &access,
@@ -99,10 +100,7 @@ pub(super) fn inject(
     // Flyte 2's run/action/attempt/task-name labels, for the agent's log lines.
     let labels = pod.metadata.labels.as_ref();
     if let Some(value) = pod_labels_value(|k| labels?.get(k).map(String::as_str)) {
-        agent
-            .env
-            .get_or_insert_default()
-            .push(plain_env(POD_LABELS_ENV, value));
+        agent.env.push(Cow::Owned(plain_env(POD_LABELS_ENV, value)));
     }
     // The refresh sidecar, when asked for, right after the agent: it takes over the set
     // the agent published before any other container starts (and its Vault token, through
@@ -110,7 +108,13 @@ pub(super) fn inject(
     if hands_over {
         refresh::hand_over(&mut agent);
     }
-    let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
+    let agent = agent.checked();
+    // The sidecar is derived from the agent as a built container.
+    let watch = if matches!(refresh, Refresh::Every(_)) {
+        refresh::sidecar(spec, plan, &agent.to_container(), refresh, &mut warnings)?
+    } else {
+        None
+    };
     // Both carry the plan: written from its JSON quoted once per plan.
     let memo = planned.memo();
     match (spec.init_containers.is_some(), watch) {
@@ -120,11 +124,15 @@ pub(super) fn inject(
                 ops.push(Op::add_with(&["spec", "initContainers", "1"], &watch, memo));
             }
         }
-        (false, None) => ops.push(Op::add_with(&["spec", "initContainers"], &[agent], memo)),
+        (false, None) => ops.push(Op::add_with(
+            &["spec", "initContainers"],
+            std::slice::from_ref(&agent),
+            memo,
+        )),
         (false, Some(watch)) => {
             ops.push(Op::add_with(
                 &["spec", "initContainers"],
-                &[agent, watch],
+                &[agent.to_container(), watch],
                 memo,
             ));
         }
@@ -138,8 +146,9 @@ pub(super) fn inject(
     })
 }
 
-/// The secrets emptyDir and, when configured, the projected Vault token.
-fn volumes(settings: &Settings) -> Vec<Volume> {
+/// The secrets emptyDir and, when configured, the projected Vault token (derived with each
+/// plan, [`Planned`]).
+pub(super) fn volumes(settings: &Settings) -> Vec<Volume> {
     let mut volumes = vec![Volume {
         name: VOLUME_NAME.into(),
         empty_dir: Some(EmptyDirVolumeSource {

@@ -88,24 +88,25 @@ impl Patch {
 }
 
 /// `tokens` as a JSON Pointer (RFC 6901: `~` as `~0`, `/` as `~1`), written as a JSON string.
-/// The paths the mutation makes (field names, indices, our annotation's name) need neither,
-/// and are copied as they are.
+/// The tokens the mutation makes (field names, indices) need neither, and are written as
+/// they are; one that does (our annotation's name) is spelled out first.
 fn pointer(out: &mut Vec<u8>, [base, tail]: [&[&str]; 2]) {
-    let tokens = || base.iter().chain(tail);
     out.push(b'"');
-    let plain = |b: u8| !(b == b'~' || b == b'/' || b < 0x20 || b == b'"' || b == b'\\');
-    if tokens().all(|t| t.bytes().all(plain)) {
-        for t in tokens() {
-            out.push(b'/');
-            out.extend_from_slice(t.as_bytes());
+    for t in base.iter().chain(tail) {
+        out.push(b'/');
+        if t.bytes().any(|b| b == b'~' || b == b'/') {
+            let mut token = String::with_capacity(t.len() + 4);
+            for c in t.chars() {
+                match c {
+                    '~' => token.push_str("~0"),
+                    '/' => token.push_str("~1"),
+                    c => token.push(c),
+                }
+            }
+            json::write_str_body(out, &token);
+        } else {
+            json::write_str_body(out, t);
         }
-    } else {
-        let mut path = String::new();
-        for t in tokens() {
-            path.push('/');
-            path.push_str(&t.replace('~', "~0").replace('/', "~1"));
-        }
-        json::write_str_body(out, &path);
     }
     out.push(b'"');
 }

@@ -22,6 +22,8 @@
 //! What is only warned about: secrets delivered as env vars (`secretKeyRef`, `agent exec`)
 //! keep the values the containers started with; only files are refreshed.
 
+use std::borrow::Cow;
+
 use flyte_secret_spec::backend::Backend;
 use flyte_secret_spec::env::{COPY_SELF_ENV, VAULT_HANDOVER_DIR, VAULT_HANDOVER_ENV};
 use flyte_secret_spec::plan::FetchPlan;
@@ -32,6 +34,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Denial;
+use super::container::Agent;
 use crate::config::Settings;
 
 /// Name of the refresh sidecar.
@@ -134,20 +137,17 @@ pub(super) fn handover_volume() -> Volume {
 
 /// Mounts the handover volume in an agent container (`agent init`, whose clone becomes the
 /// sidecar) and tells the agent where it is.
-pub(super) fn hand_over(agent: &mut Container) {
-    agent
-        .volume_mounts
-        .get_or_insert_default()
-        .push(VolumeMount {
-            name: HANDOVER_VOLUME.into(),
-            mount_path: VAULT_HANDOVER_DIR.into(),
-            ..Default::default()
-        });
-    agent.env.get_or_insert_default().push(EnvVar {
+pub(super) fn hand_over(agent: &mut Agent<'_>) {
+    agent.mounts.push(Cow::Owned(VolumeMount {
+        name: HANDOVER_VOLUME.into(),
+        mount_path: VAULT_HANDOVER_DIR.into(),
+        ..Default::default()
+    }));
+    agent.env.push(Cow::Owned(EnvVar {
         name: VAULT_HANDOVER_ENV.into(),
         value: Some(VAULT_HANDOVER_DIR.into()),
         ..Default::default()
-    });
+    }));
 }
 
 fn check_pod(spec: &PodSpec) -> Result<(), Denial> {

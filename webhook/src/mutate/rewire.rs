@@ -5,6 +5,8 @@
 //! agent's own plan env, as written at injection, and late containers that cannot read the
 //! files the agent will write are named in a warning.
 
+use std::borrow::Cow;
+
 use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::FetchPlan;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -37,8 +39,8 @@ pub(super) fn rewire(
         .find(|c| c.name == AGENT_CONTAINER)
         .and_then(|a| a.env.iter().flatten().find(|e| e.name == PLAN_ENV))
         .filter(|e| e.value.is_some())
-        .cloned()
-        .unwrap_or_else(|| Wrapping::plan_env(plan_json));
+        .map(Cow::Borrowed)
+        .unwrap_or_else(|| Cow::Owned(Wrapping::plan_env(plan_json)));
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, has_bin, None, true);
     let mut ops = Vec::new();
     wire_all(&mut ops, spec, app, settings, true, &mut wrapping)?;

@@ -25,29 +25,24 @@ pub(super) struct AppWiring<'p> {
     /// The env vars, in order, without duplicates.
     pub(super) env: &'p [EnvVar],
     /// The secrets volume, read-only at the mount path.
-    pub(super) mount: VolumeMount,
+    pub(super) mount: &'p VolumeMount,
     /// The ENV_VAR secrets only `agent exec` can deliver.
     pub(super) unserved: Vec<Unserved<'p>>,
 }
 
 impl<'p> AppWiring<'p> {
     /// The wiring of a derived plan: `env` from [`app_env`], `unserved` from
-    /// [`super::wrap::unserved`] (indices into `plan`'s secrets), both derived once per plan
-    /// ([`super::cache::Planned`]).
+    /// [`super::wrap::unserved`] (indices into `plan`'s secrets) and `mount` from
+    /// [`app_mount`], all derived once per plan ([`super::cache::Planned`]).
     pub(super) fn new(
         plan: &'p FetchPlan,
         env: &'p [EnvVar],
         unserved: &[(usize, bool)],
-        settings: &Settings,
+        mount: &'p VolumeMount,
     ) -> Self {
         Self {
             env,
-            mount: VolumeMount {
-                name: VOLUME_NAME.into(),
-                mount_path: settings.layout.mount_path.clone(),
-                read_only: Some(true),
-                ..Default::default()
-            },
+            mount,
             unserved: unserved
                 .iter()
                 .map(|&(index, by_ref)| Unserved {
@@ -56,6 +51,16 @@ impl<'p> AppWiring<'p> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The secrets volume's read-only mount in the app containers.
+pub(super) fn app_mount(settings: &Settings) -> VolumeMount {
+    VolumeMount {
+        name: VOLUME_NAME.into(),
+        mount_path: settings.layout.mount_path.clone(),
+        read_only: Some(true),
+        ..Default::default()
     }
 }
 
@@ -166,7 +171,7 @@ pub(super) fn wire_all(
     app: &AppWiring<'_>,
     settings: &Settings,
     only_missing: bool,
-    wrapping: &mut Wrapping,
+    wrapping: &mut Wrapping<'_>,
 ) -> Result<(), Denial> {
     let lists = [
         ("containers", Some(&spec.containers)),
@@ -195,10 +200,10 @@ pub(super) fn wire_all(
             let mut env: Vec<&EnvVar> = app.env.iter().collect();
             if w.wraps() {
                 env.push(&wrapping.plan_env);
-                let mounts = [&app.mount, &wrapping.bin_mount];
+                let mounts = [app.mount, &wrapping.bin_mount];
                 wire_container(ops, &base, c, &env, &mounts, &w);
             } else {
-                wire_container(ops, &base, c, &env, &[&app.mount], &w);
+                wire_container(ops, &base, c, &env, &[app.mount], &w);
             }
         }
     }

@@ -30,6 +30,8 @@
 //! nothing is wrapped, and (as without wrapping) every ENV_VAR secret no `secretKeyRef` can
 //! carry gets that warning.
 
+use std::borrow::Cow;
+
 use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::{Backend, secret_key_refs};
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
@@ -214,10 +216,10 @@ pub(super) enum Mode {
 
 /// The wrap decisions of one admission.
 #[derive(Debug)]
-pub(super) struct Wrapping {
+pub(super) struct Wrapping<'p> {
     mode: Mode,
     /// The plan env var wrapped containers get (`agent exec` reads it).
-    pub(super) plan_env: EnvVar,
+    pub(super) plan_env: Cow<'p, EnvVar>,
     /// The read-only mount of the binary's volume in wrapped containers.
     pub(super) bin_mount: VolumeMount,
     /// Containers with something wrapped.
@@ -230,13 +232,13 @@ pub(super) struct Wrapping {
     late: bool,
 }
 
-impl Wrapping {
+impl<'p> Wrapping<'p> {
     /// `bin_volume`: whether the binary's volume is or will be there (`false` when a pod
     /// admitted without it is re-invoked); `plan_env`: the plan env var wrapped containers
     /// get; `task`: the Flyte task container; `late`: re-invocation, where no container to
     /// wire is the task's.
     pub(super) fn new(
-        plan_env: EnvVar,
+        plan_env: Cow<'p, EnvVar>,
         unserved: &[Unserved<'_>],
         settings: &Settings,
         bin_volume: bool,
