@@ -152,7 +152,7 @@ struct Guards {
 
 /// A large review for the worker thread, and where its answer goes.
 type LargeReview = (
-    Vec<u8>,
+    Bytes,
     Arc<App>,
     tokio::sync::oneshot::Sender<Result<admission::Answer, admission::BadReview>>,
 );

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::StatusCode;
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Bytes, Incoming};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
@@ -286,12 +286,14 @@ impl Gate {
 
 /// Reads the whole body by `deadline`, holding its bytes against `reservation` (from
 /// `Content-Length` first, when there is one, so an over-budget body is refused unread).
+/// A body that arrives as one frame (an AdmissionReview of a few KiB does) is kept as the
+/// frame hyper read it into, not copied.
 pub async fn read_body(
     mut body: Incoming,
     limits: &Limits,
     reservation: &mut Reservation<'_>,
     deadline: Instant,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Bytes, Refusal> {
     let declared = body.size_hint().exact();
     if let Some(len) = declared {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -302,20 +304,32 @@ pub async fn read_body(
     }
     let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
     let read = async {
-        let mut buf = Vec::with_capacity(capacity);
+        // The first frame as it is; from a second one on, all of them in one buffer.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Vec<u8> = Vec::new();
+        let mut total = 0;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| Refusal::Unreadable)?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            let total = buf.len() + data.len();
+            total += data.len();
             if total > limits.max_body {
                 return Err(Refusal::TooLarge);
             }
             reservation.grow_to(total)?;
-            buf.extend_from_slice(&data);
+            match first.take() {
+                None if joined.is_empty() => first = Some(data),
+                held => {
+                    if let Some(held) = held {
+                        joined.reserve(capacity.max(total));
+                        joined.extend_from_slice(&held);
+                    }
+                    joined.extend_from_slice(&data);
+                }
+            }
         }
-        Ok(buf)
+        Ok(first.unwrap_or_else(|| Bytes::from(joined)))
     };
     tokio::time::timeout_at(deadline, read)
         .await

@@ -79,6 +79,43 @@ async fn admits_over_tls_and_reloads_swapped_certificates() {
     );
 }
 
+/// A body that arrives in several TLS records (several frames: the server keeps a body of
+/// one frame as it was read and joins the others) is answered exactly as the same body sent
+/// at once.
+#[tokio::test]
+async fn a_review_sent_in_pieces_is_answered_as_one_sent_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki();
+    let volume = SecretVolume::new(dir.path(), &p);
+    let server = Server::start(&volume.cert(), &volume.key(), &[], &[]);
+    let body = review("pieces", "CREATE", &pod(&secrets()));
+    let whole = https(server.addr, &p.ca_pem, "POST", "/mutate", &body).await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.json()["response"]["patch"].is_string(), "injected");
+
+    let mut tls = connect(server.addr, &p.ca_pem).await.unwrap();
+    tls.write_all(request_head("POST", "/mutate", body.len()).as_bytes())
+        .await
+        .unwrap();
+    let third = body.len() / 3;
+    for piece in [
+        &body[..1],
+        &body[1..third],
+        &body[third..2 * third],
+        &body[2 * third..],
+    ] {
+        tls.write_all(piece).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pieces = read_reply(&mut tls).await;
+    assert_eq!(pieces.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&pieces.body),
+        String::from_utf8_lossy(&whole.body)
+    );
+}
+
 #[tokio::test]
 async fn routes_and_bad_bodies() {
     let dir = tempfile::tempdir().unwrap();
