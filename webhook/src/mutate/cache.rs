@@ -73,7 +73,8 @@ pub(super) struct Planned {
     pub(super) log_env: EnvVar,
     pub(super) agent_mount: VolumeMount,
     /// The secrets volume's read-only mount in app containers ([`super::wiring::app_mount`])
-    /// and the volumes every injection adds ([`super::inject::volumes`]), from the settings.
+    /// and the volumes every injection adds ([`super::common::injected_volumes`]), from the
+    /// settings.
     pub(super) app_mount: VolumeMount,
     pub(super) volumes: Vec<Volume>,
 }
@@ -100,7 +101,7 @@ impl Planned {
                 ..Default::default()
             },
             app_mount: super::wiring::app_mount(settings),
-            volumes: super::inject::volumes(settings),
+            volumes: super::common::injected_volumes(settings),
             plan,
             json,
             app_env,

@@ -1,9 +1,15 @@
 //! Small helpers shared by the container-building modules ([`super::container`],
 //! [`super::wiring`], [`super::wrap`], [`super::identity_env`]): literal env vars and reading
-//! one back, the kubelet's `$(VAR)` escaping and path comparison. It imports none of them, so
-//! their imports flow one way.
+//! one back, the kubelet's `$(VAR)` escaping, path comparison, and the volumes every
+//! injection adds. It imports none of them, so their imports flow one way.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, ProjectedVolumeSource, ServiceAccountTokenProjection,
+    Volume, VolumeProjection,
+};
+
+use super::{TOKEN_VOLUME_NAME, VOLUME_NAME};
+use crate::config::Settings;
 
 /// An env var whose value the container sees exactly as given: `$` is escaped as `$$`
 /// ([`escape_expansion`]), so no `$(NAME)` in a path or in the plan (request-derived text)
@@ -47,6 +53,37 @@ pub(super) fn env_value<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
 /// Whether two paths name the same directory (trailing slashes aside).
 pub(super) fn same_path(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The volumes every injection adds: the secrets emptyDir and, when configured, the
+/// projected Vault token (derived with each plan, [`super::cache::Planned`]).
+pub(super) fn injected_volumes(settings: &Settings) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: VOLUME_NAME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(settings.volume_size_limit.clone()),
+        }),
+        ..Default::default()
+    }];
+    if let Some(token) = &settings.vault_token {
+        volumes.push(Volume {
+            name: TOKEN_VOLUME_NAME.into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(token.audience.clone()),
+                        expiration_seconds: Some(token.expiration_seconds),
+                        path: "token".into(),
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    volumes
 }
 
 #[cfg(test)]

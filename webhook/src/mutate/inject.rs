@@ -8,10 +8,7 @@ use std::borrow::Cow;
 
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
 use flyte_secret_spec::refresh::Refresh;
-use k8s_openapi::api::core::v1::{
-    EmptyDirVolumeSource, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
-    Volume, VolumeProjection,
-};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 
 use super::access::{self, kube_access};
 use super::cache::Planned;
@@ -144,37 +141,6 @@ pub(super) fn inject(
         rewired: false,
         wrapped: wrapping.wrapped,
     })
-}
-
-/// The secrets emptyDir and, when configured, the projected Vault token (derived with each
-/// plan, [`Planned`]).
-pub(super) fn volumes(settings: &Settings) -> Vec<Volume> {
-    let mut volumes = vec![Volume {
-        name: VOLUME_NAME.into(),
-        empty_dir: Some(EmptyDirVolumeSource {
-            medium: Some("Memory".into()),
-            size_limit: Some(settings.volume_size_limit.clone()),
-        }),
-        ..Default::default()
-    }];
-    if let Some(token) = &settings.vault_token {
-        volumes.push(Volume {
-            name: TOKEN_VOLUME_NAME.into(),
-            projected: Some(ProjectedVolumeSource {
-                sources: Some(vec![VolumeProjection {
-                    service_account_token: Some(ServiceAccountTokenProjection {
-                        audience: Some(token.audience.clone()),
-                        expiration_seconds: Some(token.expiration_seconds),
-                        path: "token".into(),
-                    }),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
-    volumes
 }
 
 fn check_conflicts(spec: &PodSpec, settings: &Settings) -> Result<(), Denial> {
