@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
-use flyte_secret_spec::refresh::Refresh;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 
 use super::access::{self, kube_access};
@@ -77,7 +76,8 @@ pub(super) fn inject(
     }
     append_all(
         &mut ops,
-        &["spec", "volumes"],
+        &["spec"],
+        "volumes",
         spec.volumes.is_some(),
         &volumes,
     );
@@ -106,12 +106,7 @@ pub(super) fn inject(
         refresh::hand_over(&mut agent);
     }
     let agent = agent.checked();
-    // The sidecar is derived from the agent as a built container.
-    let watch = if matches!(refresh, Refresh::Every(_)) {
-        refresh::sidecar(spec, plan, &agent.to_container(), refresh, &mut warnings)?
-    } else {
-        None
-    };
+    let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
     // Both carry the plan: written from its JSON quoted once per plan.
     let memo = planned.memo();
     match (spec.init_containers.is_some(), watch) {
@@ -127,9 +122,10 @@ pub(super) fn inject(
             memo,
         )),
         (false, Some(watch)) => {
+            // A pair is a JSON array of the two.
             ops.push(Op::add_with(
                 &["spec", "initContainers"],
-                &[agent.to_container(), watch],
+                &(&agent, &watch),
                 memo,
             ));
         }

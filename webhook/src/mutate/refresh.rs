@@ -68,7 +68,7 @@ pub(super) fn requested(pod: &Pod, settings: &Settings) -> Result<Refresh, Denia
 pub(super) fn sidecar(
     spec: &PodSpec,
     plan: &FetchPlan,
-    agent: &Container,
+    agent: &Agent<'_>,
     refresh: Refresh,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Container>, Denial> {
@@ -83,7 +83,7 @@ pub(super) fn sidecar(
             plan.mount_path
         ));
     }
-    let mut watch = agent.clone();
+    let mut watch = agent.to_container();
     watch.name = WATCH_CONTAINER.into();
     watch.args = Some(vec![
         "watch".into(),
@@ -97,7 +97,6 @@ pub(super) fn sidecar(
     if let Some(bin) = agent
         .env
         .iter()
-        .flatten()
         .find(|e| e.name == COPY_SELF_ENV)
         .and_then(|e| e.value.as_deref())
         && let Some(mounts) = &mut watch.volume_mounts
