@@ -218,7 +218,7 @@ fn wire_container(
     mounts: &[&VolumeMount],
     wrap: &ContainerWrap,
 ) {
-    append_in(ops, base, "volumeMounts", c.volume_mounts.is_some(), mounts);
+    append_all(ops, base, "volumeMounts", c.volume_mounts.is_some(), mounts);
     // `add` replaces an existing member: command and exec commands are set whole.
     if let Some(command) = &wrap.command {
         ops.push(Op::add_in(base, &["command"], command));
@@ -243,24 +243,8 @@ fn wire_container(
     }
 }
 
-/// Appends items to an array, creating it when absent.
+/// Appends items to the array `field` of the object at `base`, creating it when absent.
 pub(super) fn append_all<T: serde::Serialize>(
-    ops: &mut Vec<Op>,
-    array: &[&str],
-    exists: bool,
-    items: &[T],
-) {
-    if exists {
-        for item in items {
-            ops.push(Op::add_in(array, &["-"], item));
-        }
-    } else {
-        ops.push(Op::add(array, items));
-    }
-}
-
-/// [`append_all`] to the array `field` of the object at `base`.
-fn append_in<T: serde::Serialize>(
     ops: &mut Vec<Op>,
     base: &[&str],
     field: &str,

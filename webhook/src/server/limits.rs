@@ -318,16 +318,15 @@ pub async fn read_body(
                 return Err(Refusal::TooLarge);
             }
             reservation.grow_to(total)?;
-            match first.take() {
-                None if joined.is_empty() => first = Some(data),
-                held => {
-                    if let Some(held) = held {
-                        joined.reserve(capacity.max(total));
-                        joined.extend_from_slice(&held);
-                    }
-                    joined.extend_from_slice(&data);
-                }
+            if first.is_none() && joined.is_empty() {
+                first = Some(data);
+                continue;
             }
+            if let Some(held) = first.take() {
+                joined.reserve(capacity.max(total));
+                joined.extend_from_slice(&held);
+            }
+            joined.extend_from_slice(&data);
         }
         Ok(first.unwrap_or_else(|| Bytes::from(joined)))
     };
