@@ -253,10 +253,35 @@ impl FaultProxy {
 
 type Body = Full<Bytes>;
 
-/// An address where nothing listens: connecting is refused.
-pub fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
-    listener.local_addr().expect("address")
+/// An address where nothing listens (connecting is refused) for as long as it is held.
+///
+/// The port stays bound, without `listen`: Linux answers a connection to a bound socket that
+/// does not listen with a reset, and no other socket can bind the port meanwhile. Binding and
+/// dropping a listener instead hands the port back, and a concurrent test's server can take it
+/// before the client connects (the client then meets that server, not a refusal).
+pub struct ClosedPort {
+    addr: SocketAddr,
+    _bound: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    /// The refused address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A [`ClosedPort`] on 127.0.0.1; keep it alive while the address is to stay refused.
+pub fn closed_port() -> ClosedPort {
+    // No SO_REUSEADDR (unlike `TcpListener::bind`): a listener with it may not share the port.
+    let bound = tokio::net::TcpSocket::new_v4().expect("socket");
+    bound
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    ClosedPort {
+        addr: bound.local_addr().expect("address"),
+        _bound: bound,
+    }
 }
 
 async fn handle(
@@ -340,4 +365,23 @@ async fn forward(req: Request<Incoming>, upstream: Upstream) -> anyhow::Result<R
     let (parts, body) = resp.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The port refuses connections and cannot be taken by a listener while it is held; once
+    /// it is dropped it is free again.
+    #[tokio::test]
+    async fn a_closed_port_refuses_and_is_not_handed_out_while_held() {
+        let closed = closed_port();
+        let err = TcpStream::connect(closed.addr()).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        let taken = TcpListener::bind(closed.addr()).await.unwrap_err();
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse, "{taken}");
+        let addr = closed.addr();
+        drop(closed);
+        TcpListener::bind(addr).await.unwrap();
+    }
 }

@@ -481,11 +481,13 @@ async fn run_scenario(setup: &Setup, scenario: Scenario) -> Outcome {
             FaultProxy::start_with(setup.upstream, tls).await.unwrap(),
         ))
     };
+    // Held until the scenario ends, so no other test's server takes the refused port.
+    let closed = closed_port();
     let url = match &proxy {
         Some(p) => p.url(),
         None => {
             let scheme = if tls_front { "https" } else { "http" };
-            format!("{scheme}://{}", closed_port())
+            format!("{scheme}://{}", closed.addr())
         }
     };
     // The CA the agent trusts: the proxy's, or (WrongCa) one that did not sign its certificate.

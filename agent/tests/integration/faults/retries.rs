@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use flyte_secret_spec::backend::AwsBackend;
 use flyte_secret_spec::{Backend, SecretRequest};
-use flyte_secret_testkit::fault::{Fault, FaultProxy};
+use flyte_secret_testkit::fault::{Fault, FaultProxy, closed_port};
 use flyte_secret_testkit::servers::Servers;
 
 fn aws_via(s: &Servers, proxy: &FaultProxy) -> Vec<Backend> {
@@ -167,12 +167,11 @@ async fn an_unreachable_store_fails_only_the_secrets_it_serves() {
     .await
     .unwrap();
     let vault_proxy = FaultProxy::start(http_addr(&s.vault.addr)).await.unwrap();
+    // Held to the end of the test, so no other test's server takes the refused port.
+    let closed = closed_port();
     let mut backends = vec![Backend::Aws(AwsBackend {
         region: Some(s.aws.region.clone()),
-        endpoint: Some(format!(
-            "http://{}",
-            flyte_secret_testkit::fault::closed_port()
-        )),
+        endpoint: Some(format!("http://{}", closed.addr())),
     })];
     backends.extend(vault_via(&vault_proxy));
     let vault_path = format!("secret/{group}");
@@ -214,12 +213,10 @@ async fn an_unreachable_store_fails_only_the_secrets_it_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_messages_are_short_and_fit_for_any_number_of_failures() {
     let s = Servers::load();
+    let closed = closed_port();
     let down = vec![Backend::Aws(AwsBackend {
         region: Some(s.aws.region.clone()),
-        endpoint: Some(format!(
-            "http://{}",
-            flyte_secret_testkit::fault::closed_port()
-        )),
+        endpoint: Some(format!("http://{}", closed.addr())),
     })];
     let home = tempfile::tempdir().unwrap();
     for n in [1, 80] {
