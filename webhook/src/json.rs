@@ -18,6 +18,9 @@ use std::fmt::Display;
 
 use serde::ser::{self, Impossible, Serialize};
 
+mod written;
+pub use written::{Part, Written, write_all};
+
 /// A value serde_json would refuse too (a map key that is not a string or a number).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

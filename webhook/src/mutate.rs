@@ -237,7 +237,13 @@ pub fn mutate_cached(
             // wraps.
             let json = plan.to_json();
             plan::check_plan_size(&plan, &json)?;
-            let planned = std::sync::Arc::new(cache::Planned::new(plan, json, namespace, settings));
+            let planned = std::sync::Arc::new(cache::Planned::new(
+                plan,
+                json,
+                namespace,
+                identity.owner,
+                settings,
+            ));
             if let Some(key) = key {
                 plans.put(key, planned.clone());
             }

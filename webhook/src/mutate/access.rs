@@ -29,6 +29,7 @@ use k8s_openapi::api::core::v1::{
 use super::Denial;
 use super::common::plain_env;
 use crate::config::Settings;
+use crate::json::Written;
 
 /// Prefix of the per-Secret volumes (`<prefix><n>`).
 pub const SECRET_VOLUME_PREFIX: &str = "flyte-secret-agent-k8s-";
@@ -42,10 +43,10 @@ const SECRET_FILE_MODE: i32 = 0o444;
 /// their mounts, and the broker's token volume and mount with the first annotation it serves.
 #[derive(Debug, Default)]
 pub(super) struct KubeVolumes {
-    /// Pod volumes to add.
-    pub volumes: Vec<Volume>,
+    /// Pod volumes to add, written once with the plan.
+    pub volumes: Vec<Written<Volume>>,
     /// Their mounts in the agent container.
-    pub mounts: Vec<VolumeMount>,
+    pub mounts: Vec<Written<VolumeMount>>,
     /// The annotation that names the broker in a denial when its CA cannot be read.
     broker: Option<String>,
 }
@@ -97,7 +98,7 @@ pub(super) fn kube_volumes(plan: &FetchPlan) -> KubeVolumes {
     let mut access = KubeVolumes::default();
     for (i, (name, keys)) in secrets.into_iter().enumerate() {
         let volume = format!("{SECRET_VOLUME_PREFIX}{i}");
-        access.volumes.push(Volume {
+        access.volumes.push(Written::new(Volume {
             name: volume.clone(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(name.to_string()),
@@ -114,17 +115,17 @@ pub(super) fn kube_volumes(plan: &FetchPlan) -> KubeVolumes {
                 default_mode: Some(SECRET_FILE_MODE),
             }),
             ..Default::default()
-        });
-        access.mounts.push(VolumeMount {
+        }));
+        access.mounts.push(Written::new(VolumeMount {
             name: volume,
             mount_path: format!("{KUBE_SECRETS_DIR}/{name}"),
             read_only: Some(true),
             ..Default::default()
-        });
+        }));
     }
     if let Some((b, annotation)) = broker {
         access.broker = Some(annotation.to_string());
-        access.volumes.push(Volume {
+        access.volumes.push(Written::new(Volume {
             name: BROKER_VOLUME_NAME.into(),
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![VolumeProjection {
@@ -138,13 +139,13 @@ pub(super) fn kube_volumes(plan: &FetchPlan) -> KubeVolumes {
                 default_mode: Some(SECRET_FILE_MODE),
             }),
             ..Default::default()
-        });
-        access.mounts.push(VolumeMount {
+        }));
+        access.mounts.push(Written::new(VolumeMount {
             name: BROKER_VOLUME_NAME.into(),
             mount_path: BROKER_TOKEN_DIR.into(),
             read_only: Some(true),
             ..Default::default()
-        });
+        }));
     }
     access
 }

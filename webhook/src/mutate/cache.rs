@@ -22,7 +22,7 @@
 //! moves the entry to the young one, and when the young one is full the old one is dropped
 //! (an approximate LRU in O(1), with no per-entry bookkeeping). A plan whose JSON is over
 //! [`MAX_KEPT_JSON`] is not kept, so the cache holds at most ~64 KiB per entry (the plan, its
-//! JSON plain and quoted, the env, the volumes), ~16 MiB at the default 256 entries (the
+//! JSON plain and in its env var, the env, the volumes), ~16 MiB at the default 256 entries (the
 //! Deployment's memory limit counts it). `--plan-cache-entries 0` turns it off. Plans hold
 //! request metadata only (names, never values).
 
@@ -32,14 +32,15 @@ use std::sync::{Arc, Mutex};
 
 use flyte_secret_spec::aggregate;
 use flyte_secret_spec::annotation::is_secret_annotation;
-use flyte_secret_spec::env::LOG_FORMAT_ENV;
-use flyte_secret_spec::plan::{FetchPlan, FileAccess};
+use flyte_secret_spec::env::{LOG_FORMAT_ENV, PLAN_ENV};
+use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner};
 use k8s_openapi::api::core::v1::{EnvVar, Pod, Volume, VolumeMount};
 
 use super::common::plain_env;
 use super::owner::Identity;
 use super::{LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
 use crate::config::Settings;
+use crate::json::Written;
 
 /// Default `--plan-cache-entries`: distinct (namespace, secret set, owner) combinations in use
 /// at once; a plan is a few KiB, so the cache stays in the low MiBs.
@@ -51,40 +52,42 @@ pub const MAX_KEPT_JSON: usize = 16 << 10;
 
 /// A plan and what is derived from it alone: its JSON (the agent's `FLYTE_SECRET_PLAN`), the
 /// env every app container gets, the ENV_VAR secrets only `agent exec` can deliver and the
-/// Kubernetes Secret volumes.
+/// Kubernetes Secret volumes; with the settings and the files' owner (both in its key), the
+/// rest of what every pod of the plan gets. What a patch holds is kept as its JSON too
+/// ([`Written`]), so that each admission copies it.
 #[derive(Debug)]
 pub(super) struct Planned {
     pub(super) plan: FetchPlan,
     pub(super) json: String,
-    /// `json` as a JSON string: the agent's env value, escaped once per plan
-    /// ([`crate::json::Memo`]).
-    pub(super) quoted: Vec<u8>,
     /// [`super::wiring::app_env`].
-    pub(super) app_env: Vec<EnvVar>,
+    pub(super) app_env: Vec<Written<EnvVar>>,
     /// [`super::wrap::unserved`]: `(index in the plan's secrets, by_ref)`.
     pub(super) unserved: Vec<(usize, bool)>,
     /// [`super::access::kube_volumes`].
     pub(super) kube: super::access::KubeVolumes,
     /// The agent's plan env var (`json`), which wrapped containers get too.
-    pub(super) plan_env: EnvVar,
+    pub(super) plan_env: Written<EnvVar>,
     /// The agent's log-format env var and its read-write mount of the secrets volume, both
-    /// from the settings: with the plan, so that every agent container borrows them
-    /// ([`super::container`]).
-    pub(super) log_env: EnvVar,
-    pub(super) agent_mount: VolumeMount,
+    /// from the settings ([`super::container`]).
+    pub(super) log_env: Written<EnvVar>,
+    pub(super) agent_mount: Written<VolumeMount>,
+    /// The agent's fields from the settings and the owner ([`super::container::fixed`]).
+    pub(super) agent_fixed: Box<[u8]>,
     /// The secrets volume's read-only mount in app containers ([`super::wiring::app_mount`])
     /// and the volumes every injection adds ([`super::common::injected_volumes`]), from the
     /// settings.
-    pub(super) app_mount: VolumeMount,
-    pub(super) volumes: Vec<Volume>,
+    pub(super) app_mount: Written<VolumeMount>,
+    pub(super) volumes: Vec<Written<Volume>>,
 }
 
 impl Planned {
-    /// Derives the rest from a validated plan and its JSON, for a pod of `namespace`.
+    /// Derives the rest from a validated plan and its JSON, for a pod of `namespace` whose
+    /// files `owner` owns.
     pub(super) fn new(
         plan: FetchPlan,
         json: String,
         namespace: Option<&str>,
+        owner: Owner,
         settings: &Settings,
     ) -> Self {
         let app_env = super::wiring::app_env(&plan, namespace, settings);
@@ -92,26 +95,38 @@ impl Planned {
         let kube = super::access::kube_volumes(&plan);
         Self {
             kube,
-            quoted: crate::json::quoted(&json),
-            plan_env: super::wrap::Wrapping::plan_env(&json),
-            log_env: plain_env(LOG_FORMAT_ENV, settings.agent.log_format.to_string()),
-            agent_mount: VolumeMount {
+            plan_env: Written::new(super::wrap::Wrapping::plan_env(&json)),
+            log_env: Written::new(plain_env(
+                LOG_FORMAT_ENV,
+                settings.agent.log_format.to_string(),
+            )),
+            agent_mount: Written::new(VolumeMount {
                 name: super::VOLUME_NAME.into(),
                 mount_path: settings.layout.mount_path.clone(),
                 ..Default::default()
-            },
-            app_mount: super::wiring::app_mount(settings),
-            volumes: super::common::injected_volumes(settings),
+            }),
+            agent_fixed: super::container::fixed(owner, settings),
+            app_mount: Written::new(super::wiring::app_mount(settings)),
+            volumes: super::common::injected_volumes(settings)
+                .into_iter()
+                .map(Written::new)
+                .collect(),
             plan,
             json,
-            app_env,
+            app_env: app_env.into_iter().map(Written::new).collect(),
             unserved,
         }
     }
 
-    /// The plan's JSON and its quoted form, for the serializer of the containers carrying it.
+    /// The plan env var's value and its JSON, for the serializer of a built container that
+    /// carries it (the refresh sidecar): the end of the env var's JSON,
+    /// `{"name":"FLYTE_SECRET_PLAN","value":<the value's JSON>}`.
     pub(super) fn memo(&self) -> crate::json::Memo<'_> {
-        crate::json::Memo::new(&self.json, &self.quoted)
+        let env = self.plan_env.json();
+        let start =
+            br#"{"name":"#.len() + crate::json::quoted(PLAN_ENV).len() + br#","value":"#.len();
+        let value = self.plan_env.value().value.as_deref().unwrap_or_default();
+        crate::json::Memo::new(value, &env[start..env.len() - 1])
     }
 }
 
@@ -285,7 +300,11 @@ mod tests {
     /// A plan of no secrets whose JSON is `json`.
     fn planned_json(json: String) -> Planned {
         let plan = FetchPlan::new(&Default::default(), Vec::new());
-        Planned::new(plan, json, None, &Settings::default())
+        let owner = Owner {
+            uid: 1000,
+            gid: 1000,
+        };
+        Planned::new(plan, json, None, owner, &Settings::default())
     }
 
     fn planned(n: usize) -> Arc<Planned> {

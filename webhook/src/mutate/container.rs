@@ -10,10 +10,9 @@
 //! (bench/notes.md, round 7). [`Agent::to_container`] builds it where one is needed (the
 //! refresh sidecar is derived from it) and, in tests, checks every written agent against it.
 
-use std::borrow::Cow;
-
 use flyte_secret_spec::backend::{Backend, SERVICE_ACCOUNT_TOKEN_FILE, VaultAuth};
 use flyte_secret_spec::env::{COPY_SELF_ENV, DEFAULT_TERMINATION_LOG, SERVICE_ACCOUNT_DIR};
+use flyte_secret_spec::plan::Owner;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, PodSpec, ResourceRequirements, SeccompProfile,
     SecurityContext, VolumeMount,
@@ -27,6 +26,7 @@ use super::owner::Identity;
 use super::wrap::BIN_VOLUME_NAME;
 use super::{AGENT_CONTAINER, TOKEN_VOLUME_NAME};
 use crate::config::Settings;
+use crate::json::Part;
 
 const COMMAND: &str = "/agent";
 const ARGS: &str = "init";
@@ -35,22 +35,22 @@ const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
 /// The agent init container's parts: what varies, and borrowed what is cached.
 #[derive(Debug)]
 pub(super) struct Agent<'a> {
-    pub(super) env: Vec<Cow<'a, EnvVar>>,
-    pub(super) mounts: Vec<Cow<'a, VolumeMount>>,
+    pub(super) env: Vec<Part<'a, EnvVar>>,
+    pub(super) mounts: Vec<Part<'a, VolumeMount>>,
     image: &'a str,
     pull_policy: &'static str,
     resources: &'a ResourceRequirements,
-    security: SecurityContext,
+    owner: Owner,
+    /// [`fixed`]'s JSON, cached with the plan.
+    fixed: &'a [u8],
 }
 
-/// [`Agent`] as k8s-openapi's `Container` serializes: its fields in the same order, the
-/// absent ones skipped.
+/// The agent's fields that only the settings and the files' owner decide, from `image` to
+/// `terminationMessagePolicy`, in k8s-openapi's order: written once with the plan (whose
+/// cache key holds the owner), between the env and the mounts.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Written<'b> {
-    args: &'b [&'b str],
-    command: &'b [&'b str],
-    env: &'b [Cow<'b, EnvVar>],
+struct Fixed<'b> {
     image: &'b str,
     image_pull_policy: &'b str,
     name: &'b str,
@@ -58,29 +58,61 @@ struct Written<'b> {
     security_context: &'b SecurityContext,
     termination_message_path: &'b str,
     termination_message_policy: &'b str,
-    volume_mounts: &'b [Cow<'b, VolumeMount>],
 }
 
-impl Serialize for Agent<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Written {
-            args: &[ARGS],
-            command: &[COMMAND],
-            env: &self.env,
-            image: self.image,
-            image_pull_policy: self.pull_policy,
-            name: AGENT_CONTAINER,
-            resources: self.resources,
-            security_context: &self.security,
-            termination_message_path: DEFAULT_TERMINATION_LOG,
-            termination_message_policy: TERMINATION_MESSAGE_POLICY,
-            volume_mounts: &self.mounts,
-        }
-        .serialize(serializer)
+/// [`Fixed`]'s members as JSON, without the braces: the middle of the agent's object.
+pub(super) fn fixed(owner: Owner, settings: &Settings) -> Box<[u8]> {
+    let agent = &settings.agent;
+    let object = crate::json::to_vec(&Fixed {
+        image: &agent.image,
+        image_pull_policy: agent.pull_policy.as_str(),
+        name: AGENT_CONTAINER,
+        resources: &agent.resources,
+        security_context: &security(owner),
+        termination_message_path: DEFAULT_TERMINATION_LOG,
+        termination_message_policy: TERMINATION_MESSAGE_POLICY,
+    })
+    .expect("Kubernetes types serialize");
+    object[1..object.len() - 1].into()
+}
+
+/// The agent's security context: as the files' owner, locked down.
+fn security(owner: Owner) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(i64::from(owner.uid)),
+        run_as_group: Some(i64::from(owner.gid)),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..Default::default()
     }
 }
 
 impl Agent<'_> {
+    /// Appends the container's JSON, as k8s-openapi writes [`Agent::to_container`]'s: the
+    /// cached parts copied, the rest serialized.
+    pub(super) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"args\":[");
+        crate::json::write_str(out, ARGS);
+        out.extend_from_slice(b"],\"command\":[");
+        crate::json::write_str(out, COMMAND);
+        out.extend_from_slice(b"],\"env\":");
+        crate::json::write_all(out, &self.env);
+        out.push(b',');
+        out.extend_from_slice(self.fixed);
+        out.extend_from_slice(b",\"volumeMounts\":");
+        crate::json::write_all(out, &self.mounts);
+        out.push(b'}');
+    }
+
     /// The same container, built.
     pub(super) fn to_container(&self) -> Container {
         Container {
@@ -89,12 +121,12 @@ impl Agent<'_> {
             image_pull_policy: Some(self.pull_policy.into()),
             command: Some(vec![COMMAND.into()]),
             args: Some(vec![ARGS.into()]),
-            env: Some(self.env.iter().map(|e| e.as_ref().clone()).collect()),
+            env: Some(self.env.iter().map(|e| (**e).clone()).collect()),
             resources: Some(self.resources.clone()),
-            security_context: Some(self.security.clone()),
+            security_context: Some(security(self.owner)),
             termination_message_path: Some(DEFAULT_TERMINATION_LOG.into()),
             termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
-            volume_mounts: Some(self.mounts.iter().map(|m| m.as_ref().clone()).collect()),
+            volume_mounts: Some(self.mounts.iter().map(|m| (**m).clone()).collect()),
             ..Default::default()
         }
     }
@@ -103,11 +135,15 @@ impl Agent<'_> {
     /// that injects checks the writer.
     pub(super) fn checked(self) -> Self {
         #[cfg(test)]
-        assert_eq!(
-            String::from_utf8(crate::json::to_vec(&self).expect("written")),
-            String::from_utf8(crate::json::to_vec(&self.to_container()).expect("written")),
-            "the agent's parts write k8s-openapi's Container"
-        );
+        {
+            let mut written = Vec::new();
+            self.write(&mut written);
+            assert_eq!(
+                String::from_utf8(written),
+                String::from_utf8(crate::json::to_vec(&self.to_container()).expect("written")),
+                "the agent's parts write k8s-openapi's Container"
+            );
+        }
         self
     }
 }
@@ -123,19 +159,19 @@ pub(super) fn agent_container<'a>(
 ) -> Agent<'a> {
     let agent = &settings.agent;
     let mut env = vec![
-        Cow::Borrowed(&planned.plan_env),
-        Cow::Borrowed(&planned.log_env),
+        Part::Written(&planned.plan_env),
+        Part::Written(&planned.log_env),
     ];
     if wraps {
-        env.push(Cow::Owned(plain_env(
+        env.push(Part::Owned(plain_env(
             COPY_SELF_ENV,
             settings.exec_wrap.bin_path.clone(),
         )));
     }
-    env.extend(access.env.iter().map(Cow::Borrowed));
-    env.extend(agent.env.iter().map(Cow::Borrowed));
+    env.extend(access.env.iter().map(Part::Borrowed));
+    env.extend(agent.env.iter().map(Part::Borrowed));
 
-    let mut mounts = vec![Cow::Borrowed(&planned.agent_mount)];
+    let mut mounts = vec![Part::Written(&planned.agent_mount)];
     // The pod's API token only when a backend logs in with it (Vault kubernetes/jwt auth);
     // Kubernetes Secrets come from the kubelet and the broker, never the API.
     let token = spec
@@ -145,7 +181,7 @@ pub(super) fn agent_container<'a>(
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .find(|m| same_path(&m.mount_path, SERVICE_ACCOUNT_DIR));
     match token.filter(|_| needs_pod_token(settings)) {
-        Some(m) => mounts.push(Cow::Owned(VolumeMount {
+        Some(m) => mounts.push(Part::Owned(VolumeMount {
             read_only: Some(true),
             ..m.clone()
         })),
@@ -155,9 +191,9 @@ pub(super) fn agent_container<'a>(
         )),
         None => {}
     }
-    mounts.extend(access.kube.mounts.iter().map(Cow::Borrowed));
+    mounts.extend(access.kube.mounts.iter().map(Part::Written));
     if let Some(t) = &settings.vault_token {
-        mounts.push(Cow::Owned(VolumeMount {
+        mounts.push(Part::Owned(VolumeMount {
             name: TOKEN_VOLUME_NAME.into(),
             mount_path: t.mount_path.clone(),
             read_only: Some(true),
@@ -166,7 +202,7 @@ pub(super) fn agent_container<'a>(
     }
     if wraps {
         // `agent init` copies itself here for the wrapped containers' `agent exec`.
-        mounts.push(Cow::Owned(VolumeMount {
+        mounts.push(Part::Owned(VolumeMount {
             name: BIN_VOLUME_NAME.into(),
             mount_path: settings.exec_wrap.bin_path.clone(),
             ..Default::default()
@@ -179,22 +215,8 @@ pub(super) fn agent_container<'a>(
         image: &agent.image,
         pull_policy: agent.pull_policy.as_str(),
         resources: &agent.resources,
-        security: SecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(i64::from(identity.owner.uid)),
-            run_as_group: Some(i64::from(identity.owner.gid)),
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                localhost_profile: None,
-            }),
-            ..Default::default()
-        },
+        owner: identity.owner,
+        fixed: &planned.agent_fixed,
     }
 }
 

@@ -10,7 +10,7 @@
 //! after, and wires our container itself; a copy is then absent and harmless). Only names
 //! and paths are copied, never a credential: the token stays a file the kubelet projects.
 
-use std::borrow::Cow;
+use crate::json::Part;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, VolumeMount};
 
@@ -104,7 +104,7 @@ pub(super) fn hand_to(
             if let Some(value) = env_value(source, name).filter(|v| !v.is_empty())
                 && !env.iter().any(|e| e.name == *name)
             {
-                env.push(Cow::Owned(EnvVar {
+                env.push(Part::Owned(EnvVar {
                     name: (*name).to_string(),
                     value: Some(value.to_string()),
                     value_from: None,
@@ -116,7 +116,7 @@ pub(super) fn hand_to(
             .iter()
             .any(|have| have.name == mount.name || same_path(&have.mount_path, &mount.mount_path))
         {
-            mounts.push(Cow::Owned(VolumeMount {
+            mounts.push(Part::Owned(VolumeMount {
                 read_only: Some(true),
                 ..mount.clone()
             }));

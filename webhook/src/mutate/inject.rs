@@ -4,8 +4,6 @@
 //! containers, last in the patch (with the pod's Flyte 2 run labels for its log lines),
 //! followed by the refresh sidecar when the pod asks for one ([`super::refresh`]).
 
-use std::borrow::Cow;
-
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
 
@@ -23,6 +21,7 @@ use super::{
     AGENT_CONTAINER, Denial, INJECTED_ANNOTATION, Mutation, Patch, TOKEN_VOLUME_NAME, VOLUME_NAME,
 };
 use crate::config::Settings;
+use crate::json::Part;
 use flyte_secret_spec::backend::{Backend, aws_ambiguity};
 
 /// The patch injecting the agent into a pod seen for the first time.
@@ -59,20 +58,20 @@ pub(super) fn inject(
     }
     let access = kube_access(&planned.kube, settings)?;
     // The plan's volumes by reference: they are cached with it, and only serialized here.
-    let mut volumes: Vec<Cow<'_, Volume>> = planned.volumes.iter().map(Cow::Borrowed).collect();
-    volumes.extend(access.kube.volumes.iter().map(Cow::Borrowed));
+    let mut volumes: Vec<Part<'_, Volume>> = planned.volumes.iter().map(Part::Written).collect();
+    volumes.extend(access.kube.volumes.iter().map(Part::Written));
     let refresh = refresh::requested(pod, settings)?;
     let hands_over = refresh::hands_over(plan, refresh);
     if hands_over {
-        volumes.push(Cow::Owned(refresh::handover_volume()));
+        volumes.push(Part::Owned(refresh::handover_volume()));
     }
-    let plan_env = Cow::Borrowed(&planned.plan_env);
+    let plan_env = Part::Written(&planned.plan_env);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Vec::new();
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
     let wraps = !wrapping.wrapped.is_empty();
     if wraps {
-        volumes.push(Cow::Owned(wrap::bin_volume(settings)));
+        volumes.push(Part::Owned(wrap::bin_volume(settings)));
     }
     append_all(
         &mut ops,
@@ -97,7 +96,9 @@ pub(super) fn inject(
     // Flyte 2's run/action/attempt/task-name labels, for the agent's log lines.
     let labels = pod.metadata.labels.as_ref();
     if let Some(value) = pod_labels_value(|k| labels?.get(k).map(String::as_str)) {
-        agent.env.push(Cow::Owned(plain_env(POD_LABELS_ENV, value)));
+        agent
+            .env
+            .push(Part::Owned(plain_env(POD_LABELS_ENV, value)));
     }
     // The refresh sidecar, when asked for, right after the agent: it takes over the set
     // the agent published before any other container starts (and its Vault token, through
@@ -107,26 +108,34 @@ pub(super) fn inject(
     }
     let agent = agent.checked();
     let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
-    // Both carry the plan: written from its JSON quoted once per plan.
-    let memo = planned.memo();
+    // The agent is written from its parts, most of them written once per plan; the sidecar,
+    // a built container, with the plan env var's value from its JSON written with the plan.
+    let length = 2048 + planned.plan_env.json().len();
     match (spec.init_containers.is_some(), watch) {
         (true, watch) => {
-            ops.push(Op::add_with(&["spec", "initContainers", "0"], &agent, memo));
+            let first = ["spec", "initContainers", "0"];
+            ops.push(Op::add_json_in(&first, &[], length, |out| agent.write(out)));
             if let Some(watch) = watch {
-                ops.push(Op::add_with(&["spec", "initContainers", "1"], &watch, memo));
+                let second = ["spec", "initContainers", "1"];
+                ops.push(Op::add_with(&second, &watch, planned.memo()));
             }
         }
-        (false, None) => ops.push(Op::add_with(
-            &["spec", "initContainers"],
-            std::slice::from_ref(&agent),
-            memo,
-        )),
-        (false, Some(watch)) => {
-            // A pair is a JSON array of the two.
-            ops.push(Op::add_with(
+        (false, watch) => {
+            // A JSON array of the agent and, when asked for, the sidecar.
+            ops.push(Op::add_json_in(
                 &["spec", "initContainers"],
-                &(&agent, &watch),
-                memo,
+                &[],
+                length,
+                |out| {
+                    out.push(b'[');
+                    agent.write(out);
+                    if let Some(watch) = &watch {
+                        out.push(b',');
+                        crate::json::write_with(out, watch, Some(planned.memo()))
+                            .expect("Kubernetes types serialize");
+                    }
+                    out.push(b']');
+                },
             ));
         }
     }

@@ -29,16 +29,34 @@ impl Op {
     }
 
     fn add_memo<T: Serialize + ?Sized>(
-        tokens: [&[&str]; 2],
+        [base, tail]: [&[&str]; 2],
         value: &T,
         memo: Option<Memo<'_>>,
         capacity: usize,
     ) -> Self {
+        Self::add_json_in(base, tail, capacity, |out| {
+            json::write_with(out, value, memo).expect("Kubernetes types serialize")
+        })
+    }
+
+    /// [`Op::add_in`] with a value `write` appends as JSON itself (parts written before,
+    /// [`json::Part`]); `capacity` is a guess at the op's length.
+    pub fn add_json_in(
+        base: &[&str],
+        tail: &[&str],
+        capacity: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Self {
         let mut out = Vec::with_capacity(capacity);
         out.extend_from_slice(b"{\"op\":\"add\",\"path\":");
-        pointer(&mut out, tokens);
+        pointer(&mut out, [base, tail]);
         out.extend_from_slice(b",\"value\":");
-        json::write_with(&mut out, value, memo).expect("Kubernetes types serialize");
+        #[cfg(test)]
+        let start = out.len();
+        write(&mut out);
+        #[cfg(test)]
+        serde_json::from_slice::<serde::de::IgnoredAny>(&out[start..])
+            .expect("an op's value is one JSON value");
         out.push(b'}');
         Self(out)
     }

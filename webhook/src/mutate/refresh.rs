@@ -22,7 +22,7 @@
 //! What is only warned about: secrets delivered as env vars (`secretKeyRef`, `agent exec`)
 //! keep the values the containers started with; only files are refreshed.
 
-use std::borrow::Cow;
+use crate::json::Part;
 
 use flyte_secret_spec::backend::Backend;
 use flyte_secret_spec::env::{COPY_SELF_ENV, VAULT_HANDOVER_DIR, VAULT_HANDOVER_ENV};
@@ -137,12 +137,12 @@ pub(super) fn handover_volume() -> Volume {
 /// Mounts the handover volume in an agent container (`agent init`, whose clone becomes the
 /// sidecar) and tells the agent where it is.
 pub(super) fn hand_over(agent: &mut Agent<'_>) {
-    agent.mounts.push(Cow::Owned(VolumeMount {
+    agent.mounts.push(Part::Owned(VolumeMount {
         name: HANDOVER_VOLUME.into(),
         mount_path: VAULT_HANDOVER_DIR.into(),
         ..Default::default()
     }));
-    agent.env.push(Cow::Owned(EnvVar {
+    agent.env.push(Part::Owned(EnvVar {
         name: VAULT_HANDOVER_ENV.into(),
         value: Some(VAULT_HANDOVER_DIR.into()),
         ..Default::default()

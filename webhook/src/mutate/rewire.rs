@@ -5,8 +5,6 @@
 //! agent's own plan env, as written at injection, and late containers that cannot read the
 //! files the agent will write are named in a warning.
 
-use std::borrow::Cow;
-
 use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::FetchPlan;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -16,6 +14,7 @@ use super::wiring::{AppWiring, wire_all};
 use super::wrap::{BIN_VOLUME_NAME, Wrapping};
 use super::{AGENT_CONTAINER, Denial, Mutation, Patch, VOLUME_NAME};
 use crate::config::Settings;
+use crate::json::Part;
 
 /// The patch wiring the late containers, or `None` when every container is wired.
 pub(super) fn rewire(
@@ -39,8 +38,8 @@ pub(super) fn rewire(
         .find(|c| c.name == AGENT_CONTAINER)
         .and_then(|a| a.env.iter().flatten().find(|e| e.name == PLAN_ENV))
         .filter(|e| e.value.is_some())
-        .map(Cow::Borrowed)
-        .unwrap_or_else(|| Cow::Owned(Wrapping::plan_env(plan_json)));
+        .map(Part::Borrowed)
+        .unwrap_or_else(|| Part::Owned(Wrapping::plan_env(plan_json)));
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, has_bin, None, true);
     let mut ops = Vec::new();
     wire_all(&mut ops, spec, app, settings, true, &mut wrapping)?;

@@ -18,14 +18,15 @@ use super::patch::Op;
 use super::wrap::{ContainerWrap, Unserved, Wrapping};
 use super::{AGENT_CONTAINER, Denial, VOLUME_NAME};
 use crate::config::Settings;
+use crate::json::{self, Part, Written};
 
 /// What every app container of one admission gets.
 #[derive(Debug)]
 pub(super) struct AppWiring<'p> {
     /// The env vars, in order, without duplicates.
-    pub(super) env: &'p [EnvVar],
+    pub(super) env: &'p [Written<EnvVar>],
     /// The secrets volume, read-only at the mount path.
-    pub(super) mount: &'p VolumeMount,
+    pub(super) mount: &'p Written<VolumeMount>,
     /// The ENV_VAR secrets only `agent exec` can deliver.
     pub(super) unserved: Vec<Unserved<'p>>,
 }
@@ -36,9 +37,9 @@ impl<'p> AppWiring<'p> {
     /// [`app_mount`], all derived once per plan ([`super::cache::Planned`]).
     pub(super) fn new(
         plan: &'p FetchPlan,
-        env: &'p [EnvVar],
+        env: &'p [Written<EnvVar>],
         unserved: &[(usize, bool)],
-        mount: &'p VolumeMount,
+        mount: &'p Written<VolumeMount>,
     ) -> Self {
         Self {
             env,
@@ -196,14 +197,16 @@ pub(super) fn wire_all(
             let w = wrapping.decide(c, settings);
             let mut index = itoa::Buffer::new();
             let base = ["spec", field, index.format(i)];
-            // References, not copies: the plan env var holds the whole plan.
-            let mut env: Vec<&EnvVar> = app.env.iter().collect();
+            // References to what is written once per plan, not copies: the plan env var
+            // holds the whole plan.
+            let mut env: Vec<Part<'_, EnvVar>> = app.env.iter().map(Part::Written).collect();
+            let mount = Part::Written(app.mount);
             if w.wraps() {
-                env.push(&wrapping.plan_env);
-                let mounts = [app.mount, &wrapping.bin_mount];
+                env.push(wrapping.plan_env.by_ref());
+                let mounts = [mount, Part::Borrowed(&wrapping.bin_mount)];
                 wire_container(ops, &base, c, &env, &mounts, &w);
             } else {
-                wire_container(ops, &base, c, &env, &[app.mount], &w);
+                wire_container(ops, &base, c, &env, &[mount], &w);
             }
         }
     }
@@ -214,8 +217,8 @@ fn wire_container(
     ops: &mut Vec<Op>,
     base: &[&str],
     c: &Container,
-    env: &[&EnvVar],
-    mounts: &[&VolumeMount],
+    env: &[Part<'_, EnvVar>],
+    mounts: &[Part<'_, VolumeMount>],
     wrap: &ContainerWrap,
 ) {
     append_all(ops, base, "volumeMounts", c.volume_mounts.is_some(), mounts);
@@ -227,7 +230,9 @@ fn wire_container(
         ops.push(Op::add_in(base, path, command));
     }
     match &c.env {
-        None => ops.push(Op::add_in(base, &["env"], env)),
+        None => ops.push(Op::add_json_in(base, &["env"], 2048, |out| {
+            json::write_all(out, env)
+        })),
         Some(existing) => {
             let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
             let mut index = itoa::Buffer::new();
@@ -237,7 +242,8 @@ fn wire_container(
                 }
             }
             for (i, e) in env.iter().enumerate() {
-                ops.push(Op::add_in(base, &["env", index.format(i)], e));
+                let tail = ["env", index.format(i)];
+                ops.push(Op::add_json_in(base, &tail, 256, |out| e.write(out)));
             }
         }
     }
@@ -249,13 +255,17 @@ pub(super) fn append_all<T: serde::Serialize>(
     base: &[&str],
     field: &str,
     exists: bool,
-    items: &[T],
+    items: &[Part<'_, T>],
 ) {
     if exists {
         for item in items {
-            ops.push(Op::add_in(base, &[field, "-"], item));
+            ops.push(Op::add_json_in(base, &[field, "-"], 256, |out| {
+                item.write(out)
+            }));
         }
     } else {
-        ops.push(Op::add_in(base, &[field], items));
+        ops.push(Op::add_json_in(base, &[field], 1024, |out| {
+            json::write_all(out, items)
+        }));
     }
 }

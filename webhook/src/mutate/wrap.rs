@@ -30,7 +30,7 @@
 //! nothing is wrapped, and (as without wrapping) every ENV_VAR secret no `secretKeyRef` can
 //! carry gets that warning.
 
-use std::borrow::Cow;
+use crate::json::Part;
 
 use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::{Backend, secret_key_refs};
@@ -219,7 +219,7 @@ pub(super) enum Mode {
 pub(super) struct Wrapping<'p> {
     mode: Mode,
     /// The plan env var wrapped containers get (`agent exec` reads it).
-    pub(super) plan_env: Cow<'p, EnvVar>,
+    pub(super) plan_env: Part<'p, EnvVar>,
     /// The read-only mount of the binary's volume in wrapped containers.
     pub(super) bin_mount: VolumeMount,
     /// Containers with something wrapped.
@@ -238,7 +238,7 @@ impl<'p> Wrapping<'p> {
     /// get; `task`: the Flyte task container; `late`: re-invocation, where no container to
     /// wire is the task's.
     pub(super) fn new(
-        plan_env: Cow<'p, EnvVar>,
+        plan_env: Part<'p, EnvVar>,
         unserved: &[Unserved<'_>],
         settings: &Settings,
         bin_volume: bool,
