@@ -9,7 +9,7 @@
 //! - A denial → `allowed: false`, `status.code: 400` with the denial's message (Flyte 2
 //!   denies the same way; the v2 executor then fails the task as non-retryable BadRequest).
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::core::DynamicObject;
 use kube::core::TypeMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::Settings;
-use crate::mutate::{self, Outcome, PlanCache, Skip};
+use crate::mutate::{self, Meta, Outcome, PlanCache, Skip};
 
 mod envelope;
 mod fast;
@@ -210,14 +210,14 @@ fn fast_review(
         api_version,
         kind,
         request: Some(request),
-    } = serde_json::from_str::<envelope::Review<'_, FastPod>>(std::str::from_utf8(body).ok()?)
+    } = serde_json::from_str::<envelope::Review<'_, FastPod<'_>>>(std::str::from_utf8(body).ok()?)
         .ok()?
     else {
         return None;
     };
     let request = request.admission(TypeMeta { api_version, kind });
-    Some(answer(request, settings, plans, |p: FastPod| {
-        Ok::<Pod, std::convert::Infallible>(p.0)
+    Some(answer(request, settings, plans, |p: FastPod<'_>| {
+        Ok::<_, std::convert::Infallible>(p)
     }))
 }
 
@@ -289,11 +289,11 @@ fn check_types(types: &TypeMeta) -> Result<String, BadReview> {
     Ok(api_version)
 }
 
-fn answer<T, E>(
+fn answer<T, P: Parsed, E>(
     request: Admission<'_, T>,
     settings: &Settings,
     plans: &PlanCache,
-    parse: impl FnOnce(T) -> Result<Pod, E>,
+    parse: impl FnOnce(T) -> Result<P, E>,
 ) -> Result<Answer, BadReview>
 where
     E: std::fmt::Display,
@@ -320,11 +320,11 @@ where
     })
 }
 
-fn decide<T, E>(
+fn decide<T, P: Parsed, E>(
     request: Admission<'_, T>,
     settings: &Settings,
     plans: &PlanCache,
-    parse: impl FnOnce(T) -> Result<Pod, E>,
+    parse: impl FnOnce(T) -> Result<P, E>,
     response: &mut ResponseOut,
 ) -> (Verdict, usize)
 where
@@ -337,7 +337,7 @@ where
         return (Verdict::Skipped, 0);
     };
     let namespace = request.namespace.as_deref();
-    let pod: Pod = match parse(object) {
+    let pod = match parse(object) {
         Ok(pod) => pod,
         Err(e) => {
             deny(response, format!("the object is not a valid Pod: {e}"));
@@ -345,13 +345,13 @@ where
             return (Verdict::Denied, 0);
         }
     };
-    let name = pod
-        .metadata
+    pod.with(|meta, spec| {
+    let name = meta
         .name
         .as_deref()
-        .or(pod.metadata.generate_name.as_deref())
+        .or(meta.generate_name.as_deref())
         .unwrap_or_default();
-    match mutate::mutate_cached(&pod, namespace, settings, plans) {
+    match mutate::mutate_cached(meta, spec, namespace, settings, plans) {
         Ok(Outcome::Skipped(skip)) => {
             let level_info = skip == Skip::AlreadyInjected;
             if level_info {
@@ -386,6 +386,25 @@ where
             deny(response, message);
             (Verdict::Denied, 0)
         }
+    }
+    })
+}
+
+/// A pod as parsed: its metadata as the mutation reads it, and its spec.
+trait Parsed {
+    fn with<R>(&self, f: impl FnOnce(&Meta<'_>, Option<&PodSpec>) -> R) -> R;
+}
+
+/// The general path's pod: its metadata borrowed.
+impl Parsed for Pod {
+    fn with<R>(&self, f: impl FnOnce(&Meta<'_>, Option<&PodSpec>) -> R) -> R {
+        f(&Meta::of(&self.metadata), self.spec.as_ref())
+    }
+}
+
+impl Parsed for FastPod<'_> {
+    fn with<R>(&self, f: impl FnOnce(&Meta<'_>, Option<&PodSpec>) -> R) -> R {
+        f(&self.meta, self.spec.as_ref())
     }
 }
 

@@ -42,7 +42,6 @@ use flyte_secret_spec::annotation::{self, AnnotationError};
 use flyte_secret_spec::plan::PlanError;
 use flyte_secret_spec::{INJECT_LABEL, INJECT_LABEL_VALUE};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
 use crate::config::Settings;
@@ -53,6 +52,7 @@ mod common;
 mod container;
 mod identity_env;
 mod inject;
+pub mod meta;
 mod owner;
 pub mod patch;
 mod plan;
@@ -64,6 +64,7 @@ pub mod wrap;
 
 pub use access::{BROKER_VOLUME_NAME, SECRET_VOLUME_PREFIX};
 pub use cache::PlanCache;
+pub use meta::Meta;
 pub use patch::{Op, Patch};
 pub use refresh::WATCH_CONTAINER;
 pub use task::PRIMARY_CONTAINER_ANNOTATION;
@@ -179,34 +180,38 @@ pub enum Outcome {
 
 /// The mutation: see the module docs. `namespace` is the request's namespace.
 pub fn mutate(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Result<Outcome, Denial> {
-    mutate_cached(pod, namespace, settings, &PlanCache::default())
+    let meta = Meta::of(&pod.metadata);
+    mutate_cached(
+        &meta,
+        pod.spec.as_ref(),
+        namespace,
+        settings,
+        &PlanCache::default(),
+    )
 }
 
-/// [`mutate`], taking plans from and keeping them in `plans` ([`cache`]; the server's, made
-/// beside `settings`, which do not change while it holds plans).
+/// [`mutate`] of a pod's metadata and spec, taking plans from and keeping them in `plans`
+/// ([`cache`]; the server's, made beside `settings`, which do not change while it holds
+/// plans).
 pub fn mutate_cached(
-    pod: &Pod,
+    meta: &Meta<'_>,
+    spec: Option<&PodSpec>,
     namespace: Option<&str>,
     settings: &Settings,
     plans: &PlanCache,
 ) -> Result<Outcome, Denial> {
-    let meta = &pod.metadata;
-    let labelled = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(INJECT_LABEL))
-        .is_some_and(|v| v == INJECT_LABEL_VALUE);
+    let labelled = meta.label(INJECT_LABEL) == Some(INJECT_LABEL_VALUE);
     if !labelled {
         return Ok(Outcome::Skipped(Skip::NotLabelled));
     }
     let namespace = namespace.or(meta.namespace.as_deref());
     // A plan derived before from the same inputs (`cache`): the same annotations decoded,
     // non-empty, and a spec, so the checks below would pass exactly as they did then.
-    let cached = match &pod.spec {
+    let cached = match spec {
         Some(spec) if plans.enabled() => {
             let task = task::task_container(meta, spec);
             let identity = owner::identity(spec, task, settings);
-            let key = cache::key(pod, namespace, &identity);
+            let key = cache::key(meta, namespace, &identity);
             let hit = plans.get(&key);
             Some((spec, task, identity, key, hit))
         }
@@ -215,16 +220,11 @@ pub fn mutate_cached(
     let (spec, task, identity, planned) = match cached {
         Some((spec, task, identity, _, Some(hit))) => (spec, task, identity, hit),
         cached => {
-            let decoded = annotation::decode_all(
-                meta.annotations
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )?;
+            let decoded = annotation::decode_all(meta.annotations())?;
             if decoded.is_empty() {
                 return Ok(Outcome::Skipped(Skip::NoSecrets));
             }
-            let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
+            let spec = spec.ok_or(Denial::NoSpec)?;
             let (task, identity, key) = match cached {
                 Some((_, task, identity, key, None)) => (task, identity, Some(key)),
                 _ => {
@@ -232,7 +232,7 @@ pub fn mutate_cached(
                     (task, owner::identity(spec, task, settings), None)
                 }
             };
-            let plan = plan::build_plan(pod, namespace, &decoded, &identity, settings)?;
+            let plan = plan::build_plan(meta, namespace, &decoded, &identity, settings)?;
             // Serialized once: the agent gets it, and so does every container `agent exec`
             // wraps.
             let json = plan.to_json();
@@ -261,20 +261,16 @@ pub fn mutate_cached(
         let rewired = rewire::rewire(spec, plan, plan_json, &app, settings)?;
         return Ok(rewired.map_or(Outcome::Skipped(Skip::AlreadyInjected), Outcome::Patched));
     }
-    inject::inject(pod, &planned, &identity, &app, task, settings).map(Outcome::Patched)
+    inject::inject(meta, spec, &planned, &identity, &app, task, settings).map(Outcome::Patched)
 }
 
 /// Injected before: our volume is there, with our marker or our agent. A marker without the
 /// volume (copied or set by hand) is not ours: wiring containers to a volume the pod lacks
 /// would make the API server reject the pod, so such a pod is injected normally.
-fn injected_before(meta: &ObjectMeta, spec: &PodSpec) -> bool {
+fn injected_before(meta: &Meta<'_>, spec: &PodSpec) -> bool {
     let has_volume = spec.volumes.iter().flatten().any(|v| v.name == VOLUME_NAME);
     has_volume
-        && (meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(INJECTED_ANNOTATION))
-            .is_some_and(|v| v == "true")
+        && (meta.annotation(INJECTED_ANNOTATION) == Some("true")
             || spec
                 .init_containers
                 .iter()

@@ -17,22 +17,25 @@
 //! unchecked, so an object the API server could never send (such a field of the wrong type)
 //! is admitted here where k8s-openapi would have refused it as "not a valid Pod".
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, Lifecycle, Pod, PodSecurityContext, PodSpec, Probe, SecurityContext, Volume,
     VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Deserializer};
 
-/// A [`Pod`] holding only what the mutation reads (see the module docs).
-#[derive(Debug)]
-pub(super) struct FastPod(pub(super) Pod);
+use crate::mutate::meta::{Meta, Text};
 
-impl<'de> Deserialize<'de> for FastPod {
+/// A pod holding only what the mutation reads (see the module docs): its metadata borrowed
+/// from the review ([`Meta`]), its spec in k8s-openapi's types.
+#[derive(Debug)]
+pub(super) struct FastPod<'a> {
+    pub(super) meta: Meta<'a>,
+    pub(super) spec: Option<PodSpec>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for FastPod<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let MapOnly(raw) = MapOnly::<RawPod>::deserialize(deserializer)?;
+        let MapOnly(raw) = MapOnly::<RawPod<'a>>::deserialize(deserializer)?;
         if let Some(v) = raw.api_version.as_deref()
             && v != <Pod as k8s_openapi::Resource>::API_VERSION
         {
@@ -43,19 +46,10 @@ impl<'de> Deserialize<'de> for FastPod {
         {
             return Err(serde::de::Error::custom("not a Pod"));
         }
-        let meta = raw.metadata.map(|m| m.0).unwrap_or_default();
-        Ok(Self(Pod {
-            metadata: ObjectMeta {
-                name: meta.name,
-                generate_name: meta.generate_name,
-                namespace: meta.namespace,
-                labels: meta.labels,
-                annotations: meta.annotations,
-                ..ObjectMeta::default()
-            },
+        Ok(Self {
+            meta: raw.metadata.map(|m| m.0).unwrap_or_default(),
             spec: raw.spec.map(|s| s.0.into_spec()),
-            status: None,
-        }))
+        })
     }
 }
 
@@ -85,24 +79,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawPod {
+struct RawPod<'a> {
     // A string when present (`null` refused, as k8s-openapi does).
-    #[serde(default, deserialize_with = "present_string")]
-    api_version: Option<String>,
-    #[serde(default, deserialize_with = "present_string")]
-    kind: Option<String>,
-    metadata: Option<MapOnly<RawMeta>>,
+    #[serde(default, borrow, deserialize_with = "present_string")]
+    api_version: Option<Text<'a>>,
+    #[serde(default, borrow, deserialize_with = "present_string")]
+    kind: Option<Text<'a>>,
+    // k8s-openapi's `ObjectMeta` fields the mutation reads ([`Meta`], which reads them as
+    // k8s-openapi does: `Option<String>` and `Option<BTreeMap<String, String>>`).
+    #[serde(borrow)]
+    metadata: Option<MapOnly<Meta<'a>>>,
     spec: Option<MapOnly<RawSpec>>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMeta {
-    name: Option<String>,
-    generate_name: Option<String>,
-    namespace: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +161,8 @@ struct RawVolume {
     name: Option<String>,
 }
 
-fn present_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    String::deserialize(deserializer).map(Some)
+fn present_string<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Text<'a>>, D::Error> {
+    Text::deserialize(deserializer).map(Some)
 }

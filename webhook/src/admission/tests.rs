@@ -610,6 +610,43 @@ fn hostile_bodies() -> Vec<(String, Vec<u8>)> {
             "\"labels\":",
             "\"labels\":{},\"labels\":",
         ),
+        // Repeated keys inside the maps (k8s-openapi's BTreeMap keeps the last value),
+        // escaped values (parsed owned, not borrowed), a null value.
+        (
+            "repeated label key, false last",
+            "\"inject-flyte-secrets\":\"true\"",
+            "\"inject-flyte-secrets\":\"true\",\"inject-flyte-secrets\":\"false\"",
+        ),
+        (
+            "repeated label key, true last",
+            "\"inject-flyte-secrets\":\"true\"",
+            "\"inject-flyte-secrets\":\"false\",\"a\":\"b\",\"inject-flyte-secrets\":\"true\"",
+        ),
+        (
+            "repeated annotation key, the valid value last",
+            "\"flyte.secrets/s0\":\"",
+            "\"flyte.secrets/s0\":\"!!!\",\"flyte.secrets/s0\":\"",
+        ),
+        (
+            "repeated annotation key, an invalid value last",
+            "\"flyte.secrets/s1\":\"",
+            "\"flyte.secrets/s0\":\"!!!\",\"flyte.secrets/s1\":\"",
+        ),
+        (
+            "escaped annotation key",
+            "\"flyte.secrets/s0\":",
+            "\"flyte.secrets\\/s0\":",
+        ),
+        (
+            "escaped label value",
+            "\"inject-flyte-secrets\":\"true\"",
+            "\"inject-flyte-secrets\":\"tru\\u0065\"",
+        ),
+        (
+            "label value null",
+            "\"inject-flyte-secrets\":\"true\"",
+            "\"x\":null,\"inject-flyte-secrets\":\"true\"",
+        ),
         (
             "duplicate volume name",
             "\"volumes\":[{",

@@ -34,9 +34,10 @@ use flyte_secret_spec::aggregate;
 use flyte_secret_spec::annotation::is_secret_annotation;
 use flyte_secret_spec::env::{LOG_FORMAT_ENV, PLAN_ENV};
 use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner};
-use k8s_openapi::api::core::v1::{EnvVar, Pod, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
 
 use super::common::plain_env;
+use super::meta::Meta;
 use super::owner::Identity;
 use super::{LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
 use crate::config::Settings;
@@ -248,8 +249,7 @@ impl std::fmt::Debug for PlanCache {
 
 /// Everything a pod's plan is derived from besides the settings (see the module docs), each
 /// field length-prefixed so that no two different inputs write the same key.
-pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> Key {
-    let meta = &pod.metadata;
+pub(super) fn key(meta: &Meta<'_>, namespace: Option<&str>, identity: &Identity) -> Key {
     let mut key = String::with_capacity(512);
     let mut len = itoa::Buffer::new();
     let mut field = |value: Option<&str>| match value {
@@ -261,17 +261,11 @@ pub(super) fn key(pod: &Pod, namespace: Option<&str>, identity: &Identity) -> Ke
         None => key.push('-'),
     };
     field(namespace);
-    let labels = meta.labels.as_ref();
     for label in [LABEL_ORG, LABEL_PROJECT, LABEL_DOMAIN] {
-        field(labels.and_then(|l| l.get(label)).map(String::as_str));
+        field(meta.label(label));
     }
-    let annotations = meta.annotations.as_ref();
-    field(
-        annotations
-            .and_then(|a| a.get(aggregate::ANNOTATION))
-            .map(String::as_str),
-    );
-    for (name, value) in annotations.into_iter().flatten() {
+    field(meta.annotation(aggregate::ANNOTATION));
+    for (name, value) in meta.annotations() {
         if is_secret_annotation(name) {
             field(Some(name));
             field(Some(value));

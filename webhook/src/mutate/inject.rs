@@ -5,13 +5,14 @@
 //! followed by the refresh sidecar when the pod asks for one ([`super::refresh`]).
 
 use flyte_secret_spec::env::{POD_LABELS_ENV, pod_labels_value};
-use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
+use k8s_openapi::api::core::v1::{PodSpec, Volume};
 
 use super::access::{self, kube_access};
 use super::cache::Planned;
 use super::common::plain_env;
 use super::container::agent_container;
 use super::identity_env;
+use super::meta::Meta;
 use super::owner::{Identity, add_supplemental_group};
 use super::patch::Op;
 use super::refresh;
@@ -26,14 +27,14 @@ use flyte_secret_spec::backend::{Backend, aws_ambiguity};
 
 /// The patch injecting the agent into a pod seen for the first time.
 pub(super) fn inject(
-    pod: &Pod,
+    meta: &Meta<'_>,
+    spec: &PodSpec,
     planned: &Planned,
     identity: &Identity,
     app: &AppWiring<'_>,
     task: Option<&str>,
     settings: &Settings,
 ) -> Result<Mutation, Denial> {
-    let spec = pod.spec.as_ref().ok_or(Denial::NoSpec)?;
     let plan = &planned.plan;
     check_conflicts(spec, settings)?;
     let mut ops = vec![Op::add(
@@ -60,7 +61,7 @@ pub(super) fn inject(
     // The plan's volumes by reference: they are cached with it, and only serialized here.
     let mut volumes: Vec<Part<'_, Volume>> = planned.volumes.iter().map(Part::Written).collect();
     volumes.extend(access.kube.volumes.iter().map(Part::Written));
-    let refresh = refresh::requested(pod, settings)?;
+    let refresh = refresh::requested(meta, settings)?;
     let hands_over = refresh::hands_over(plan, refresh);
     if hands_over {
         volumes.push(Part::Owned(refresh::handover_volume()));
@@ -94,8 +95,7 @@ pub(super) fn inject(
     // The task's cloud workload identity, which its webhook could not give the agent.
     identity_env::hand_to(&mut agent, spec, task, settings);
     // Flyte 2's run/action/attempt/task-name labels, for the agent's log lines.
-    let labels = pod.metadata.labels.as_ref();
-    if let Some(value) = pod_labels_value(|k| labels?.get(k).map(String::as_str)) {
+    if let Some(value) = pod_labels_value(|k| meta.label(k)) {
         agent
             .env
             .push(Part::Owned(plain_env(POD_LABELS_ENV, value)));

@@ -2,24 +2,19 @@
 //! annotation), then all together; the Flyte 2 scope from labels or namespace; and the size
 //! check of the plan's env var.
 
+use super::meta::Meta;
+use super::owner::Identity;
+use super::{Denial, LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
+use crate::config::Settings;
 use flyte_secret_spec::aggregate::{self, Format};
 use flyte_secret_spec::backend::{Backend, VaultBackend};
 use flyte_secret_spec::plan::{FetchPlan, MAX_PLAN_ENV_BYTES, PlanError};
 use flyte_secret_spec::request::SecretRequest;
 use flyte_secret_spec::scoped::Scope;
-use k8s_openapi::api::core::v1::Pod;
-
-use super::owner::Identity;
-use super::{Denial, LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
-use crate::config::Settings;
 
 /// The pod's `flyte-secret-agent/aggregate` annotation, else the install's setting.
-fn aggregate_choice(pod: &Pod, settings: &Settings) -> Result<Option<Format>, Denial> {
-    let annotation = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(aggregate::ANNOTATION));
+fn aggregate_choice(meta: &Meta<'_>, settings: &Settings) -> Result<Option<Format>, Denial> {
+    let annotation = meta.annotation(aggregate::ANNOTATION);
     match annotation {
         None => Ok(settings.aggregate),
         Some(choice) => aggregate::parse_choice(choice).map_err(|e| Denial::Request {
@@ -30,7 +25,7 @@ fn aggregate_choice(pod: &Pod, settings: &Settings) -> Result<Option<Format>, De
 }
 
 pub(super) fn build_plan(
-    pod: &Pod,
+    meta: &Meta<'_>,
     namespace: Option<&str>,
     decoded: &[(String, SecretRequest)],
     identity: &Identity,
@@ -38,11 +33,11 @@ pub(super) fn build_plan(
 ) -> Result<FetchPlan, Denial> {
     let mut plan = FetchPlan::new(&settings.layout, backends_for(namespace, settings)?);
     plan.timeouts = settings.timeouts;
-    plan.aggregate = aggregate_choice(pod, settings)?;
+    plan.aggregate = aggregate_choice(meta, settings)?;
     plan.owner = Some(identity.owner);
     plan.access = identity.access;
     if decoded.iter().any(|(_, r)| r.is_groupless()) {
-        plan.scope = scope(pod, namespace, settings);
+        plan.scope = scope(meta, namespace, settings);
     }
     // Fast path: every request added and the whole plan validated once. Only when that fails
     // is the plan built again one request at a time, so that the denial names the annotation
@@ -127,14 +122,12 @@ fn backends_for(namespace: Option<&str>, settings: &Settings) -> Result<Vec<Back
 
 /// The Flyte 2 scope: the pod's `organization`/`project`/`domain` labels; for Flyte 1 pods
 /// (no such labels) optionally the `<project>-<domain>` namespace, split at the last `-`.
-pub(super) fn scope(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Option<Scope> {
-    let labels = pod.metadata.labels.as_ref();
-    let label = |k: &str| {
-        labels
-            .and_then(|l| l.get(k))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
+pub(super) fn scope(
+    meta: &Meta<'_>,
+    namespace: Option<&str>,
+    settings: &Settings,
+) -> Option<Scope> {
+    let label = |k: &str| meta.label(k).filter(|v| !v.is_empty()).map(String::from);
     let org = label(LABEL_ORG).unwrap_or_else(|| settings.scope.default_org.clone());
     match (label(LABEL_PROJECT), label(LABEL_DOMAIN)) {
         (project, Some(domain)) => Some(Scope {

@@ -22,6 +22,7 @@
 //! What is only warned about: secrets delivered as env vars (`secretKeyRef`, `agent exec`)
 //! keep the values the containers started with; only files are refreshed.
 
+use super::meta::Meta;
 use crate::json::Part;
 
 use flyte_secret_spec::backend::Backend;
@@ -29,7 +30,7 @@ use flyte_secret_spec::env::{COPY_SELF_ENV, VAULT_HANDOVER_DIR, VAULT_HANDOVER_E
 use flyte_secret_spec::plan::FetchPlan;
 use flyte_secret_spec::refresh::{self, REFRESH_ANNOTATION, Refresh};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, PodSpec, Probe, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, ExecAction, PodSpec, Probe, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -48,12 +49,8 @@ pub const HANDOVER_VOLUME: &str = "flyte-secret-agent-handover";
 const STARTUP_FAILURE_THRESHOLD: i32 = 60;
 
 /// The refresh the pod gets: its annotation, else the install's default.
-pub(super) fn requested(pod: &Pod, settings: &Settings) -> Result<Refresh, Denial> {
-    let annotation = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(REFRESH_ANNOTATION));
+pub(super) fn requested(meta: &Meta<'_>, settings: &Settings) -> Result<Refresh, Denial> {
+    let annotation = meta.annotation(REFRESH_ANNOTATION);
     match annotation {
         None => Ok(settings.refresh),
         Some(text) => refresh::parse(text).map_err(|e| Denial::Request {
@@ -191,6 +188,7 @@ mod tests {
     use flyte_secret_spec::env::PLAN_ENV;
     use flyte_secret_spec::request::{MountRequirement, SecretRequest};
     use flyte_secret_testkit::fixtures::{apply_json, flyte_pod, vector, with_sidecars};
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::{Value, json};
 
     use super::*;

@@ -12,20 +12,19 @@
 //! wire were added by another webhook after ours, so none of them is (see [`super::rewire`]).
 
 use k8s_openapi::api::core::v1::PodSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::meta::Meta;
 
 /// The annotation propeller writes on task pods, naming the task's container.
 pub const PRIMARY_CONTAINER_ANNOTATION: &str = "primary_container_name";
 
 /// The name of the Flyte task container (see the module docs).
-pub(super) fn task_container<'a>(meta: &ObjectMeta, spec: &'a PodSpec) -> Option<&'a str> {
+pub(super) fn task_container<'a>(meta: &Meta<'_>, spec: &'a PodSpec) -> Option<&'a str> {
     let named = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(PRIMARY_CONTAINER_ANNOTATION))
+        .annotation(PRIMARY_CONTAINER_ANNOTATION)
         .filter(|n| !n.is_empty());
     if let Some(name) = named
-        && let Some(c) = spec.containers.iter().find(|c| &c.name == name)
+        && let Some(c) = spec.containers.iter().find(|c| c.name == name)
     {
         return Some(c.name.as_str());
     }
