@@ -362,7 +362,7 @@ where
             (Verdict::Skipped, 0)
         }
         Ok(Outcome::Patched(m)) => {
-            let json = m.patch.to_json();
+            let json = m.patch.into_json();
             tracing::debug!(uid = %request.uid, patch = %String::from_utf8_lossy(&json), "patch");
             response.patch = Some(json);
             response.patch_type = Some("JSONPatch");

@@ -65,7 +65,7 @@ pub mod wrap;
 pub use access::{BROKER_VOLUME_NAME, SECRET_VOLUME_PREFIX};
 pub use cache::PlanCache;
 pub use meta::Meta;
-pub use patch::{Op, Patch};
+pub use patch::Patch;
 pub use refresh::WATCH_CONTAINER;
 pub use task::PRIMARY_CONTAINER_ANNOTATION;
 

@@ -14,7 +14,6 @@ use super::container::agent_container;
 use super::identity_env;
 use super::meta::Meta;
 use super::owner::{Identity, add_supplemental_group};
-use super::patch::Op;
 use super::refresh;
 use super::wiring::{AppWiring, append_all, check_mounts, wire_all};
 use super::wrap::{self, BIN_VOLUME_NAME, Wrapping};
@@ -37,10 +36,10 @@ pub(super) fn inject(
 ) -> Result<Mutation, Denial> {
     let plan = &planned.plan;
     check_conflicts(spec, settings)?;
-    let mut ops = vec![Op::add(
-        &["metadata", "annotations", INJECTED_ANNOTATION],
-        "true",
-    )];
+    // The whole patch in one buffer: the agent (its plan env var holding the plan) and
+    // about 2 KiB per five secrets besides.
+    let mut ops = Patch::with_capacity(4096 + planned.plan_env.json().len());
+    ops.add(&["metadata", "annotations", INJECTED_ANNOTATION], "true");
     if let Some(gid) = identity.supplemental_group {
         add_supplemental_group(&mut ops, spec, gid);
     }
@@ -68,7 +67,7 @@ pub(super) fn inject(
     }
     let plan_env = Part::Written(&planned.plan_env);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
-    let mut wiring = Vec::new();
+    let mut wiring = Patch::with_capacity(2048);
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
     let wraps = !wrapping.wrapped.is_empty();
     if wraps {
@@ -81,7 +80,7 @@ pub(super) fn inject(
         spec.volumes.is_some(),
         &volumes,
     );
-    ops.extend(wiring);
+    ops.append(&wiring);
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     let mut agent = agent_container(
         spec,
@@ -110,37 +109,31 @@ pub(super) fn inject(
     let watch = refresh::sidecar(spec, plan, &agent, refresh, &mut warnings)?;
     // The agent is written from its parts, most of them written once per plan; the sidecar,
     // a built container, with the plan env var's value from its JSON written with the plan.
-    let length = 2048 + planned.plan_env.json().len();
     match (spec.init_containers.is_some(), watch) {
         (true, watch) => {
             let first = ["spec", "initContainers", "0"];
-            ops.push(Op::add_json_in(&first, &[], length, |out| agent.write(out)));
+            ops.add_json_in(&first, &[], |out| agent.write(out));
             if let Some(watch) = watch {
                 let second = ["spec", "initContainers", "1"];
-                ops.push(Op::add_with(&second, &watch, planned.memo()));
+                ops.add_with(&second, &watch, planned.memo());
             }
         }
         (false, watch) => {
             // A JSON array of the agent and, when asked for, the sidecar.
-            ops.push(Op::add_json_in(
-                &["spec", "initContainers"],
-                &[],
-                length,
-                |out| {
-                    out.push(b'[');
-                    agent.write(out);
-                    if let Some(watch) = &watch {
-                        out.push(b',');
-                        crate::json::write_with(out, watch, Some(planned.memo()))
-                            .expect("Kubernetes types serialize");
-                    }
-                    out.push(b']');
-                },
-            ));
+            ops.add_json_in(&["spec", "initContainers"], &[], |out| {
+                out.push(b'[');
+                agent.write(out);
+                if let Some(watch) = &watch {
+                    out.push(b',');
+                    crate::json::write_with(out, watch, Some(planned.memo()))
+                        .expect("Kubernetes types serialize");
+                }
+                out.push(b']');
+            });
         }
     }
     Ok(Mutation {
-        patch: Patch(ops),
+        patch: ops,
         warnings,
         secrets: plan.secrets.len(),
         rewired: false,

@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec};
 
 use super::AGENT_CONTAINER;
 use super::common::unescape_expansion;
-use super::patch::Op;
+use super::patch::Patch;
 use crate::config::Settings;
 
 /// Who the agent runs as and who may read the files.
@@ -163,22 +163,19 @@ pub(super) fn identity(spec: &PodSpec, task: Option<&str>, settings: &Settings) 
     }
 }
 
-pub(super) fn add_supplemental_group(ops: &mut Vec<Op>, spec: &PodSpec, gid: i64) {
+pub(super) fn add_supplemental_group(ops: &mut Patch, spec: &PodSpec, gid: i64) {
     match spec.security_context.as_ref() {
-        None => ops.push(Op::add(
+        None => ops.add(
             &["spec", "securityContext"],
             &serde_json::json!({ "supplementalGroups": [gid] }),
-        )),
+        ),
         Some(sc) => match &sc.supplemental_groups {
-            None => ops.push(Op::add(
-                &["spec", "securityContext", "supplementalGroups"],
-                &[gid],
-            )),
+            None => ops.add(&["spec", "securityContext", "supplementalGroups"], &[gid]),
             Some(groups) if groups.contains(&gid) => {}
-            Some(_) => ops.push(Op::add(
+            Some(_) => ops.add(
                 &["spec", "securityContext", "supplementalGroups", "-"],
                 &gid,
-            )),
+            ),
         },
     }
 }

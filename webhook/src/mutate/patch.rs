@@ -1,107 +1,143 @@
 //! The JSONPatch (RFC 6902) the webhook answers with. It only ever adds and removes, so it is
 //! its own small type: each operation is written as its JSON object, value included, once,
-//! straight from its typed object, when it is made ([`crate::json`]), into one buffer (a path
-//! and a value of their own were two allocations per operation, 28 of an admission's ~200;
-//! bench/notes.md, round 7). (Building `serde_json::Value` trees for `json_patch` and then
-//! serializing those was a sixth of an admission's CPU; bench/notes.md.)
+//! straight from its typed object, when it is made ([`crate::json`]), into the patch's one
+//! buffer, which is the answer's patch when the mutation is done. (A buffer per operation,
+//! joined at the end, was fourteen allocations and a copy of the patch per admission; a path
+//! and a value of their own per operation, 28 more; bench/notes.md, rounds 7 and 8. Building
+//! `serde_json::Value` trees for `json_patch` and then serializing those was a sixth of an
+//! admission's CPU; bench/notes.md.)
 
 use serde::Serialize;
 
 use crate::json::{self, Memo};
 
-/// One operation: its JSON object, `{"op":…,"path":…}` and for an add `,"value":…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Op(Vec<u8>);
+/// A JSONPatch being written: `[` and its operations' JSON objects (`{"op":…,"path":…}`,
+/// for an add `,"value":…`), comma-separated; [`Patch::into_json`] closes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Patch {
+    json: Vec<u8>,
+    len: usize,
+}
 
-impl Op {
-    pub fn add<T: Serialize + ?Sized>(tokens: &[&str], value: &T) -> Self {
-        Self::add_memo([tokens, &[]], value, None, 256)
+impl Default for Patch {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+/// The patch's JSON, for test failures.
+impl std::fmt::Debug for Patch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_json()))
+    }
+}
+
+impl Patch {
+    /// An empty patch with room for `bytes` of operations.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut json = Vec::with_capacity(bytes + 2);
+        json.push(b'[');
+        Self { json, len: 0 }
     }
 
-    /// [`Op::add`] at `base` followed by `tail` (a container's path and a field of it).
-    pub fn add_in<T: Serialize + ?Sized>(base: &[&str], tail: &[&str], value: &T) -> Self {
-        Self::add_memo([base, tail], value, None, 256)
+    /// The number of operations.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    /// [`Op::add`], with `memo`'s string written from its JSON wherever it occurs.
-    pub fn add_with<T: Serialize + ?Sized>(tokens: &[&str], value: &T, memo: Memo<'_>) -> Self {
-        Self::add_memo([tokens, &[]], value, Some(memo), 1024 + memo.json_len())
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
-    fn add_memo<T: Serialize + ?Sized>(
-        [base, tail]: [&[&str]; 2],
-        value: &T,
-        memo: Option<Memo<'_>>,
-        capacity: usize,
-    ) -> Self {
-        Self::add_json_in(base, tail, capacity, |out| {
-            json::write_with(out, value, memo).expect("Kubernetes types serialize")
-        })
+    pub fn add<T: Serialize + ?Sized>(&mut self, tokens: &[&str], value: &T) {
+        self.add_in(tokens, &[], value);
     }
 
-    /// [`Op::add_in`] with a value `write` appends as JSON itself (parts written before,
-    /// [`json::Part`]); `capacity` is a guess at the op's length.
-    pub fn add_json_in(
-        base: &[&str],
-        tail: &[&str],
-        capacity: usize,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) -> Self {
-        let mut out = Vec::with_capacity(capacity);
-        out.extend_from_slice(b"{\"op\":\"add\",\"path\":");
-        pointer(&mut out, [base, tail]);
+    /// [`Patch::add`] at `base` followed by `tail` (a container's path and a field of it).
+    pub fn add_in<T: Serialize + ?Sized>(&mut self, base: &[&str], tail: &[&str], value: &T) {
+        self.add_json_in(base, tail, |out| {
+            json::write(out, value).expect("Kubernetes types serialize")
+        });
+    }
+
+    /// [`Patch::add`], with `memo`'s string written from its JSON wherever it occurs.
+    pub fn add_with<T: Serialize + ?Sized>(&mut self, tokens: &[&str], value: &T, memo: Memo<'_>) {
+        self.add_json_in(tokens, &[], |out| {
+            json::write_with(out, value, Some(memo)).expect("Kubernetes types serialize")
+        });
+    }
+
+    /// [`Patch::add_in`] with a value `write` appends as JSON itself (parts written before,
+    /// [`json::Part`]).
+    pub fn add_json_in(&mut self, base: &[&str], tail: &[&str], write: impl FnOnce(&mut Vec<u8>)) {
+        self.start("add", [base, tail]);
+        let out = &mut self.json;
         out.extend_from_slice(b",\"value\":");
         #[cfg(test)]
         let start = out.len();
-        write(&mut out);
+        write(out);
         #[cfg(test)]
         serde_json::from_slice::<serde::de::IgnoredAny>(&out[start..])
             .expect("an op's value is one JSON value");
         out.push(b'}');
-        Self(out)
     }
 
-    pub fn remove(tokens: &[&str]) -> Self {
-        Self::remove_in(tokens, &[])
+    pub fn remove(&mut self, tokens: &[&str]) {
+        self.remove_in(tokens, &[]);
     }
 
-    /// [`Op::remove`] at `base` followed by `tail`.
-    pub fn remove_in(base: &[&str], tail: &[&str]) -> Self {
-        let mut out = Vec::with_capacity(64);
-        out.extend_from_slice(b"{\"op\":\"remove\",\"path\":");
-        pointer(&mut out, [base, tail]);
-        out.push(b'}');
-        Self(out)
+    /// [`Patch::remove`] at `base` followed by `tail`.
+    pub fn remove_in(&mut self, base: &[&str], tail: &[&str]) {
+        self.start("remove", [base, tail]);
+        self.json.push(b'}');
     }
 
-    /// The operation's JSON Pointer, read back from its JSON (for tests and debugging).
-    pub fn path(&self) -> String {
+    /// An operation's object up to its path, included.
+    fn start(&mut self, op: &str, tokens: [&[&str]; 2]) {
+        if self.len > 0 {
+            self.json.push(b',');
+        }
+        self.len += 1;
+        self.json.extend_from_slice(b"{\"op\":\"");
+        self.json.extend_from_slice(op.as_bytes());
+        self.json.extend_from_slice(b"\",\"path\":");
+        pointer(&mut self.json, tokens);
+    }
+
+    /// Appends `other`'s operations.
+    pub fn append(&mut self, other: &Patch) {
+        if other.is_empty() {
+            return;
+        }
+        if self.len > 0 {
+            self.json.push(b',');
+        }
+        self.json.extend_from_slice(&other.json[1..]);
+        self.len += other.len;
+    }
+
+    /// The patch's JSON.
+    pub fn into_json(mut self) -> Vec<u8> {
+        self.json.push(b']');
+        self.json
+    }
+
+    /// The patch's JSON, the patch kept.
+    pub fn to_json(&self) -> Vec<u8> {
+        self.clone().into_json()
+    }
+
+    /// The operations' paths, read back from the JSON (for tests and debugging).
+    pub fn paths(&self) -> Vec<String> {
         #[derive(serde::Deserialize)]
         struct Path {
             path: String,
         }
-        serde_json::from_slice::<Path>(&self.0)
-            .expect("an op holds its own JSON")
-            .path
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Patch(pub Vec<Op>);
-
-impl Patch {
-    pub fn to_json(&self) -> Vec<u8> {
-        let size: usize = self.0.iter().map(|op| op.0.len() + 1).sum();
-        let mut out = Vec::with_capacity(size + 2);
-        out.push(b'[');
-        for (i, op) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&op.0);
-        }
-        out.push(b']');
-        out
+        serde_json::from_slice::<Vec<Path>>(&self.to_json())
+            .expect("a patch holds its own JSON")
+            .into_iter()
+            .map(|op| op.path)
+            .collect()
     }
 }
 
@@ -153,22 +189,27 @@ mod tests {
             "/q\"\\/\n",
             "JSON-escaped as a whole"
         );
+        let mut removal = Patch::default();
+        removal.remove(&["a\"b"]);
         assert_eq!(
-            Op::remove(&["a\"b"]).path(),
-            "/a\"b",
+            removal.paths(),
+            ["/a\"b"],
             "the path reads back from the op's JSON"
         );
     }
 
     #[test]
     fn serializes_as_rfc6902_and_applies_with_json_patch() {
-        let patch = Patch(vec![
-            Op::add(&["metadata", "annotations", "x/y~z"], "true"),
-            Op::add(&["spec", "list"], &vec![1, 2]),
-            Op::add(&["spec", "list", "-"], &json!({"a": "\"quoted\"\n"})),
-            Op::remove(&["spec", "gone"]),
-        ]);
-        let bytes = patch.to_json();
+        let mut patch = Patch::default();
+        patch.add(&["metadata", "annotations", "x/y~z"], "true");
+        patch.add(&["spec", "list"], &vec![1, 2]);
+        let mut more = Patch::with_capacity(64);
+        more.add(&["spec", "list", "-"], &json!({"a": "\"quoted\"\n"}));
+        more.remove(&["spec", "gone"]);
+        patch.append(&Patch::default());
+        patch.append(&more);
+        assert_eq!(patch.len(), 4);
+        let bytes = patch.into_json();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             value,

@@ -41,7 +41,7 @@ pub(super) fn rewire(
         .map(Part::Borrowed)
         .unwrap_or_else(|| Part::Owned(Wrapping::plan_env(plan_json)));
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, has_bin, None, true);
-    let mut ops = Vec::new();
+    let mut ops = Patch::with_capacity(1024);
     wire_all(&mut ops, spec, app, settings, true, &mut wrapping)?;
     if ops.is_empty() {
         return Ok(None);
@@ -61,7 +61,7 @@ pub(super) fn rewire(
     let mut warnings = late_reader_warnings(spec, &late);
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     Ok(Some(Mutation {
-        patch: Patch(ops),
+        patch: ops,
         warnings,
         secrets: plan.secrets.len(),
         rewired: true,

@@ -323,7 +323,7 @@ fn bare_pod_gets_parent_arrays_created() {
     c.remove("volumeMounts");
     let m = patched(&pod, &Settings::default());
     // Parents before children: the first op touching a path's prefix creates it.
-    let paths: Vec<String> = m.patch.0.iter().map(|op| op.path().to_string()).collect();
+    let paths = m.patch.paths();
     assert!(paths.contains(&"/spec/volumes".to_string()), "{paths:?}");
     assert!(
         paths.contains(&"/spec/initContainers".to_string()),
@@ -456,9 +456,9 @@ fn reinvocation_is_idempotent_and_wires_late_containers() {
     assert!(m.rewired);
     assert!(
         m.patch
-            .0
+            .paths()
             .iter()
-            .all(|op| op.path().to_string().starts_with("/spec/containers/2/")),
+            .all(|path| path.starts_with("/spec/containers/2/")),
         "{:?}",
         m.patch
     );

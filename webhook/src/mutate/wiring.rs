@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::common::{plain_env, same_path};
-use super::patch::Op;
+use super::patch::Patch;
 use super::wrap::{ContainerWrap, Unserved, Wrapping};
 use super::{AGENT_CONTAINER, Denial, VOLUME_NAME};
 use crate::config::Settings;
@@ -167,7 +167,7 @@ pub(super) fn check_mounts(c: &Container, settings: &Settings) -> Result<(), Den
 /// `wrapping` decides. With `only_missing`, containers that already mount the volume are
 /// left alone.
 pub(super) fn wire_all(
-    ops: &mut Vec<Op>,
+    ops: &mut Patch,
     spec: &PodSpec,
     app: &AppWiring<'_>,
     settings: &Settings,
@@ -214,7 +214,7 @@ pub(super) fn wire_all(
 }
 
 fn wire_container(
-    ops: &mut Vec<Op>,
+    ops: &mut Patch,
     base: &[&str],
     c: &Container,
     env: &[Part<'_, EnvVar>],
@@ -224,26 +224,24 @@ fn wire_container(
     append_all(ops, base, "volumeMounts", c.volume_mounts.is_some(), mounts);
     // `add` replaces an existing member: command and exec commands are set whole.
     if let Some(command) = &wrap.command {
-        ops.push(Op::add_in(base, &["command"], command));
+        ops.add_in(base, &["command"], command);
     }
     for (path, command) in &wrap.hooks {
-        ops.push(Op::add_in(base, path, command));
+        ops.add_in(base, path, command);
     }
     match &c.env {
-        None => ops.push(Op::add_json_in(base, &["env"], 2048, |out| {
-            json::write_all(out, env)
-        })),
+        None => ops.add_json_in(base, &["env"], |out| json::write_all(out, env)),
         Some(existing) => {
             let ours: BTreeSet<&str> = env.iter().map(|e| e.name.as_str()).collect();
             let mut index = itoa::Buffer::new();
             for (i, e) in existing.iter().enumerate().rev() {
                 if ours.contains(e.name.as_str()) {
-                    ops.push(Op::remove_in(base, &["env", index.format(i)]));
+                    ops.remove_in(base, &["env", index.format(i)]);
                 }
             }
             for (i, e) in env.iter().enumerate() {
                 let tail = ["env", index.format(i)];
-                ops.push(Op::add_json_in(base, &tail, 256, |out| e.write(out)));
+                ops.add_json_in(base, &tail, |out| e.write(out));
             }
         }
     }
@@ -251,7 +249,7 @@ fn wire_container(
 
 /// Appends items to the array `field` of the object at `base`, creating it when absent.
 pub(super) fn append_all<T: serde::Serialize>(
-    ops: &mut Vec<Op>,
+    ops: &mut Patch,
     base: &[&str],
     field: &str,
     exists: bool,
@@ -259,13 +257,9 @@ pub(super) fn append_all<T: serde::Serialize>(
 ) {
     if exists {
         for item in items {
-            ops.push(Op::add_json_in(base, &[field, "-"], 256, |out| {
-                item.write(out)
-            }));
+            ops.add_json_in(base, &[field, "-"], |out| item.write(out));
         }
     } else {
-        ops.push(Op::add_json_in(base, &[field], 1024, |out| {
-            json::write_all(out, items)
-        }));
+        ops.add_json_in(base, &[field], |out| json::write_all(out, items));
     }
 }
