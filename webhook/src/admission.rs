@@ -346,47 +346,47 @@ where
         }
     };
     pod.with(|meta, spec| {
-    let name = meta
-        .name
-        .as_deref()
-        .or(meta.generate_name.as_deref())
-        .unwrap_or_default();
-    match mutate::mutate_cached(meta, spec, namespace, settings, plans) {
-        Ok(Outcome::Skipped(skip)) => {
-            let level_info = skip == Skip::AlreadyInjected;
-            if level_info {
-                tracing::info!(uid = %request.uid, namespace, pod = name, reason = skip.as_str(), "allowed unchanged");
-            } else {
-                tracing::debug!(uid = %request.uid, namespace, pod = name, reason = skip.as_str(), "allowed unchanged");
+        let name = meta
+            .name
+            .as_deref()
+            .or(meta.generate_name.as_deref())
+            .unwrap_or_default();
+        match mutate::mutate_cached(meta, spec, namespace, settings, plans) {
+            Ok(Outcome::Skipped(skip)) => {
+                let level_info = skip == Skip::AlreadyInjected;
+                if level_info {
+                    tracing::info!(uid = %request.uid, namespace, pod = name, reason = skip.as_str(), "allowed unchanged");
+                } else {
+                    tracing::debug!(uid = %request.uid, namespace, pod = name, reason = skip.as_str(), "allowed unchanged");
+                }
+                (Verdict::Skipped, 0)
             }
-            (Verdict::Skipped, 0)
+            Ok(Outcome::Patched(m)) => {
+                let json = m.patch.into_json();
+                tracing::debug!(uid = %request.uid, patch = %String::from_utf8_lossy(&json), "patch");
+                response.patch = Some(json);
+                response.patch_type = Some("JSONPatch");
+                response.warnings = m.warnings;
+                let verdict = if m.rewired {
+                    Verdict::Rewired
+                } else {
+                    Verdict::Injected
+                };
+                tracing::info!(
+                    uid = %request.uid, namespace, pod = name, secrets = m.secrets,
+                    wrapped = m.wrapped.len(), warnings = response.warnings.len(),
+                    dry_run = request.dry_run,
+                    outcome = verdict.as_str(), "admitted"
+                );
+                (verdict, m.secrets)
+            }
+            Err(denial) => {
+                let message = denial.to_string();
+                tracing::info!(uid = %request.uid, namespace, pod = name, reason = %message, "denied");
+                deny(response, message);
+                (Verdict::Denied, 0)
+            }
         }
-        Ok(Outcome::Patched(m)) => {
-            let json = m.patch.into_json();
-            tracing::debug!(uid = %request.uid, patch = %String::from_utf8_lossy(&json), "patch");
-            response.patch = Some(json);
-            response.patch_type = Some("JSONPatch");
-            response.warnings = m.warnings;
-            let verdict = if m.rewired {
-                Verdict::Rewired
-            } else {
-                Verdict::Injected
-            };
-            tracing::info!(
-                uid = %request.uid, namespace, pod = name, secrets = m.secrets,
-                wrapped = m.wrapped.len(), warnings = response.warnings.len(),
-                dry_run = request.dry_run,
-                outcome = verdict.as_str(), "admitted"
-            );
-            (verdict, m.secrets)
-        }
-        Err(denial) => {
-            let message = denial.to_string();
-            tracing::info!(uid = %request.uid, namespace, pod = name, reason = %message, "denied");
-            deny(response, message);
-            (Verdict::Denied, 0)
-        }
-    }
     })
 }
 
@@ -402,6 +402,7 @@ impl Parsed for Pod {
     }
 }
 
+/// The fast path's pod: its metadata as parsed, borrowed from the review.
 impl Parsed for FastPod<'_> {
     fn with<R>(&self, f: impl FnOnce(&Meta<'_>, Option<&PodSpec>) -> R) -> R {
         f(&self.meta, self.spec.as_ref())
