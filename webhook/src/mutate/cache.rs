@@ -32,11 +32,10 @@ use std::sync::{Arc, Mutex};
 
 use flyte_secret_spec::aggregate;
 use flyte_secret_spec::annotation::is_secret_annotation;
-use flyte_secret_spec::env::{LOG_FORMAT_ENV, PLAN_ENV};
+use flyte_secret_spec::env::PLAN_ENV;
 use flyte_secret_spec::plan::{FetchPlan, FileAccess, Owner};
 use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
 
-use super::common::plain_env;
 use super::meta::Meta;
 use super::owner::Identity;
 use super::{LABEL_DOMAIN, LABEL_ORG, LABEL_PROJECT};
@@ -66,14 +65,9 @@ pub(super) struct Planned {
     pub(super) unserved: Vec<(usize, bool)>,
     /// [`super::access::kube_volumes`].
     pub(super) kube: super::access::KubeVolumes,
-    /// The agent's plan env var (`json`), which wrapped containers get too.
-    pub(super) plan_env: Written<EnvVar>,
-    /// The agent's log-format env var and its read-write mount of the secrets volume, both
-    /// from the settings ([`super::container`]).
-    pub(super) log_env: Written<EnvVar>,
-    pub(super) agent_mount: Written<VolumeMount>,
-    /// The agent's fields from the settings and the owner ([`super::container::fixed`]).
-    pub(super) agent_fixed: Box<[u8]>,
+    /// What every agent container of the plan shares: its plan env var (`json`, which
+    /// wrapped containers get too) and the parts from the settings and the owner.
+    pub(super) agent: super::container::Shared,
     /// The secrets volume's read-only mount in app containers ([`super::wiring::app_mount`])
     /// and the volumes every injection adds ([`super::common::injected_volumes`]), from the
     /// settings.
@@ -96,17 +90,7 @@ impl Planned {
         let kube = super::access::kube_volumes(&plan);
         Self {
             kube,
-            plan_env: Written::new(super::wrap::Wrapping::plan_env(&json)),
-            log_env: Written::new(plain_env(
-                LOG_FORMAT_ENV,
-                settings.agent.log_format.to_string(),
-            )),
-            agent_mount: Written::new(VolumeMount {
-                name: super::VOLUME_NAME.into(),
-                mount_path: settings.layout.mount_path.clone(),
-                ..Default::default()
-            }),
-            agent_fixed: super::container::fixed(owner, settings),
+            agent: super::container::Shared::new(&json, owner, settings),
             app_mount: Written::new(super::wiring::app_mount(settings)),
             volumes: super::common::injected_volumes(settings)
                 .into_iter()
@@ -123,10 +107,11 @@ impl Planned {
     /// carries it (the refresh sidecar): the end of the env var's JSON,
     /// `{"name":"FLYTE_SECRET_PLAN","value":<the value's JSON>}`.
     pub(super) fn memo(&self) -> crate::json::Memo<'_> {
-        let env = self.plan_env.json();
+        let plan_env = &self.agent.plan_env;
+        let env = plan_env.json();
         let start =
             br#"{"name":"#.len() + crate::json::quoted(PLAN_ENV).len() + br#","value":"#.len();
-        let value = self.plan_env.value().value.as_deref().unwrap_or_default();
+        let value = plan_env.value().value.as_deref().unwrap_or_default();
         crate::json::Memo::new(value, &env[start..env.len() - 1])
     }
 }

@@ -11,7 +11,9 @@
 //! refresh sidecar is derived from it) and, in tests, checks every written agent against it.
 
 use flyte_secret_spec::backend::{Backend, SERVICE_ACCOUNT_TOKEN_FILE, VaultAuth};
-use flyte_secret_spec::env::{COPY_SELF_ENV, DEFAULT_TERMINATION_LOG, SERVICE_ACCOUNT_DIR};
+use flyte_secret_spec::env::{
+    COPY_SELF_ENV, DEFAULT_TERMINATION_LOG, LOG_FORMAT_ENV, SERVICE_ACCOUNT_DIR,
+};
 use flyte_secret_spec::plan::Owner;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, PodSpec, ResourceRequirements, SeccompProfile,
@@ -20,13 +22,12 @@ use k8s_openapi::api::core::v1::{
 use serde::Serialize;
 
 use super::access::KubeAccess;
-use super::cache::Planned;
 use super::common::{plain_env, same_path};
 use super::owner::Identity;
-use super::wrap::BIN_VOLUME_NAME;
-use super::{AGENT_CONTAINER, TOKEN_VOLUME_NAME};
+use super::wrap::{BIN_VOLUME_NAME, Wrapping};
+use super::{AGENT_CONTAINER, TOKEN_VOLUME_NAME, VOLUME_NAME};
 use crate::config::Settings;
-use crate::json::Part;
+use crate::json::{Part, Written};
 
 const COMMAND: &str = "/agent";
 const ARGS: &str = "init";
@@ -45,9 +46,39 @@ pub(super) struct Agent<'a> {
     fixed: &'a [u8],
 }
 
+/// What every agent container of one cached plan shares, written once with the plan
+/// ([`super::cache::Planned`], whose cache key holds the files' owner): the plan env var
+/// (which wrapped containers get too), the log-format env var, the read-write mount of the
+/// secrets volume, and the fields from the settings and the owner ([`Fixed`]).
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) plan_env: Written<EnvVar>,
+    log_env: Written<EnvVar>,
+    mount: Written<VolumeMount>,
+    /// [`Fixed`]'s members as JSON, without the braces: the middle of the agent's object.
+    fixed: Box<[u8]>,
+}
+
+impl Shared {
+    pub(super) fn new(plan_json: &str, owner: Owner, settings: &Settings) -> Self {
+        Self {
+            plan_env: Written::new(Wrapping::plan_env(plan_json)),
+            log_env: Written::new(plain_env(
+                LOG_FORMAT_ENV,
+                settings.agent.log_format.to_string(),
+            )),
+            mount: Written::new(VolumeMount {
+                name: VOLUME_NAME.into(),
+                mount_path: settings.layout.mount_path.clone(),
+                ..Default::default()
+            }),
+            fixed: fixed(owner, settings),
+        }
+    }
+}
+
 /// The agent's fields that only the settings and the files' owner decide, from `image` to
-/// `terminationMessagePolicy`, in k8s-openapi's order: written once with the plan (whose
-/// cache key holds the owner), between the env and the mounts.
+/// `terminationMessagePolicy`, in k8s-openapi's order, between the env and the mounts.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Fixed<'b> {
@@ -60,8 +91,8 @@ struct Fixed<'b> {
     termination_message_policy: &'b str,
 }
 
-/// [`Fixed`]'s members as JSON, without the braces: the middle of the agent's object.
-pub(super) fn fixed(owner: Owner, settings: &Settings) -> Box<[u8]> {
+/// [`Fixed`]'s members as JSON, without the braces.
+fn fixed(owner: Owner, settings: &Settings) -> Box<[u8]> {
     let agent = &settings.agent;
     let object = crate::json::to_vec(&Fixed {
         image: &agent.image,
@@ -150,7 +181,7 @@ impl Agent<'_> {
 
 pub(super) fn agent_container<'a>(
     spec: &PodSpec,
-    planned: &'a Planned,
+    shared: &'a Shared,
     identity: &Identity,
     settings: &'a Settings,
     access: &'a KubeAccess<'a>,
@@ -159,8 +190,8 @@ pub(super) fn agent_container<'a>(
 ) -> Agent<'a> {
     let agent = &settings.agent;
     let mut env = vec![
-        Part::Written(&planned.plan_env),
-        Part::Written(&planned.log_env),
+        Part::Written(&shared.plan_env),
+        Part::Written(&shared.log_env),
     ];
     if wraps {
         env.push(Part::Owned(plain_env(
@@ -171,7 +202,7 @@ pub(super) fn agent_container<'a>(
     env.extend(access.env.iter().map(Part::Borrowed));
     env.extend(agent.env.iter().map(Part::Borrowed));
 
-    let mut mounts = vec![Part::Written(&planned.agent_mount)];
+    let mut mounts = vec![Part::Written(&shared.mount)];
     // The pod's API token only when a backend logs in with it (Vault kubernetes/jwt auth);
     // Kubernetes Secrets come from the kubelet and the broker, never the API.
     let token = spec
@@ -216,7 +247,7 @@ pub(super) fn agent_container<'a>(
         pull_policy: agent.pull_policy.as_str(),
         resources: &agent.resources,
         owner: identity.owner,
-        fixed: &planned.agent_fixed,
+        fixed: &shared.fixed,
     }
 }
 

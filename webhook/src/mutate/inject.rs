@@ -38,7 +38,7 @@ pub(super) fn inject(
     check_conflicts(spec, settings)?;
     // The whole patch in one buffer: the agent (its plan env var holding the plan) and
     // about 2 KiB per five secrets besides.
-    let mut ops = Patch::with_capacity(4096 + planned.plan_env.json().len());
+    let mut ops = Patch::with_capacity(4096 + planned.agent.plan_env.json().len());
     ops.add(&["metadata", "annotations", INJECTED_ANNOTATION], "true");
     if let Some(gid) = identity.supplemental_group {
         add_supplemental_group(&mut ops, spec, gid);
@@ -65,7 +65,7 @@ pub(super) fn inject(
     if hands_over {
         volumes.push(Part::Owned(refresh::handover_volume()));
     }
-    let plan_env = Part::Written(&planned.plan_env);
+    let plan_env = Part::Written(&planned.agent.plan_env);
     let mut wrapping = Wrapping::new(plan_env, &app.unserved, settings, true, task, false);
     let mut wiring = Patch::with_capacity(2048);
     wire_all(&mut wiring, spec, app, settings, false, &mut wrapping)?;
@@ -84,7 +84,7 @@ pub(super) fn inject(
     warnings.extend(wrapping.warnings(&app.unserved, settings));
     let mut agent = agent_container(
         spec,
-        planned,
+        &planned.agent,
         identity,
         settings,
         &access,
