@@ -68,7 +68,7 @@ pub(super) struct Planned {
     /// What every agent container of the plan shares: its plan env var (`json`, which
     /// wrapped containers get too) and the parts from the settings and the owner.
     pub(super) agent: super::container::Shared,
-    /// The secrets volume's read-only mount in app containers ([`super::wiring::app_mount`])
+    /// The secrets volume's read-only mount in app containers ([`super::common::secrets_mount`])
     /// and the volumes every injection adds ([`super::common::injected_volumes`]), from the
     /// settings.
     pub(super) app_mount: Written<VolumeMount>,
@@ -91,7 +91,7 @@ impl Planned {
         Self {
             kube,
             agent: super::container::Shared::new(&json, owner, settings),
-            app_mount: Written::new(super::wiring::app_mount(settings)),
+            app_mount: Written::new(super::common::secrets_mount(settings, true)),
             volumes: super::common::injected_volumes(settings)
                 .into_iter()
                 .map(Written::new)

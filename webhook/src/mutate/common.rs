@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, ProjectedVolumeSource, ServiceAccountTokenProjection,
-    Volume, VolumeProjection,
+    Volume, VolumeMount, VolumeProjection,
 };
 
 use super::{TOKEN_VOLUME_NAME, VOLUME_NAME};
@@ -53,6 +53,17 @@ pub(super) fn env_value<'c>(c: &'c Container, name: &str) -> Option<&'c str> {
 /// Whether two paths name the same directory (trailing slashes aside).
 pub(super) fn same_path(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The secrets volume's mount at the mount path: read-write in the agent, read-only
+/// (`readOnly: true`) in the app containers.
+pub(super) fn secrets_mount(settings: &Settings, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: VOLUME_NAME.into(),
+        mount_path: settings.layout.mount_path.clone(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
 }
 
 /// The volumes every injection adds: the secrets emptyDir and, when configured, the

@@ -22,10 +22,10 @@ use k8s_openapi::api::core::v1::{
 use serde::Serialize;
 
 use super::access::KubeAccess;
-use super::common::{plain_env, same_path};
+use super::common::{plain_env, same_path, secrets_mount};
 use super::owner::Identity;
 use super::wrap::{BIN_VOLUME_NAME, Wrapping};
-use super::{AGENT_CONTAINER, TOKEN_VOLUME_NAME, VOLUME_NAME};
+use super::{AGENT_CONTAINER, TOKEN_VOLUME_NAME};
 use crate::config::Settings;
 use crate::json::{Part, Written};
 
@@ -67,11 +67,7 @@ impl Shared {
                 LOG_FORMAT_ENV,
                 settings.agent.log_format.to_string(),
             )),
-            mount: Written::new(VolumeMount {
-                name: VOLUME_NAME.into(),
-                mount_path: settings.layout.mount_path.clone(),
-                ..Default::default()
-            }),
+            mount: Written::new(secrets_mount(settings, false)),
             fixed: fixed(owner, settings),
         }
     }

@@ -10,8 +10,6 @@
 //! after, and wires our container itself; a copy is then absent and harmless). Only names
 //! and paths are copied, never a credential: the token stays a file the kubelet projects.
 
-use crate::json::Part;
-
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, VolumeMount};
 
 use flyte_secret_spec::backend::Backend;
@@ -19,6 +17,7 @@ use flyte_secret_spec::backend::Backend;
 use super::common::{env_value, same_path};
 use super::container::Agent;
 use crate::config::Settings;
+use crate::json::Part;
 
 /// One kind of workload identity: the env var naming its token file, and every env var its
 /// webhook sets.

@@ -22,9 +22,6 @@
 //! What is only warned about: secrets delivered as env vars (`secretKeyRef`, `agent exec`)
 //! keep the values the containers started with; only files are refreshed.
 
-use super::meta::Meta;
-use crate::json::Part;
-
 use flyte_secret_spec::backend::Backend;
 use flyte_secret_spec::env::{COPY_SELF_ENV, VAULT_HANDOVER_DIR, VAULT_HANDOVER_ENV};
 use flyte_secret_spec::plan::FetchPlan;
@@ -36,7 +33,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::Denial;
 use super::container::Agent;
+use super::meta::Meta;
 use crate::config::Settings;
+use crate::json::Part;
 
 /// Name of the refresh sidecar.
 pub const WATCH_CONTAINER: &str = "flyte-secret-agent-watch";

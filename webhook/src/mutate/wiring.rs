@@ -34,7 +34,7 @@ pub(super) struct AppWiring<'p> {
 impl<'p> AppWiring<'p> {
     /// The wiring of a derived plan: `env` from [`app_env`], `unserved` from
     /// [`super::wrap::unserved`] (indices into `plan`'s secrets) and `mount` from
-    /// [`app_mount`], all derived once per plan ([`super::cache::Planned`]).
+    /// [`super::common::secrets_mount`], all derived once per plan ([`super::cache::Planned`]).
     pub(super) fn new(
         plan: &'p FetchPlan,
         env: &'p [Written<EnvVar>],
@@ -52,16 +52,6 @@ impl<'p> AppWiring<'p> {
                 })
                 .collect(),
         }
-    }
-}
-
-/// The secrets volume's read-only mount in the app containers.
-pub(super) fn app_mount(settings: &Settings) -> VolumeMount {
-    VolumeMount {
-        name: VOLUME_NAME.into(),
-        mount_path: settings.layout.mount_path.clone(),
-        read_only: Some(true),
-        ..Default::default()
     }
 }
 

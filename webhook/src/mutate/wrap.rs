@@ -30,8 +30,6 @@
 //! nothing is wrapped, and (as without wrapping) every ENV_VAR secret no `secretKeyRef` can
 //! carry gets that warning.
 
-use crate::json::Part;
-
 use flyte_secret_spec::MountRequirement;
 use flyte_secret_spec::backend::{Backend, secret_key_refs};
 use flyte_secret_spec::plan::{FetchPlan, PLAN_ENV, PlannedSecret};
@@ -39,6 +37,7 @@ use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume
 
 use super::common::{escape_expansion, plain_env, same_path};
 use crate::config::Settings;
+use crate::json::Part;
 
 /// Name of the in-memory volume holding the agent binary for `agent exec`.
 pub const BIN_VOLUME_NAME: &str = "flyte-secret-agent-bin";
