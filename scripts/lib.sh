@@ -49,7 +49,7 @@ CARGO_TARGET=${CARGO_TARGET_DIR:-target}
 KUBE_STANDIN_BIN=$CARGO_TARGET/debug/kube-standin
 
 # The apt packages the scripts, tests and demo need (see scripts/deps.sh).
-APT_PACKAGES=(musl-tools lld bubblewrap postgresql file curl jq wrk shellcheck python3 util-linux)
+APT_PACKAGES=(musl-tools lld bubblewrap postgresql file curl openssl jq wrk shellcheck python3 util-linux)
 MUSL_TARGET=x86_64-unknown-linux-musl
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -384,6 +384,37 @@ pub fn load_test_review(n: usize) -> Value {
     Review::new(&pod).build()
 }
 
+/// The reviews the static webhook's profile-guided build trains on (`images/pgo.sh`), with
+/// how many of each a training round sends: mostly the load test's pod (the plan cache's hit,
+/// as every pod of a map task or a workflow's runs after the first), the same with 1 and 20
+/// secrets, a pod with sidecars, and the paths a webhook also takes: an unlabelled pod
+/// (allowed untouched) and an annotation that does not decode (denied). `images/pgo/` holds
+/// them as files (the image build has no testkit); a test keeps those equal to these.
+pub fn pgo_corpus() -> Vec<(&'static str, usize, Value)> {
+    let review = |pod: Value| Review::new(&pod).build();
+    let pod = |n| {
+        FlytePod::new(&mixed_requests(n))
+            .without_env("FLYTE_SECRETS_DEFAULT_DIR")
+            .security_context(json!({"runAsUser": 1000, "runAsGroup": 1000}))
+    };
+    vec![
+        ("flyte-5", 10, load_test_review(5)),
+        ("flyte-1", 4, load_test_review(1)),
+        ("flyte-20", 2, load_test_review(20)),
+        ("sidecars", 2, review(pod(3).sidecars().build())),
+        (
+            "unlabelled",
+            1,
+            review(pod(5).without_label(INJECT_LABEL).build()),
+        ),
+        (
+            "bad-annotation",
+            1,
+            review(pod(1).annotation("flyte.secrets/s1", "not-base32!").build()),
+        ),
+    ]
+}
+
 /// The JSONPatch bytes of an AdmissionReview response (base64 in `response.patch`).
 pub fn patch_of(response: &Value) -> Vec<u8> {
     let encoded = response["response"]["patch"]
@@ -462,6 +493,59 @@ mod tests {
         );
         let parsed: Pod = serde_json::from_value(pod).expect("a Pod");
         assert_eq!(parsed.metadata.namespace.as_deref(), Some(NAMESPACE));
+    }
+
+    /// `images/pgo/` is what [`pgo_corpus`] builds (`FSA_UPDATE_PGO_CORPUS=1` rewrites it).
+    #[test]
+    fn the_pgo_corpus_files_are_the_fixtures() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/pgo");
+        let corpus = pgo_corpus();
+        let mut index = String::from("# count\tfile (written by testkit's pgo_corpus)\n");
+        let mut files = vec![("corpus.tsv".to_string(), String::new())];
+        for (name, count, review) in &corpus {
+            index.push_str(&format!("{count}\t{name}.json\n"));
+            files.push((format!("{name}.json"), format!("{review}\n")));
+        }
+        files[0].1 = index;
+        if std::env::var_os("FSA_UPDATE_PGO_CORPUS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            for (file, text) in &files {
+                std::fs::write(dir.join(file), text).unwrap();
+            }
+        }
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("images/pgo (FSA_UPDATE_PGO_CORPUS=1 writes it)")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut expected: Vec<String> = files.iter().map(|(f, _)| f.clone()).collect();
+        expected.sort();
+        assert_eq!(
+            on_disk, expected,
+            "images/pgo holds other files than the corpus"
+        );
+        for (file, text) in &files {
+            let found = std::fs::read_to_string(dir.join(file)).unwrap();
+            assert!(
+                found == *text,
+                "images/pgo/{file} differs from pgo_corpus(): run this test with \
+                 FSA_UPDATE_PGO_CORPUS=1"
+            );
+        }
+        // Each kind of review does what its name says, so the training takes each path.
+        let review = |name: &str| corpus.iter().find(|(n, ..)| *n == name).unwrap().2.clone();
+        assert!(
+            review("unlabelled")["request"]["object"]["metadata"]["labels"]
+                .get(INJECT_LABEL)
+                .is_none()
+        );
+        assert_eq!(
+            review("sidecars")["request"]["object"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

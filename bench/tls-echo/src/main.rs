@@ -25,6 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
 fn usage() -> ! {
@@ -71,8 +72,15 @@ fn serve(args: &[String]) {
     runtime.block_on(async move {
         let listener = TcpListener::bind(listen).await.expect("bind");
         eprintln!("tls-echo: serving {} bytes on https://{listen}", body.len());
+        // SIGTERM ends the process through `exit` (its atexit handlers run: a build with
+        // `-Cprofile-generate` writes its profile there, see images/pgo.sh).
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = term.recv() => std::process::exit(0),
+            };
+            let Ok((tcp, _)) = accepted else {
                 continue;
             };
             let _ = tcp.set_nodelay(true);
