@@ -96,19 +96,32 @@ pgo_drive() {
   log "PGO training: $total reviews answered"
 }
 
-# pgo_train_webhook BINARY RAW_DIR: serves BINARY (a `-Cprofile-generate=RAW_DIR` build of the webhook)
-# the corpus and stops it so that it writes its profile.
+# pgo_train_webhook BINARY RAW_DIR: serves BINARY (a `-Cprofile-generate=RAW_DIR` build of the
+# webhook) the corpus and stops it so that it writes its profile: as deploy/ runs it (JSON
+# log lines at info, one per admission), then with its default plain lines, a quarter as
+# long. The two runs' counts merge into one file (the runtime merges by binary).
 pgo_train_webhook() {
-  local bin=$1 raw=$2 work port admin pid
+  local bin=$1 raw=$2 rounds=${PGO_ROUNDS:-400}
+  pgo_serve_webhook "$bin" json $((rounds * 3 / 4)) &&
+    pgo_serve_webhook "$bin" plain $((rounds / 4)) || return 1
+  compgen -G "$raw/*.profraw" >/dev/null || {
+    log "the instrumented webhook wrote no profile in $raw"
+    return 1
+  }
+}
+
+# pgo_serve_webhook BINARY FORMAT ROUNDS: one training server, stopped with SIGTERM.
+pgo_serve_webhook() {
+  local bin=$1 format=$2 rounds=$3 work port admin pid
   work=$(mktemp -d)
   pgo_cert "$work" || die "openssl could not make the training certificate"
   port=$(pgo_free_port) || die "no free loopback port"
   admin=$(pgo_free_port) || die "no free loopback port"
-  "$bin" serve --listen "$HOST:$port" --admin-listen "$HOST:$admin" \
-    --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --log warn >"$work/serve.log" 2>&1 &
+  "$bin" --log-format "$format" serve --listen "$HOST:$port" --admin-listen "$HOST:$admin" \
+    --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" >"$work/serve.log" 2>&1 &
   pid=$!
   if ! wait_until 30 "the instrumented webhook" port_open "$port" ||
-    ! pgo_drive "https://$HOST:$port/mutate--v1-pod" "$work/tls.crt" "${PGO_ROUNDS:-400}"; then
+    ! pgo_drive "https://$HOST:$port/mutate--v1-pod" "$work/tls.crt" "$rounds"; then
     kill "$pid" 2>/dev/null
     log_tail "$work/serve.log"
     rm -rf "$work"
@@ -116,11 +129,9 @@ pgo_train_webhook() {
   fi
   kill -TERM "$pid"
   wait "$pid" || true
+  # One line per admission: the log line was on the trained path.
+  log "PGO training ($format log lines): $(grep -c 'flyte_secret_webhook::admission' "$work/serve.log" || true) lines logged"
   rm -rf "$work"
-  compgen -G "$raw/*.profraw" >/dev/null || {
-    log "the instrumented webhook wrote no profile in $raw"
-    return 1
-  }
 }
 
 # pgo_build TARGET PACKAGE BIN OUT_FILE TRAIN_FUNCTION [CARGO_ARGS...]: steps 1-4 above.
